@@ -1,0 +1,53 @@
+# Two commands matter: `make run` (the app on devhost with Azurite) and `make test` (the whole suite).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint fmt bench soak train lock clean setup
+
+setup: $(STAMP) $(NPM_STAMP) local.settings.json
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+local.settings.json:
+	cp local.settings.sample.json local.settings.json
+
+run: setup
+	$(PY) -m devhost
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+fmt: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: setup
+	$(PY) -m benchmarks
+
+soak: setup
+	$(PY) -m pytest -m soak -p no:cacheprovider $(PYTEST_ARGS)
+
+train: $(STAMP)
+	$(PY) -m training --data data/height_weight.csv --out models/height-weight
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf $(VENV) node_modules .devhost .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,7 @@
+"""Thin activity adapters: unpack JSON input -> call shared/ -> return JSON-able output."""
+
+import azure.durable_functions as df
+
+bp = df.Blueprint()
+
+__all__ = ["bp"]

@@ -1,0 +1,29 @@
+"""The app's error hierarchy: messages quote the offending value and say what was expected."""
+
+
+class AppError(Exception):
+    """Base of every error the app raises on purpose."""
+
+
+class SettingsError(AppError):
+    """A setting is missing, malformed, or a reference to it cannot be resolved."""
+
+
+class InputError(AppError):
+    """A caller's input (HTTP body, event, CSV) is not what was expected."""
+
+
+class NotFoundError(AppError):
+    """Something the caller named does not exist."""
+
+
+class ModelError(AppError):
+    """A model artifact is missing, inconsistent or cannot be loaded."""
+
+
+class ComputeError(AppError):
+    """An Azure ML compute operation failed."""
+
+
+class ScoringError(AppError):
+    """A scoring run cannot complete (bad input beyond the error threshold, missing columns, ...)."""

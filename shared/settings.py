@@ -1,0 +1,281 @@
+"""Every setting the app reads, declared once with its type, default and secrecy.
+
+Settings are read through `Setting.get(env)` over an injectable environ mapping (default `os.environ`),
+so tests and devhost pass their own. A missing or malformed value fails fast with the setting's name
+and what was expected; a secret's value is never part of a message or a repr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from shared.errors import SettingsError
+
+T = TypeVar("T")
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_URI = str(APP_ROOT / "models" / "height-weight")
+
+KEYVAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_int(minimum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError("expected an integer") from None
+        if minimum is not None and value < minimum:
+            raise ValueError(f"expected an integer >= {minimum}")
+        return value
+
+    return parse
+
+
+def _parse_float(minimum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not value >= minimum:  # also rejects NaN
+            raise ValueError(f"expected a number >= {minimum}")
+        return value
+
+    return parse
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_csv_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in re.split(r"[,;\s]+", raw) if item.strip())
+
+
+_CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+
+
+def _parse_container(raw: str) -> str:
+    value = raw.strip()
+    if not _CONTAINER_RE.match(value):
+        raise ValueError("expected a blob container name (3-63 lowercase letters, digits and single hyphens)")
+    return value
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One Azure ML workspace, as named in AML_WORKSPACES (`subscription/resource-group/workspace`)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.subscription_id}/{self.resource_group}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> Workspace:
+        parts = [p.strip() for p in text.strip().strip("/").split("/")]
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"expected 'subscription/resource-group/workspace', got {text!r}")
+        return cls(*parts)
+
+
+def _parse_workspaces(raw: str) -> tuple[Workspace, ...]:
+    items = _parse_csv_list(raw)
+    if not items:
+        raise ValueError("expected one or more 'subscription/resource-group/workspace'")
+    workspaces = tuple(Workspace.parse(item) for item in items)
+    keys = [w.key for w in workspaces]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"workspace listed twice: {', '.join(duplicates)}")
+    return workspaces
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One app setting: its name, how to parse it, its default (None = required) and whether it is secret."""
+
+    name: str
+    parse: Callable[[str], T]
+    default: str | None = None
+    secret: bool = False
+    doc: str = ""
+
+    def raw(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The value as configured (Key Vault references resolved), or None when unset and without default."""
+        env = os.environ if env is None else env
+        value = env.get(self.name)
+        if value is None or not value.strip():
+            return self.default
+        if value.lstrip().startswith(KEYVAULT_REFERENCE_PREFIX):
+            # The platform leaves an unresolvable reference as its literal text; resolve it ourselves.
+            from shared.keyvault import resolve_reference
+
+            return resolve_reference(self.name, value.strip(), env)
+        return value
+
+    def get(self, env: Mapping[str, str] | None = None) -> T:
+        value = self.raw(env)
+        if value is None:
+            raise SettingsError(f"setting {self.name} is required but not set ({self.doc})")
+        try:
+            return self.parse(value)
+        except ValueError as err:
+            shown = "<secret>" if self.secret else repr(value)
+            raise SettingsError(f"setting {self.name}={shown} is malformed: {err}") from None
+
+    def __repr__(self) -> str:
+        return f"Setting({self.name!r}, secret={self.secret})"
+
+
+def _setting(name: str, parse: Callable[[str], Any], default: str | None, doc: str, secret: bool = False) -> Any:
+    spec = Setting(name, parse, default, secret, doc)
+    ALL_SETTINGS[name] = spec
+    return spec
+
+
+ALL_SETTINGS: dict[str, Setting[Any]] = {}
+
+# --- Azure ML compute shutdown -------------------------------------------------------------------------
+AML_WORKSPACES: Setting[tuple[Workspace, ...]] = _setting(
+    "AML_WORKSPACES", _parse_workspaces, None,
+    "workspaces to manage: 'subscription/resource-group/workspace', comma-separated")
+SHUTDOWN_SCHEDULE: Setting[str] = _setting(
+    "SHUTDOWN_SCHEDULE", _parse_str, "0 0 22 * * *", "NCRONTAB schedule of the nightly shutdown (UTC)")
+SHUTDOWN_MODE: Setting[str] = _setting(
+    "SHUTDOWN_MODE", _parse_choice("opt-out", "opt-in"), "opt-out",
+    "opt-out: stop every running instance unless exempt; opt-in: only instances tagged for shutdown")
+SHUTDOWN_EXEMPT_TAG: Setting[str] = _setting(
+    "SHUTDOWN_EXEMPT_TAG", _parse_str, "auto-shutdown", "tag whose value off/false/exempt exempts an instance")
+SHUTDOWN_KEEP_ALIVE_TAG: Setting[str] = _setting(
+    "SHUTDOWN_KEEP_ALIVE_TAG", _parse_str, "keep-alive-until", "tag holding an ISO 8601 time to keep until")
+SHUTDOWN_DRY_RUN: Setting[bool] = _setting(
+    "SHUTDOWN_DRY_RUN", _parse_bool, "false", "decide and report but stop nothing")
+SHUTDOWN_STOP_TIMEOUT_SECONDS: Setting[int] = _setting(
+    "SHUTDOWN_STOP_TIMEOUT_SECONDS", _parse_int(1), "1200", "how long to wait for an instance to reach Stopped")
+SHUTDOWN_POLL_SECONDS: Setting[int] = _setting(
+    "SHUTDOWN_POLL_SECONDS", _parse_int(1), "30", "interval of the durable-timer state checks")
+AML_ARM_ENDPOINT: Setting[str] = _setting(
+    "AML_ARM_ENDPOINT", _parse_str, "https://management.azure.com/",
+    "Azure Resource Manager endpoint used by MLClient")
+AML_POLLING_INTERVAL_SECONDS: Setting[float] = _setting(
+    "AML_POLLING_INTERVAL_SECONDS", _parse_float(0.0), "5", "polling interval of long-running ARM operations")
+
+# --- Storage and batch scoring -------------------------------------------------------------------------
+DATA_STORAGE: Setting[str] = _setting(
+    "DATA_STORAGE", _parse_str, "",
+    "connection string of the data storage account (local); in Azure use DATA_STORAGE__serviceUri",
+    secret=True)
+DATA_STORAGE_SERVICE_URI: Setting[str] = _setting(
+    "DATA_STORAGE__serviceUri", _parse_str, "", "blob endpoint of the data storage account (identity-based)")
+DATA_STORAGE_CLIENT_ID: Setting[str] = _setting(
+    "DATA_STORAGE__clientId", _parse_str, "", "client id of the user-assigned identity used for storage")
+SCORING_INPUT_CONTAINER: Setting[str] = _setting(
+    "SCORING_INPUT_CONTAINER", _parse_container, "incoming", "container watched for CSV uploads")
+SCORING_OUTPUT_CONTAINER: Setting[str] = _setting(
+    "SCORING_OUTPUT_CONTAINER", _parse_container, "predictions", "container receiving predictions CSVs")
+SCORING_ERRORS_CONTAINER: Setting[str] = _setting(
+    "SCORING_ERRORS_CONTAINER", _parse_container, "scoring-errors", "container receiving bad-row CSVs")
+SCORING_CHUNK_BYTES: Setting[int] = _setting(
+    "SCORING_CHUNK_BYTES", _parse_int(1024), str(32 * 1024 * 1024), "target size of one scoring chunk")
+SCORING_ERROR_THRESHOLD: Setting[int] = _setting(
+    "SCORING_ERROR_THRESHOLD", _parse_int(-1), "-1", "bad rows tolerated before nothing is committed; -1 = no limit")
+SCORING_WAVE_SIZE: Setting[int] = _setting(
+    "SCORING_WAVE_SIZE", _parse_int(1), "64", "chunks scored by one sub-orchestration (bounds history size)")
+REPORTS_CONTAINER: Setting[str] = _setting(
+    "REPORTS_CONTAINER", _parse_container, "reports", "container receiving shutdown reports")
+
+# --- Model and real-time scoring ----------------------------------------------------------------------
+MODEL_URI: Setting[str] = _setting(
+    "MODEL_URI", _parse_str, DEFAULT_MODEL_URI,
+    "model directory path, blob URL, or azureml:NAME:VERSION")
+SCORE_MAX_BODY_BYTES: Setting[int] = _setting(
+    "SCORE_MAX_BODY_BYTES", _parse_int(1), str(1024 * 1024), "largest body /api/score accepts")
+
+# --- Key Vault and telemetry ---------------------------------------------------------------------------
+KEYVAULT_REFRESH_SECONDS: Setting[int] = _setting(
+    "KEYVAULT_REFRESH_SECONDS", _parse_int(0), str(24 * 3600), "how long a resolved Key Vault reference is cached")
+APPLICATIONINSIGHTS_CONNECTION_STRING: Setting[str] = _setting(
+    "APPLICATIONINSIGHTS_CONNECTION_STRING", _parse_str, "", "Application Insights connection string", secret=True)
+OTEL_EXPORTER_OTLP_ENDPOINT: Setting[str] = _setting(
+    "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, "", "OTLP endpoint to export telemetry to when set")
+
+
+@dataclass(frozen=True)
+class ShutdownSettings:
+    """What the shutdown starters and orchestration need, read together so a bad value fails at once."""
+
+    workspaces: tuple[Workspace, ...]
+    mode: str
+    exempt_tag: str
+    keep_alive_tag: str
+    dry_run: bool
+    stop_timeout_seconds: int
+    poll_seconds: int
+    arm_endpoint: str
+    polling_interval_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ShutdownSettings:
+        return cls(
+            workspaces=AML_WORKSPACES.get(env),
+            mode=SHUTDOWN_MODE.get(env),
+            exempt_tag=SHUTDOWN_EXEMPT_TAG.get(env),
+            keep_alive_tag=SHUTDOWN_KEEP_ALIVE_TAG.get(env),
+            dry_run=SHUTDOWN_DRY_RUN.get(env),
+            stop_timeout_seconds=SHUTDOWN_STOP_TIMEOUT_SECONDS.get(env),
+            poll_seconds=SHUTDOWN_POLL_SECONDS.get(env),
+            arm_endpoint=AML_ARM_ENDPOINT.get(env),
+            polling_interval_seconds=AML_POLLING_INTERVAL_SECONDS.get(env),
+        )
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """Containers and limits of batch scoring."""
+
+    input_container: str
+    output_container: str
+    errors_container: str
+    chunk_bytes: int
+    error_threshold: int
+    wave_size: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ScoringSettings:
+        return cls(
+            input_container=SCORING_INPUT_CONTAINER.get(env),
+            output_container=SCORING_OUTPUT_CONTAINER.get(env),
+            errors_container=SCORING_ERRORS_CONTAINER.get(env),
+            chunk_bytes=SCORING_CHUNK_BYTES.get(env),
+            error_threshold=SCORING_ERROR_THRESHOLD.get(env),
+            wave_size=SCORING_WAVE_SIZE.get(env),
+        )

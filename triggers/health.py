@@ -1,0 +1,12 @@
+"""`GET /api/health`: a cheap liveness probe that loads nothing heavy."""
+
+import json
+
+import azure.functions as func
+
+from triggers import bp
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({"status": "ok"}), mimetype="application/json")
