@@ -1,0 +1,71 @@
+"""Event Grid webhook semantics: parsing a delivery (Event Grid or CloudEvents schema) and the validation handshake."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+EVENTGRID_REQUIRED = ("id", "eventType", "subject", "eventTime", "data", "dataVersion")
+CLOUDEVENT_REQUIRED = ("id", "source", "type", "specversion")
+MAX_EVENTS_PER_DELIVERY = 5000
+
+
+class DeliveryError(ValueError):
+    """A delivery is malformed; the message names what is wrong (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    kind: str  # "validation" or "notification"
+    events: tuple[dict[str, Any], ...]
+    validation_code: str | None = None
+
+
+def parse_delivery(body: bytes, event_type_header: str | None, content_type: str | None) -> Delivery:
+    header = (event_type_header or "").strip()
+    is_cloudevents = "cloudevents" in (content_type or "").lower()
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DeliveryError(f"body is not JSON: {err}") from None
+    if isinstance(payload, dict):
+        if not (is_cloudevents or "specversion" in payload):
+            raise DeliveryError("body must be a JSON array of events (a single object only for CloudEvents)")
+        payload = [payload]
+    if not isinstance(payload, list) or not payload:
+        raise DeliveryError("body must be a non-empty JSON array of events")
+    if len(payload) > MAX_EVENTS_PER_DELIVERY:
+        raise DeliveryError(f"a delivery holds at most {MAX_EVENTS_PER_DELIVERY} events, got {len(payload)}")
+    for position, event in enumerate(payload):
+        _check_event(position, event)
+
+    if header == "SubscriptionValidation":
+        event = payload[0]
+        code = event.get("data", {}).get("validationCode") if isinstance(event.get("data"), dict) else None
+        if len(payload) != 1 or event.get("eventType") != VALIDATION_EVENT or not isinstance(code, str) or not code:
+            raise DeliveryError(
+                f"a SubscriptionValidation delivery must hold one {VALIDATION_EVENT} event with data.validationCode"
+            )
+        return Delivery("validation", tuple(payload), code)
+    if header == "Notification" or (not header and is_cloudevents):
+        if any(e.get("eventType") == VALIDATION_EVENT for e in payload):
+            raise DeliveryError(f"{VALIDATION_EVENT} must come with header aeg-event-type: SubscriptionValidation")
+        return Delivery("notification", tuple(payload))
+    raise DeliveryError(
+        f"header aeg-event-type is {header!r}; expected 'Notification' or 'SubscriptionValidation'"
+    )
+
+
+def _check_event(position: int, event: Any) -> None:
+    if not isinstance(event, dict):
+        raise DeliveryError(f"event [{position}] is not a JSON object")
+    required = CLOUDEVENT_REQUIRED if "specversion" in event else EVENTGRID_REQUIRED
+    missing = [name for name in required if name not in event]
+    if missing:
+        schema = "CloudEvents 1.0" if "specversion" in event else "Event Grid"
+        raise DeliveryError(f"event [{position}] lacks {', '.join(missing)} required by the {schema} schema")
+    for name in ("id", "eventType", "subject", "type", "source"):
+        if name in event and not isinstance(event[name], str):
+            raise DeliveryError(f"event [{position}] field {name!r} must be a string")

@@ -1,0 +1,341 @@
+"""The local Functions host: settings, Azurite, stand-ins, the Durable engine and its workers, HTTP, timers, relay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+from devhost.azurite import ACCOUNT_NAME, Azurite, connection_string, free_port
+from devhost.config import APP_ROOT, ConfigError, HostJson, HostOptions, load_local_settings
+from devhost.durable_api import DurableApi
+from devhost.index import AppIndex, FunctionSpec, index_app, load_app
+from devhost.relay import BlobRelay, parse_subscriptions
+from devhost.server import FunctionFailed, HostServer, Invoker
+from devhost.timers import Schedule, ScheduleError, resolve_setting_expression
+
+log = logging.getLogger("devhost")
+
+DEV_STORAGE = "UseDevelopmentStorage=true"
+
+
+class WorkerPool:
+    """FUNCTIONS_WORKER_PROCESS_COUNT worker processes running orchestrators and activities; restarts the dead."""
+
+    def __init__(self, count: int, address: str, script_root: str, max_activities: int, max_orchestrations: int):
+        self.count = count
+        self.address = address
+        self.script_root = script_root
+        self.max_activities = max_activities
+        self.max_orchestrations = max_orchestrations
+        self.processes: list[subprocess.Popen[str] | None] = [None] * count
+        self._ready = [threading.Event() for _ in range(count)]
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    def _spawn(self, slot: int) -> None:
+        self._ready[slot].clear()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devhost.worker", "--address", self.address, "--script-root", self.script_root,
+             "--max-activities", str(self.max_activities), "--max-orchestrations", str(self.max_orchestrations),
+             "--name", f"worker{slot}"],
+            # No preexec_fn: forking a process whose gRPC threads are running is unsafe; the worker watches
+            # its parent instead and exits when devhost is gone.
+            cwd=str(APP_ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )
+        self.processes[slot] = proc
+        threading.Thread(target=self._forward, args=(slot, proc), daemon=True).start()
+
+    def _forward(self, slot: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip().endswith("ready"):
+                self._ready[slot].set()
+            else:
+                sys.stdout.write(line)
+
+    def start(self, timeout: float = 60.0) -> None:
+        for slot in range(self.count):
+            self._spawn(slot)
+        deadline = time.monotonic() + timeout
+        for slot, ready in enumerate(self._ready):
+            while not ready.wait(0.05):
+                proc = self.processes[slot]
+                if proc is not None and proc.poll() is not None:
+                    raise ConfigError(f"worker {slot} exited with code {proc.returncode} while starting (see above)")
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"worker {slot} did not start within {timeout:.0f} s")
+        self._watchdog = threading.Thread(target=self._watch, name="worker-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for slot, proc in enumerate(self.processes):
+                if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                    log.warning("worker %d (pid %d) exited with code %s; starting a new one",
+                                slot, proc.pid, proc.returncode)
+                    self._spawn(slot)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p is not None]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for proc in self.processes:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes:
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class DevHost:
+    """Everything `python -m devhost` runs, startable from a test or the command line."""
+
+    def __init__(self, options: HostOptions):
+        self.options = options
+        self.key = ""
+        self.azurite: Azurite | None = None
+        self.backend: Any = None
+        self.grpc_client: Any = None
+        self.workers: WorkerPool | None = None
+        self.relay: BlobRelay | None = None
+        self.index: AppIndex | None = None
+        self.standins: list[Any] = []
+        self._runner: web.AppRunner | None = None
+        self._timer_tasks: list[asyncio.Task[None]] = []
+        self._session: ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.port}"
+
+    # --- start-up ---------------------------------------------------------------------------------------
+    def _prepare_environment(self) -> None:
+        opts = self.options
+        settings_file = opts.settings_file or (opts.script_root / "local.settings.json")
+        applied = load_local_settings(settings_file)
+        for name, value in opts.extra_env.items():
+            os.environ[name] = value
+        log.info("settings: %d values from %s", len(applied), settings_file)
+        self.key = os.environ.get("DEVHOST_KEY") or secrets.token_urlsafe(24)
+        os.environ["DEVHOST_KEY"] = self.key
+        opts.state_dir.mkdir(parents=True, exist_ok=True)
+
+        storage = connection_string(opts.host if opts.host != "0.0.0.0" else "127.0.0.1", opts.azurite_port)
+        if opts.azurite:
+            self.azurite = Azurite(opts.state_dir / "azurite", port=opts.azurite_port).start()
+            storage = self.azurite.connection_string
+        # What `UseDevelopmentStorage=true` means, with the port devhost actually uses.
+        for name, value in list(os.environ.items()):
+            if value.strip() == DEV_STORAGE:
+                os.environ[name] = storage
+        os.environ.setdefault("AzureWebJobsStorage", storage)
+        self._start_standins()
+
+    def _start_standins(self) -> None:
+        from devhost.standins_setup import start_standins
+
+        self.standins = start_standins(os.environ, self.options.state_dir)
+
+    def _start_durable(self, index: AppIndex, host_json: HostJson) -> DurableApi | None:
+        orchestrators = index.by_type("orchestrationTrigger")
+        if not orchestrators and not index.by_type("activityTrigger"):
+            return None
+        from durabletask.client import TaskHubGrpcClient
+        from durabletask.testing import create_test_backend
+
+        for name in ("durabletask", "durabletask-worker", "durabletask-client"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        port = free_port()
+        self.backend = create_test_backend(port=port)
+        address = f"127.0.0.1:{port}"
+        engine_log = logging.getLogger("devhost.engine")
+        engine_log.setLevel(logging.WARNING)
+        self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)
+        count = int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or self.options.workers or os.cpu_count() or 1)
+        self.workers = WorkerPool(count, address, str(self.options.script_root),
+                                  host_json.max_concurrent_activities, host_json.max_concurrent_orchestrations)
+        self.workers.start()
+        return DurableApi(self.grpc_client, host_json.hub_name, {s.name for s in orchestrators}, self.key)
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        self._loop = asyncio.get_running_loop()
+        opts = self.options
+        self._prepare_environment()
+        host_json = HostJson.load(opts.script_root / "host.json")
+        app = load_app(opts.script_root)
+        self.index = index = index_app(app)
+        durable = await asyncio.get_running_loop().run_in_executor(None, self._start_durable, index, host_json)
+        rpc_token = secrets.token_hex(16)
+        rpc_base = f"http://127.0.0.1:{opts.port}/_rpc/{rpc_token}/durabletask/"
+        invoker = Invoker(index, str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
+        self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token)
+        self._runner = web.AppRunner(self.server.application(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, opts.host, opts.port, backlog=1024).start()
+        self._session = ClientSession(timeout=ClientTimeout(total=600))
+        self._start_timers(index, invoker)
+        self._start_relay(index)
+        self._print_functions(index, host_json, time.perf_counter() - started)
+
+    def _print_functions(self, index: AppIndex, host_json: HostJson, seconds: float) -> None:
+        prefix = f"/{host_json.route_prefix}" if host_json.route_prefix else ""
+        lines = ["", "Functions:", ""]
+        for spec in index.functions:
+            kind = spec.trigger_type
+            if kind == "httpTrigger":
+                assert spec.route is not None
+                methods = ",".join(sorted(spec.methods)) or "ALL"
+                lines.append(f"        {spec.name}: [{methods}] {self.base_url}{prefix}/{spec.route.template}"
+                             f"  ({spec.auth_level})")
+            elif kind == "eventGridTrigger":
+                lines.append(f"        {spec.name}: eventGridTrigger  {self.base_url}/runtime/webhooks/eventgrid"
+                             f"?functionName={spec.name}")
+            elif kind == "timerTrigger":
+                lines.append(f"        {spec.name}: timerTrigger ({spec.trigger.get('schedule')})")
+            else:
+                lines.append(f"        {spec.name}: {kind}")
+        lines.append("")
+        if self.azurite:
+            lines.append(f"Azurite blob service: {self.azurite.blob_endpoint} (data in {self.azurite.location})")
+        if self.workers:
+            lines.append(f"Durable Task engine: in-memory, {self.workers.count} worker process(es), "
+                         f"task hub {host_json.hub_name}")
+        for standin in self.standins:
+            lines.append(f"Stand-in: {standin}")
+        lines.append(f"Function key (DEVHOST_KEY): {self.key}")
+        lines.append(f"Host started in {seconds:.2f} s; listening on {self.base_url}. Press Ctrl+C to stop.")
+        print("\n".join(lines), flush=True)
+
+    # --- timers -----------------------------------------------------------------------------------------
+    def _start_timers(self, index: AppIndex, invoker: Invoker) -> None:
+        for spec in index.by_type("timerTrigger"):
+            try:
+                expression = resolve_setting_expression(str(spec.trigger.get("schedule", "")), os.environ)
+                schedule = Schedule.parse(expression)
+            except ScheduleError as err:
+                raise ConfigError(f"timer function {spec.name}: {err}") from err
+            self._timer_tasks.append(asyncio.create_task(self._run_timer(spec, schedule, invoker)))
+
+    async def _run_timer(self, spec: FunctionSpec, schedule: Schedule, invoker: Invoker) -> None:
+        try:
+            await self._timer_loop(spec, schedule, invoker)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("timer of %s stopped", spec.name)
+
+    async def _timer_loop(self, spec: FunctionSpec, schedule: Schedule, invoker: Invoker) -> None:
+        if spec.trigger.get("runOnStartup"):
+            await self._fire(spec, invoker, past_due=False)
+        due = schedule.next_after(datetime.now(UTC))
+        while True:
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            late = (datetime.now(UTC) - due).total_seconds()
+            await self._fire(spec, invoker, past_due=late > 1.0)
+            # Skip occurrences missed while the function ran, as the host's schedule monitor does.
+            due = schedule.next_after(max(due, datetime.now(UTC)))
+
+    async def _fire(self, spec: FunctionSpec, invoker: Invoker, past_due: bool) -> None:
+        from azure.functions.timer import TimerRequest
+
+        timer = TimerRequest(past_due=past_due)
+        try:
+            await invoker.invoke(spec, timer, self.base_url, None)
+        except FunctionFailed:
+            pass  # logged by the invoker; the next occurrence still fires
+
+    # --- Event Grid relay -------------------------------------------------------------------------------
+    def _start_relay(self, index: AppIndex) -> None:
+        try:
+            subscriptions = parse_subscriptions(os.environ.get("DEVHOST_EVENTGRID_SUBSCRIPTIONS", ""))
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        if not subscriptions:
+            return
+        unknown = [s.function for s in subscriptions if index.get(s.function) is None]
+        if unknown:
+            raise ConfigError(f"DEVHOST_EVENTGRID_SUBSCRIPTIONS names unknown function(s): {', '.join(unknown)}")
+        storage = os.environ["AzureWebJobsStorage"]
+        self.relay = BlobRelay(storage, subscriptions, self.options.state_dir / "relay-state.json",
+                               self._deliver_from_thread)
+        self.relay.start()
+
+    def _deliver_from_thread(self, function: str, event: dict[str, Any]) -> bool:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._deliver(function, event), self._loop)
+        return future.result()
+
+    async def _deliver(self, function: str, event: dict[str, Any]) -> bool:
+        assert self._session is not None
+        url = f"{self.base_url}/runtime/webhooks/eventgrid"
+        params = {"functionName": function, "code": self.key}
+        headers = {"aeg-event-type": "Notification", "Content-Type": "application/json"}
+        async with self._session.post(url, params=params, json=[event], headers=headers) as response:
+            if response.status >= 300:
+                log.warning("Event Grid delivery of %s to %s answered %d; will retry",
+                            event["subject"], function, response.status)
+                return False
+            return True
+
+    # --- shutdown ---------------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        for task in self._timer_tasks:
+            task.cancel()
+        if self.relay:
+            await asyncio.get_running_loop().run_in_executor(None, self.relay.stop)
+        if self._runner:
+            await self._runner.cleanup()
+        if self._session:
+            await self._session.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_processes)
+
+    def _stop_processes(self) -> None:
+        if self.workers:
+            self.workers.stop()
+        if self.grpc_client is not None:
+            self.grpc_client.close()
+        if self.backend is not None:
+            self.backend.stop()
+        for standin in self.standins:
+            standin.stop()
+        if self.azurite:
+            self.azurite.stop()
+
+
+async def serve(options: HostOptions, on_ready: Callable[[DevHost], None] | None = None) -> None:
+    host = DevHost(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()
+        if on_ready:
+            on_ready(host)
+        await stop.wait()
+        print("Stopping devhost...", flush=True)
+    finally:
+        await host.stop()
+
+
+__all__ = ["ACCOUNT_NAME", "DevHost", "serve"]

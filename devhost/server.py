@@ -1,0 +1,246 @@
+"""devhost's HTTP front: HTTP triggers at /api, the Event Grid webhook, the Durable HTTP API, host status."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+from aiohttp import web
+
+from devhost.durable_api import WEBHOOK_PREFIX, ApiResponse, DurableApi
+from devhost.eventgrid import DeliveryError, parse_delivery
+from devhost.index import AppIndex, FunctionSpec
+from devhost.invocation import DevContext, build_kwargs, child_traceparent
+
+log = logging.getLogger("devhost")
+
+MAX_REQUEST_BODY = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body), content_type="application/json", headers=headers)
+
+
+class FunctionFailed(Exception):
+    def __init__(self, invocation_id: str):
+        super().__init__(invocation_id)
+        self.invocation_id = invocation_id
+
+
+class Invoker:
+    """Invokes functions as the Python worker does: async ones on the loop, sync ones in a thread pool."""
+
+    def __init__(self, index: AppIndex, script_root: str, durable: DurableApi | None, rpc_base_url: str,
+                 timeout: float | None):
+        self.index = index
+        self.script_root = script_root
+        self.durable = durable
+        self.rpc_base_url = rpc_base_url
+        self.timeout = timeout
+
+    def client_json(self, origin: str) -> str | None:
+        return self.durable.client_binding(origin, self.rpc_base_url) if self.durable else None
+
+    async def invoke(self, spec: FunctionSpec, trigger_value: Any, origin: str, traceparent: str | None,
+                     tracestate: str = "") -> Any:
+        context = DevContext(spec.name, self.script_root, child_traceparent(traceparent), tracestate)
+        kwargs = build_kwargs(spec, trigger_value, context, self.client_json(origin))
+        started = time.perf_counter()
+        log.info("Executing '%s' (Id=%s)", spec.name, context.invocation_id)
+        try:
+            if spec.is_async:
+                call: Awaitable[Any] = spec.func(**kwargs)
+            else:
+                call = asyncio.get_running_loop().run_in_executor(None, partial(spec.func, **kwargs))
+            result = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
+        except Exception:
+            log.exception("Executed '%s' (Failed, Id=%s, Duration=%.0fms)", spec.name, context.invocation_id,
+                          (time.perf_counter() - started) * 1000)
+            raise FunctionFailed(context.invocation_id) from None
+        log.info("Executed '%s' (Succeeded, Id=%s, Duration=%.0fms)", spec.name, context.invocation_id,
+                 (time.perf_counter() - started) * 1000)
+        return result
+
+
+class HostServer:
+    """Routes requests to functions and to the host's own endpoints."""
+
+    def __init__(self, index: AppIndex, invoker: Invoker, key: str, route_prefix: str,
+                 durable: DurableApi | None, rpc_token: str):
+        self.index = index
+        self.invoker = invoker
+        self.key = key
+        self.route_prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
+        self.durable = durable
+        self.rpc_prefix = f"/_rpc/{rpc_token}/durabletask"
+        self.started = datetime.now(UTC)
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_REQUEST_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _has_key(self, request: web.Request) -> bool:
+        given = request.headers.get("x-functions-key") or request.query.get("code") or ""
+        return bool(given) and hmac.compare_digest(given.encode(), self.key.encode())
+
+    @staticmethod
+    def _origin(request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}"
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        try:
+            if path.startswith(self.rpc_prefix + "/"):
+                return await self._durable(request, path[len(self.rpc_prefix):])
+            if path.startswith(WEBHOOK_PREFIX + "/"):
+                if not self._has_key(request):
+                    return _json(401, {"error": "a system key is required (x-functions-key header or code)"})
+                return await self._durable(request, path[len(WEBHOOK_PREFIX):])
+            if path == "/runtime/webhooks/eventgrid":
+                return await self._eventgrid(request)
+            if path == "/admin/host/status":
+                if not self._has_key(request):
+                    return _json(401, {"error": "a key is required"})
+                return _json(200, {"state": "Running", "version": "devhost", "startedAt": self.started.isoformat()})
+            if self.route_prefix == "" or path == self.route_prefix or path.startswith(self.route_prefix + "/"):
+                return await self._http_trigger(request, path[len(self.route_prefix):])
+            return _json(404, {"error": f"no endpoint at {path}"})
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("devhost failed to handle %s %s", request.method, path)
+            return _json(500, {"error": "devhost internal error (see the host log)"})
+
+    # --- HTTP triggers ---------------------------------------------------------------------------------
+    def _match(self, method: str, path: str) -> tuple[FunctionSpec | None, dict[str, str], list[str]]:
+        allowed: list[str] = []
+        for spec in self.index.by_type("httpTrigger"):
+            assert spec.route is not None
+            params = spec.route.match(path)
+            if params is None:
+                continue
+            if spec.methods and method not in spec.methods:
+                allowed.extend(sorted(spec.methods))
+                continue
+            return spec, params, []
+        return None, {}, allowed
+
+    async def _http_trigger(self, request: web.Request, path: str) -> web.StreamResponse:
+        spec, route_params, allowed = self._match(request.method, path)
+        if spec is None:
+            if allowed:
+                return _json(405, {"error": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+                             {"Allow": ", ".join(allowed)})
+            return _json(404, {"error": f"no function handles {request.path}"})
+        if spec.auth_level in {"function", "admin", "system"} and not self._has_key(request):
+            return _json(401, {"error": "this function requires a key (x-functions-key header or code parameter)"})
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json(413, {"error": f"request body exceeds {MAX_REQUEST_BODY} bytes"})
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=route_params,
+            body=body,
+        )
+        try:
+            result = await self.invoker.invoke(spec, http_request, self._origin(request),
+                                               request.headers.get("traceparent"),
+                                               request.headers.get("tracestate", ""))
+        except FunctionFailed as failed:
+            return _json(500, {"error": f"function {spec.name} failed", "invocationId": failed.invocation_id})
+        if result is None:
+            return web.Response(status=204)
+        if not isinstance(result, func.HttpResponse):
+            log.error("function %s returned %s, not an HttpResponse", spec.name, type(result).__name__)
+            return _json(500, {"error": f"function {spec.name} returned no HttpResponse"})
+        headers = {k: v for k, v in result.headers.items() if k.lower() != "content-length"}
+        if result.mimetype and "content-type" not in {k.lower() for k in headers}:
+            ctype = result.mimetype + (f"; charset={result.charset}" if result.charset else "")
+            headers["Content-Type"] = ctype
+        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+
+    # --- Event Grid ------------------------------------------------------------------------------------
+    async def _eventgrid(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":  # CloudEvents abuse-protection handshake
+            if not self._has_key(request):
+                return _json(401, {"error": "the eventgrid_extension key is required (code parameter)"})
+            origin = request.headers.get("WebHook-Request-Origin", "")
+            return web.Response(status=200, headers={"WebHook-Allowed-Origin": origin or "*"})
+        if request.method != "POST":
+            return _json(405, {"error": "the Event Grid webhook accepts POST"}, {"Allow": "POST, OPTIONS"})
+        if not self._has_key(request):
+            return _json(401, {"error": "the eventgrid_extension key is required (code parameter)"})
+        name = request.query.get("functionName", "")
+        spec = self.index.get(name) if name else None
+        if spec is None or spec.trigger_type != "eventGridTrigger":
+            return _json(404, {"error": f"no Event Grid function named {name!r}"})
+        body = await request.read()
+        try:
+            delivery = parse_delivery(body, request.headers.get("aeg-event-type"), request.headers.get("Content-Type"))
+        except DeliveryError as err:
+            return _json(400, {"error": str(err)})
+        if delivery.kind == "validation":
+            log.info("Event Grid subscription validated for %s", spec.name)
+            return _json(200, {"validationResponse": delivery.validation_code})
+        from azure.functions.eventgrid import EventGridEventInConverter
+
+        for event in delivery.events:
+            value = EventGridEventInConverter.decode(
+                func.meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None)
+            try:
+                await self.invoker.invoke(spec, value, self._origin(request), request.headers.get("traceparent"))
+            except FunctionFailed as failed:
+                # Non-2xx makes Event Grid redeliver the whole batch later.
+                return _json(500, {"error": f"function {spec.name} failed on event {event.get('id')}",
+                                   "invocationId": failed.invocation_id})
+        return web.Response(status=202)
+
+    # --- Durable HTTP API ------------------------------------------------------------------------------
+    async def _durable(self, request: web.Request, sub: str) -> web.StreamResponse:
+        if self.durable is None:
+            return _json(404, {"error": "the app has no Durable functions"})
+        durable = self.durable
+        parts = [p for p in sub.split("/") if p]
+        query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        origin = self._origin(request)
+        body = await request.read()
+        method = request.method
+        call: Callable[[], ApiResponse] | None = None
+        if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in (2, 3):
+            instance_id = parts[2] if len(parts) == 3 else None
+            call = partial(durable.start, origin, parts[1], instance_id, body, request.headers.get("traceparent"))
+        elif parts[:1] == ["instances"]:
+            if len(parts) == 1 and method == "GET":
+                call = partial(durable.list, query)
+            elif len(parts) == 2 and method == "GET":
+                call = partial(durable.status, origin, parts[1], query.get("showInput", "true").lower() != "false",
+                               query.get("showHistory", "").lower() == "true")
+            elif len(parts) == 2 and method == "DELETE":
+                call = partial(durable.purge, parts[1])
+            elif len(parts) == 3 and method == "POST" and parts[2] in {"terminate", "suspend", "resume"}:
+                operation = getattr(durable, parts[2])
+                call = partial(operation, parts[1], query.get("reason", ""))
+            elif len(parts) == 4 and method == "POST" and parts[2] == "raiseEvent":
+                call = partial(durable.raise_event, parts[1], parts[3], body)
+            elif len(parts) == 3 and method == "POST" and parts[2] in {"rewind", "restart"}:
+                return _json(501, {"error": f"{parts[2]} is not supported by devhost"})
+        if call is None:
+            return _json(404, {"error": f"no Durable API operation {method} {sub}"})
+        response = await asyncio.get_running_loop().run_in_executor(None, call)
+        return web.Response(status=response.status, body=response.encoded(), headers=response.headers,
+                            content_type="application/json" if response.body is not None else None)

@@ -1,0 +1,98 @@
+"""One worker process: imports the app and runs its orchestrators and activities on the Durable Task engine.
+
+devhost starts FUNCTIONS_WORKER_PROCESS_COUNT of these (`python -m devhost.worker`), each connected over gRPC to
+the engine in the host process, so CPU-bound activities use every core as on the real Functions host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
+
+from devhost.durable_adapter import make_activity, make_orchestrator
+from devhost.index import AppIndex, AppLoadError, index_app, load_app
+
+log = logging.getLogger("devhost.worker")
+
+
+def build_worker(index: AppIndex, address: str, max_activities: int, max_orchestrations: int,
+                 loop: asyncio.AbstractEventLoop | None) -> TaskHubGrpcWorker:
+    engine_log = logging.getLogger("devhost.engine")
+    engine_log.setLevel(logging.WARNING)
+    worker = TaskHubGrpcWorker(
+        host_address=address,
+        logger=engine_log,
+        concurrency_options=ConcurrencyOptions(
+            maximum_concurrent_activity_work_items=max_activities,
+            maximum_concurrent_orchestration_work_items=max_orchestrations,
+            # The default pool is cores + 4 threads: blocking activities would queue behind each other.
+            maximum_thread_pool_workers=max_activities + max_orchestrations + 4,
+        ),
+    )
+    for spec in index.by_type("orchestrationTrigger"):
+        worker.add_orchestrator(make_orchestrator(spec))
+    for spec in index.by_type("activityTrigger"):
+        worker.add_activity(make_activity(spec, loop))
+    return worker
+
+
+def _start_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="worker-event-loop", daemon=True).start()
+    return loop
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost.worker")
+    parser.add_argument("--address", required=True, help="gRPC address of the Durable Task engine")
+    parser.add_argument("--script-root", type=Path, required=True)
+    parser.add_argument("--max-activities", type=int, default=10)
+    parser.add_argument("--max-orchestrations", type=int, default=10)
+    parser.add_argument("--name", default="worker")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s] {args.name} %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("durabletask", "durabletask-worker", "durabletask-client"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        index = index_app(load_app(args.script_root))
+    except AppLoadError as err:
+        log.error("%s", err)
+        return 3
+    loop = _start_loop()
+    worker = build_worker(index, args.address, args.max_activities, args.max_orchestrations, loop)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # devhost may die without stopping us (SIGKILL): leave no orphan worker behind.
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.start()
+    print(f"{args.name} ready", flush=True)
+    stop.wait()
+    worker.stop()
+    loop.call_soon_threadsafe(loop.stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
