@@ -17,16 +17,32 @@ def parse_args(argv: list[str] | None) -> HostOptions:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
-    parser.add_argument("--settings", type=Path, default=None,
-                        help="settings file (default: local.settings.json in the script root)")
-    parser.add_argument("--script-root", type=Path, default=APP_ROOT,
-                        help="folder holding function_app.py and host.json (default: the repository)")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="settings file (default: local.settings.json in the script root)",
+    )
+    parser.add_argument(
+        "--script-root",
+        type=Path,
+        default=APP_ROOT,
+        help="folder holding function_app.py and host.json (default: the repository)",
+    )
     parser.add_argument("--no-azurite", action="store_true", help="do not start Azurite (use one already running)")
     parser.add_argument("--azurite-port", type=int, default=10000, help="Azurite blob port (default 10000)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where devhost keeps Azurite's data and its own state (default: <script root>/.devhost)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker processes (default: FUNCTIONS_WORKER_PROCESS_COUNT, else the number of cores)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where devhost keeps Azurite's data and its own state (default: <script root>/.devhost)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: FUNCTIONS_WORKER_PROCESS_COUNT, else the number of cores)",
+    )
     args = parser.parse_args(argv)
     return HostOptions(
         script_root=args.script_root.resolve(),

@@ -74,10 +74,18 @@ class Azurite:
         if node is None:
             raise RuntimeError("Node.js is required to run Azurite: `node` is not on PATH")
         return [
-            node, str(script),
-            "--blobHost", self.host, "--blobPort", str(self.port),
-            "--location", str(self.location),
-            "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+            node,
+            str(script),
+            "--blobHost",
+            self.host,
+            "--blobPort",
+            str(self.port),
+            "--location",
+            str(self.location),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
         ]
 
     def start(self, timeout: float = 30.0) -> Azurite:
@@ -127,8 +135,9 @@ class Azurite:
     def __enter__(self) -> Azurite:
         return self.start() if not self.running else self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

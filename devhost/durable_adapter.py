@@ -93,7 +93,8 @@ class DurableContextAdapter:
 
     def call_activity_with_retry(self, name: Any, retry_options: Any, input_: Any = None) -> dt.Task[Any]:
         return self._ctx.call_activity(
-            _name_of(name), input=_json_roundtrip(input_, "activity input"),
+            _name_of(name),
+            input=_json_roundtrip(input_, "activity input"),
             retry_policy=_retry_policy(retry_options),
         )
 
@@ -102,10 +103,13 @@ class DurableContextAdapter:
             _name_of(name), input=_json_roundtrip(input_, "sub-orchestration input"), instance_id=instance_id
         )
 
-    def call_sub_orchestrator_with_retry(self, name: Any, retry_options: Any, input_: Any = None,
-                                         instance_id: str | None = None) -> dt.Task[Any]:
+    def call_sub_orchestrator_with_retry(
+        self, name: Any, retry_options: Any, input_: Any = None, instance_id: str | None = None
+    ) -> dt.Task[Any]:
         return self._ctx.call_sub_orchestrator(
-            _name_of(name), input=_json_roundtrip(input_, "sub-orchestration input"), instance_id=instance_id,
+            _name_of(name),
+            input=_json_roundtrip(input_, "sub-orchestration input"),
+            instance_id=instance_id,
             retry_policy=_retry_policy(retry_options),
         )
 
@@ -144,7 +148,9 @@ def make_orchestrator(spec: FunctionSpec) -> Callable[[dt.OrchestrationContext, 
     return orchestrator
 
 
-def make_activity(spec: FunctionSpec, loop: asyncio.AbstractEventLoop | None) -> Callable[[dt.ActivityContext, Any], Any]:
+def make_activity(
+    spec: FunctionSpec, loop: asyncio.AbstractEventLoop | None
+) -> Callable[[dt.ActivityContext, Any], Any]:
     """An activity callable: JSON in through the worker's converter, JSON out, async functions on `loop`."""
     arg_name = spec.trigger["name"]
     wants_context = "context" in spec.parameters

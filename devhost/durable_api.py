@@ -31,12 +31,20 @@ _STATUS_NAMES = {
     dtc.OrchestrationStatus.SUSPENDED: "Suspended",
 }
 _BY_NAME = {v.lower(): k for k, v in _STATUS_NAMES.items()}
-TERMINAL = {dtc.OrchestrationStatus.COMPLETED, dtc.OrchestrationStatus.FAILED, dtc.OrchestrationStatus.TERMINATED}
+TERMINAL = {
+    dtc.OrchestrationStatus.COMPLETED,
+    dtc.OrchestrationStatus.FAILED,
+    dtc.OrchestrationStatus.TERMINATED,
+}
 # Like the extension's default (overridableExistingInstanceStates = NonRunningStates): an id whose instance ended
 # may be started again; a pending, running or suspended one may not.
-_REPLACEABLE = pb.OrchestrationIdReusePolicy(replaceableStatus=[
-    pb.ORCHESTRATION_STATUS_COMPLETED, pb.ORCHESTRATION_STATUS_FAILED, pb.ORCHESTRATION_STATUS_TERMINATED,
-])
+_REPLACEABLE = pb.OrchestrationIdReusePolicy(
+    replaceableStatus=[
+        pb.ORCHESTRATION_STATUS_COMPLETED,
+        pb.ORCHESTRATION_STATUS_FAILED,
+        pb.ORCHESTRATION_STATUS_TERMINATED,
+    ]
+)
 
 
 @dataclass
@@ -116,30 +124,38 @@ class DurableApi:
         placeholder = "INSTANCEID"
         urls = self.management_urls(origin, placeholder)
         creation = f"{origin}{WEBHOOK_PREFIX}/orchestrators/{{functionName}}[/{{instanceId}}]?code={quote(self.key)}"
-        return json.dumps({
-            "taskHubName": self.hub_name,
-            "creationUrls": {
-                "createNewInstancePostUri": creation,
-                "createAndWaitOnNewInstancePostUri": creation + "&timeout={timeoutInSeconds}"
-                "&pollingInterval={intervalInSeconds}",
-            },
-            "managementUrls": urls,
-            "baseUrl": f"{origin}{WEBHOOK_PREFIX}",
-            "requiredQueryStringParameters": f"code={quote(self.key)}",
-            "rpcBaseUrl": rpc_base_url,
-            "httpBaseUrl": "",
-            "maxGrpcMessageSizeInBytes": 0,
-            "grpcHttpClientTimeout": "00:01:40",
-        })
+        return json.dumps(
+            {
+                "taskHubName": self.hub_name,
+                "creationUrls": {
+                    "createNewInstancePostUri": creation,
+                    "createAndWaitOnNewInstancePostUri": creation + "&timeout={timeoutInSeconds}"
+                    "&pollingInterval={intervalInSeconds}",
+                },
+                "managementUrls": urls,
+                "baseUrl": f"{origin}{WEBHOOK_PREFIX}",
+                "requiredQueryStringParameters": f"code={quote(self.key)}",
+                "rpcBaseUrl": rpc_base_url,
+                "httpBaseUrl": "",
+                "maxGrpcMessageSizeInBytes": 0,
+                "grpcHttpClientTimeout": "00:01:40",
+            }
+        )
 
     # --- operations -----------------------------------------------------------------------------------
-    def start(self, origin: str, name: str, instance_id: str | None, body: bytes,
-              traceparent: str | None = None) -> ApiResponse:
+    def start(
+        self, origin: str, name: str, instance_id: str | None, body: bytes, traceparent: str | None = None
+    ) -> ApiResponse:
         registered = self.orchestrators.get(name.lower())
         if registered is None:
             known = ", ".join(sorted(self.orchestrators.values())) or "none"
-            return ApiResponse(400, {"ExceptionMessage": f"The function '{name}' doesn't exist, is disabled, "
-                                     f"or is not an orchestrator function. Orchestrators: {known}"})
+            return ApiResponse(
+                400,
+                {
+                    "ExceptionMessage": f"The function '{name}' doesn't exist, is disabled, "
+                    f"or is not an orchestrator function. Orchestrators: {known}"
+                },
+            )
         try:
             orchestration_input = decode_client_json(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -148,21 +164,27 @@ class DurableApi:
         if instance_id:
             existing = self.client.get_orchestration_state(instance_id, fetch_payloads=False)
             if existing is not None and existing.runtime_status not in TERMINAL:
-                return ApiResponse(409, {"ExceptionMessage": f"An orchestration with instance ID '{instance_id}' "
-                                         f"already exists and is {_STATUS_NAMES[existing.runtime_status]}."})
+                return ApiResponse(
+                    409,
+                    {
+                        "ExceptionMessage": f"An orchestration with instance ID '{instance_id}' "
+                        f"already exists and is {_STATUS_NAMES[existing.runtime_status]}."
+                    },
+                )
         try:
             new_id = self._schedule(registered, orchestration_input, instance_id, traceparent)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.ALREADY_EXISTS:
-                return ApiResponse(409, {"ExceptionMessage": f"An orchestration with instance ID '{instance_id}' "
-                                         "already exists."})
+                return ApiResponse(
+                    409,
+                    {"ExceptionMessage": f"An orchestration with instance ID '{instance_id}' already exists."},
+                )
             raise
         log.info("started %s instance %s", registered, new_id)
         urls = self.management_urls(origin, new_id)
         return ApiResponse(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
 
-    def _schedule(self, name: str, orchestration_input: Any, instance_id: str | None,
-                  traceparent: str | None) -> str:
+    def _schedule(self, name: str, orchestration_input: Any, instance_id: str | None, traceparent: str | None) -> str:
         if traceparent:
             # Make the caller's trace the parent of the orchestration, as the extension does with the
             # traceparent header the client sends.
@@ -172,11 +194,13 @@ class DurableApi:
             token = otel_context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
             try:
                 return self.client.schedule_new_orchestration(
-                    name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE)
+                    name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE
+                )
             finally:
                 otel_context.detach(token)
         return self.client.schedule_new_orchestration(
-            name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE)
+            name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE
+        )
 
     def status_body(self, state: dtc.OrchestrationState, show_input: bool) -> dict[str, Any]:
         output: Any = _loads(state.serialized_output)
@@ -195,8 +219,7 @@ class DurableApi:
         }
         return body
 
-    def status(self, origin: str, instance_id: str, show_input: bool = True,
-               show_history: bool = False) -> ApiResponse:
+    def status(self, origin: str, instance_id: str, show_input: bool = True, show_history: bool = False) -> ApiResponse:
         state = self.client.get_orchestration_state(instance_id, fetch_payloads=True)
         if state is None:
             return ApiResponse(404, {"error": f"no orchestration instance with id {instance_id!r}"})
@@ -228,7 +251,10 @@ class DurableApi:
         for item in filter(None, query.get("runtimeStatus", "").split(",")):
             status = _BY_NAME.get(item.strip().lower())
             if status is None:
-                return ApiResponse(400, {"error": f"runtimeStatus {item!r} is not one of {', '.join(_STATUS_NAMES.values())}"})
+                return ApiResponse(
+                    400,
+                    {"error": f"runtimeStatus {item!r} is not one of {', '.join(_STATUS_NAMES.values())}"},
+                )
             statuses.append(status)
         try:
             created_from = _parse_time(query.get("createdTimeFrom"))
@@ -236,11 +262,15 @@ class DurableApi:
             top = int(query["top"]) if query.get("top") else None
         except ValueError as err:
             return ApiResponse(400, {"error": str(err)})
-        states = self.client.get_all_orchestration_states(dtc.OrchestrationQuery(
-            created_time_from=created_from, created_time_to=created_to, runtime_status=statuses or None,
-            fetch_inputs_and_outputs=query.get("showInput", "").lower() == "true",
-            instance_id_prefix=query.get("instanceIdPrefix") or None,
-        ))
+        states = self.client.get_all_orchestration_states(
+            dtc.OrchestrationQuery(
+                created_time_from=created_from,
+                created_time_to=created_to,
+                runtime_status=statuses or None,
+                fetch_inputs_and_outputs=query.get("showInput", "").lower() == "true",
+                instance_id_prefix=query.get("instanceIdPrefix") or None,
+            )
+        )
         prefix = query.get("instanceIdPrefix")
         if prefix:
             states = [s for s in states if s.instance_id.startswith(prefix)]
@@ -295,8 +325,13 @@ class DurableApi:
         if state is None:
             return ApiResponse(404, {"error": f"no orchestration instance with id {instance_id!r}"})
         if state.runtime_status not in TERMINAL:
-            return ApiResponse(412, {"error": f"instance {instance_id!r} is "
-                                     f"{_STATUS_NAMES[state.runtime_status]}; only ended instances can be purged"})
+            return ApiResponse(
+                412,
+                {
+                    "error": f"instance {instance_id!r} is "
+                    f"{_STATUS_NAMES[state.runtime_status]}; only ended instances can be purged"
+                },
+            )
         result = self.client.purge_orchestration(instance_id)
         return ApiResponse(200, {"instancesDeleted": int(getattr(result, "deleted_instance_count", 1))})
 

@@ -53,9 +53,7 @@ def parse_delivery(body: bytes, event_type_header: str | None, content_type: str
         if any(e.get("eventType") == VALIDATION_EVENT for e in payload):
             raise DeliveryError(f"{VALIDATION_EVENT} must come with header aeg-event-type: SubscriptionValidation")
         return Delivery("notification", tuple(payload))
-    raise DeliveryError(
-        f"header aeg-event-type is {header!r}; expected 'Notification' or 'SubscriptionValidation'"
-    )
+    raise DeliveryError(f"header aeg-event-type is {header!r}; expected 'Notification' or 'SubscriptionValidation'")
 
 
 def _check_event(position: int, event: Any) -> None:

@@ -47,12 +47,27 @@ class WorkerPool:
     def _spawn(self, slot: int) -> None:
         self._ready[slot].clear()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "devhost.worker", "--address", self.address, "--script-root", self.script_root,
-             "--max-activities", str(self.max_activities), "--max-orchestrations", str(self.max_orchestrations),
-             "--name", f"worker{slot}"],
+            [
+                sys.executable,
+                "-m",
+                "devhost.worker",
+                "--address",
+                self.address,
+                "--script-root",
+                self.script_root,
+                "--max-activities",
+                str(self.max_activities),
+                "--max-orchestrations",
+                str(self.max_orchestrations),
+                "--name",
+                f"worker{slot}",
+            ],
             # No preexec_fn: forking a process whose gRPC threads are running is unsafe; the worker watches
             # its parent instead and exits when devhost is gone.
-            cwd=str(APP_ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+            cwd=str(APP_ROOT),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.processes[slot] = proc
         threading.Thread(target=self._forward, args=(slot, proc), daemon=True).start()
@@ -83,8 +98,12 @@ class WorkerPool:
         while not self._stopping.wait(0.5):
             for slot, proc in enumerate(self.processes):
                 if proc is not None and proc.poll() is not None and not self._stopping.is_set():
-                    log.warning("worker %d (pid %d) exited with code %s; starting a new one",
-                                slot, proc.pid, proc.returncode)
+                    log.warning(
+                        "worker %d (pid %d) exited with code %s; starting a new one",
+                        slot,
+                        proc.pid,
+                        proc.returncode,
+                    )
                     self._spawn(slot)
 
     def pids(self) -> list[int]:
@@ -171,8 +190,13 @@ class DevHost:
         engine_log.setLevel(logging.WARNING)
         self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)
         count = int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or self.options.workers or os.cpu_count() or 1)
-        self.workers = WorkerPool(count, address, str(self.options.script_root),
-                                  host_json.max_concurrent_activities, host_json.max_concurrent_orchestrations)
+        self.workers = WorkerPool(
+            count,
+            address,
+            str(self.options.script_root),
+            host_json.max_concurrent_activities,
+            host_json.max_concurrent_orchestrations,
+        )
         self.workers.start()
         return DurableApi(self.grpc_client, host_json.hub_name, {s.name for s in orchestrators}, self.key)
 
@@ -205,11 +229,15 @@ class DevHost:
             if kind == "httpTrigger":
                 assert spec.route is not None
                 methods = ",".join(sorted(spec.methods)) or "ALL"
-                lines.append(f"        {spec.name}: [{methods}] {self.base_url}{prefix}/{spec.route.template}"
-                             f"  ({spec.auth_level})")
+                lines.append(
+                    f"        {spec.name}: [{methods}] {self.base_url}{prefix}/{spec.route.template}"
+                    f"  ({spec.auth_level})"
+                )
             elif kind == "eventGridTrigger":
-                lines.append(f"        {spec.name}: eventGridTrigger  {self.base_url}/runtime/webhooks/eventgrid"
-                             f"?functionName={spec.name}")
+                lines.append(
+                    f"        {spec.name}: eventGridTrigger  {self.base_url}/runtime/webhooks/eventgrid"
+                    f"?functionName={spec.name}"
+                )
             elif kind == "timerTrigger":
                 lines.append(f"        {spec.name}: timerTrigger ({spec.trigger.get('schedule')})")
             else:
@@ -218,8 +246,10 @@ class DevHost:
         if self.azurite:
             lines.append(f"Azurite blob service: {self.azurite.blob_endpoint} (data in {self.azurite.location})")
         if self.workers:
-            lines.append(f"Durable Task engine: in-memory, {self.workers.count} worker process(es), "
-                         f"task hub {host_json.hub_name}")
+            lines.append(
+                f"Durable Task engine: in-memory, {self.workers.count} worker process(es), "
+                f"task hub {host_json.hub_name}"
+            )
         for standin in self.standins:
             lines.append(f"Stand-in: {standin}")
         lines.append(f"Function key (DEVHOST_KEY): {self.key}")
@@ -276,8 +306,9 @@ class DevHost:
         if unknown:
             raise ConfigError(f"DEVHOST_EVENTGRID_SUBSCRIPTIONS names unknown function(s): {', '.join(unknown)}")
         storage = os.environ["AzureWebJobsStorage"]
-        self.relay = BlobRelay(storage, subscriptions, self.options.state_dir / "relay-state.json",
-                               self._deliver_from_thread)
+        self.relay = BlobRelay(
+            storage, subscriptions, self.options.state_dir / "relay-state.json", self._deliver_from_thread
+        )
         self.relay.start()
 
     def _deliver_from_thread(self, function: str, event: dict[str, Any]) -> bool:
@@ -292,8 +323,12 @@ class DevHost:
         headers = {"aeg-event-type": "Notification", "Content-Type": "application/json"}
         async with self._session.post(url, params=params, json=[event], headers=headers) as response:
             if response.status >= 300:
-                log.warning("Event Grid delivery of %s to %s answered %d; will retry",
-                            event["subject"], function, response.status)
+                log.warning(
+                    "Event Grid delivery of %s to %s answered %d; will retry",
+                    event["subject"],
+                    function,
+                    response.status,
+                )
                 return False
             return True
 

@@ -99,9 +99,7 @@ def load_app(script_root: Path, module: str = "function_app") -> Any:
     try:
         mod = importlib.import_module(module)
     except Exception as err:
-        raise AppLoadError(
-            f"importing {module} from {root} failed: {type(err).__name__}: {err}"
-        ) from err
+        raise AppLoadError(f"importing {module} from {root} failed: {type(err).__name__}: {err}") from err
     app = getattr(mod, "app", None)
     if app is None or not hasattr(app, "get_functions"):
         raise AppLoadError(f"{module}.py in {root} defines no `app` (azure.functions.FunctionApp)")

@@ -73,7 +73,7 @@ class DevContext(func.Context):
         return self._invocation_id
 
     @property
-    def thread_local_storage(self) -> threading.local:
+    def thread_local_storage(self) -> Any:  # the library annotates type[threading.local]
         return self._thread_local_storage
 
     @property
@@ -93,8 +93,9 @@ class DevContext(func.Context):
         return self._retry_context
 
 
-def build_kwargs(spec: FunctionSpec, trigger_value: Any, context: DevContext,
-                 durable_client_json: str | None) -> dict[str, Any]:
+def build_kwargs(
+    spec: FunctionSpec, trigger_value: Any, context: DevContext, durable_client_json: str | None
+) -> dict[str, Any]:
     """Arguments by binding name, as the worker passes them; `context` only when the function declares it."""
     kwargs: dict[str, Any] = {spec.trigger["name"]: trigger_value}
     for binding in spec.bindings:

@@ -36,13 +36,11 @@ class Subscription:
             raise ValueError(
                 f"subscription of {self.function}: subjectBeginsWith must start with {CONTAINER_PREFIX}<container>/"
             )
-        return self.subject_begins_with[len(CONTAINER_PREFIX):].split("/", 1)[0]
+        return self.subject_begins_with[len(CONTAINER_PREFIX) :].split("/", 1)[0]
 
     def matches(self, subject: str) -> bool:
         lowered = subject.lower()
-        return lowered.startswith(self.subject_begins_with.lower()) and lowered.endswith(
-            self.subject_ends_with.lower()
-        )
+        return lowered.startswith(self.subject_begins_with.lower()) and lowered.endswith(self.subject_ends_with.lower())
 
 
 def parse_subscriptions(text: str) -> list[Subscription]:
@@ -59,8 +57,7 @@ def parse_subscriptions(text: str) -> list[Subscription]:
     for item in items:
         if not isinstance(item, dict) or not item.get("function") or not item.get("subjectBeginsWith"):
             raise ValueError(
-                "each DEVHOST_EVENTGRID_SUBSCRIPTIONS entry needs 'function' and 'subjectBeginsWith', got "
-                f"{item!r}"
+                f"each DEVHOST_EVENTGRID_SUBSCRIPTIONS entry needs 'function' and 'subjectBeginsWith', got {item!r}"
             )
         sub = Subscription(str(item["function"]), str(item["subjectBeginsWith"]), str(item.get("subjectEndsWith", "")))
         _ = sub.container  # validates the prefix
@@ -68,8 +65,7 @@ def parse_subscriptions(text: str) -> list[Subscription]:
     return subscriptions
 
 
-def blob_created_event(account_url: str, container: str, blob: Any, sequencer: int,
-                       topic: str) -> dict[str, Any]:
+def blob_created_event(account_url: str, container: str, blob: Any, sequencer: int, topic: str) -> dict[str, Any]:
     """A `Microsoft.Storage.BlobCreated` event (Event Grid schema) for one committed blob version."""
     modified = blob.last_modified or datetime.now(UTC)
     content = getattr(blob, "content_settings", None)
@@ -99,10 +95,16 @@ def blob_created_event(account_url: str, container: str, blob: Any, sequencer: i
 class BlobRelay:
     """Polls the subscribed containers and hands each new blob version's event to `deliver`."""
 
-    def __init__(self, connection_string: str, subscriptions: list[Subscription], state_file: Path,
-                 deliver: Callable[[str, dict[str, Any]], bool], interval: float = 0.25,
-                 topic: str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/devhost/"
-                              "providers/Microsoft.Storage/storageAccounts/devstoreaccount1"):
+    def __init__(
+        self,
+        connection_string: str,
+        subscriptions: list[Subscription],
+        state_file: Path,
+        deliver: Callable[[str, dict[str, Any]], bool],
+        interval: float = 0.25,
+        topic: str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/devhost/"
+        "providers/Microsoft.Storage/storageAccounts/devstoreaccount1",
+    ):
         from azure.storage.blob import BlobServiceClient
 
         self._service = BlobServiceClient.from_connection_string(connection_string)

@@ -39,8 +39,14 @@ class FunctionFailed(Exception):
 class Invoker:
     """Invokes functions as the Python worker does: async ones on the loop, sync ones in a thread pool."""
 
-    def __init__(self, index: AppIndex, script_root: str, durable: DurableApi | None, rpc_base_url: str,
-                 timeout: float | None):
+    def __init__(
+        self,
+        index: AppIndex,
+        script_root: str,
+        durable: DurableApi | None,
+        rpc_base_url: str,
+        timeout: float | None,
+    ):
         self.index = index
         self.script_root = script_root
         self.durable = durable
@@ -50,8 +56,14 @@ class Invoker:
     def client_json(self, origin: str) -> str | None:
         return self.durable.client_binding(origin, self.rpc_base_url) if self.durable else None
 
-    async def invoke(self, spec: FunctionSpec, trigger_value: Any, origin: str, traceparent: str | None,
-                     tracestate: str = "") -> Any:
+    async def invoke(
+        self,
+        spec: FunctionSpec,
+        trigger_value: Any,
+        origin: str,
+        traceparent: str | None,
+        tracestate: str = "",
+    ) -> Any:
         context = DevContext(spec.name, self.script_root, child_traceparent(traceparent), tracestate)
         kwargs = build_kwargs(spec, trigger_value, context, self.client_json(origin))
         started = time.perf_counter()
@@ -63,19 +75,34 @@ class Invoker:
                 call = asyncio.get_running_loop().run_in_executor(None, partial(spec.func, **kwargs))
             result = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
         except Exception:
-            log.exception("Executed '%s' (Failed, Id=%s, Duration=%.0fms)", spec.name, context.invocation_id,
-                          (time.perf_counter() - started) * 1000)
+            log.exception(
+                "Executed '%s' (Failed, Id=%s, Duration=%.0fms)",
+                spec.name,
+                context.invocation_id,
+                (time.perf_counter() - started) * 1000,
+            )
             raise FunctionFailed(context.invocation_id) from None
-        log.info("Executed '%s' (Succeeded, Id=%s, Duration=%.0fms)", spec.name, context.invocation_id,
-                 (time.perf_counter() - started) * 1000)
+        log.info(
+            "Executed '%s' (Succeeded, Id=%s, Duration=%.0fms)",
+            spec.name,
+            context.invocation_id,
+            (time.perf_counter() - started) * 1000,
+        )
         return result
 
 
 class HostServer:
     """Routes requests to functions and to the host's own endpoints."""
 
-    def __init__(self, index: AppIndex, invoker: Invoker, key: str, route_prefix: str,
-                 durable: DurableApi | None, rpc_token: str):
+    def __init__(
+        self,
+        index: AppIndex,
+        invoker: Invoker,
+        key: str,
+        route_prefix: str,
+        durable: DurableApi | None,
+        rpc_token: str,
+    ):
         self.index = index
         self.invoker = invoker
         self.key = key
@@ -102,11 +129,11 @@ class HostServer:
         path = request.path
         try:
             if path.startswith(self.rpc_prefix + "/"):
-                return await self._durable(request, path[len(self.rpc_prefix):])
+                return await self._durable(request, path[len(self.rpc_prefix) :])
             if path.startswith(WEBHOOK_PREFIX + "/"):
                 if not self._has_key(request):
                     return _json(401, {"error": "a system key is required (x-functions-key header or code)"})
-                return await self._durable(request, path[len(WEBHOOK_PREFIX):])
+                return await self._durable(request, path[len(WEBHOOK_PREFIX) :])
             if path == "/runtime/webhooks/eventgrid":
                 return await self._eventgrid(request)
             if path == "/admin/host/status":
@@ -114,7 +141,7 @@ class HostServer:
                     return _json(401, {"error": "a key is required"})
                 return _json(200, {"state": "Running", "version": "devhost", "startedAt": self.started.isoformat()})
             if self.route_prefix == "" or path == self.route_prefix or path.startswith(self.route_prefix + "/"):
-                return await self._http_trigger(request, path[len(self.route_prefix):])
+                return await self._http_trigger(request, path[len(self.route_prefix) :])
             return _json(404, {"error": f"no endpoint at {path}"})
         except web.HTTPException:
             raise
@@ -140,8 +167,11 @@ class HostServer:
         spec, route_params, allowed = self._match(request.method, path)
         if spec is None:
             if allowed:
-                return _json(405, {"error": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
-                             {"Allow": ", ".join(allowed)})
+                return _json(
+                    405,
+                    {"error": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+                    {"Allow": ", ".join(allowed)},
+                )
             return _json(404, {"error": f"no function handles {request.path}"})
         if spec.auth_level in {"function", "admin", "system"} and not self._has_key(request):
             return _json(401, {"error": "this function requires a key (x-functions-key header or code parameter)"})
@@ -158,9 +188,13 @@ class HostServer:
             body=body,
         )
         try:
-            result = await self.invoker.invoke(spec, http_request, self._origin(request),
-                                               request.headers.get("traceparent"),
-                                               request.headers.get("tracestate", ""))
+            result = await self.invoker.invoke(
+                spec,
+                http_request,
+                self._origin(request),
+                request.headers.get("traceparent"),
+                request.headers.get("tracestate", ""),
+            )
         except FunctionFailed as failed:
             return _json(500, {"error": f"function {spec.name} failed", "invocationId": failed.invocation_id})
         if result is None:
@@ -201,13 +235,19 @@ class HostServer:
 
         for event in delivery.events:
             value = EventGridEventInConverter.decode(
-                func.meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None)
+                func.meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None
+            )
             try:
                 await self.invoker.invoke(spec, value, self._origin(request), request.headers.get("traceparent"))
             except FunctionFailed as failed:
                 # Non-2xx makes Event Grid redeliver the whole batch later.
-                return _json(500, {"error": f"function {spec.name} failed on event {event.get('id')}",
-                                   "invocationId": failed.invocation_id})
+                return _json(
+                    500,
+                    {
+                        "error": f"function {spec.name} failed on event {event.get('id')}",
+                        "invocationId": failed.invocation_id,
+                    },
+                )
         return web.Response(status=202)
 
     # --- Durable HTTP API ------------------------------------------------------------------------------
@@ -228,8 +268,13 @@ class HostServer:
             if len(parts) == 1 and method == "GET":
                 call = partial(durable.list, query)
             elif len(parts) == 2 and method == "GET":
-                call = partial(durable.status, origin, parts[1], query.get("showInput", "true").lower() != "false",
-                               query.get("showHistory", "").lower() == "true")
+                call = partial(
+                    durable.status,
+                    origin,
+                    parts[1],
+                    query.get("showInput", "true").lower() != "false",
+                    query.get("showHistory", "").lower() == "true",
+                )
             elif len(parts) == 2 and method == "DELETE":
                 call = partial(durable.purge, parts[1])
             elif len(parts) == 3 and method == "POST" and parts[2] in {"terminate", "suspend", "resume"}:
@@ -242,5 +287,9 @@ class HostServer:
         if call is None:
             return _json(404, {"error": f"no Durable API operation {method} {sub}"})
         response = await asyncio.get_running_loop().run_in_executor(None, call)
-        return web.Response(status=response.status, body=response.encoded(), headers=response.headers,
-                            content_type="application/json" if response.body is not None else None)
+        return web.Response(
+            status=response.status,
+            body=response.encoded(),
+            headers=response.headers,
+            content_type="application/json" if response.body is not None else None,
+        )

@@ -24,8 +24,13 @@ from devhost.index import AppIndex, AppLoadError, index_app, load_app
 log = logging.getLogger("devhost.worker")
 
 
-def build_worker(index: AppIndex, address: str, max_activities: int, max_orchestrations: int,
-                 loop: asyncio.AbstractEventLoop | None) -> TaskHubGrpcWorker:
+def build_worker(
+    index: AppIndex,
+    address: str,
+    max_activities: int,
+    max_orchestrations: int,
+    loop: asyncio.AbstractEventLoop | None,
+) -> TaskHubGrpcWorker:
     engine_log = logging.getLogger("devhost.engine")
     engine_log.setLevel(logging.WARNING)
     worker = TaskHubGrpcWorker(
@@ -60,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="worker")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s] {args.name} %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format=f"[%(asctime)s] {args.name} %(name)s: %(message)s", stream=sys.stderr
+    )
     for name in ("durabletask", "durabletask-worker", "durabletask-client"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
@@ -86,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=watch_parent, daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    worker.start()
+    worker.start()  # type: ignore[no-untyped-call]
     print(f"{args.name} ready", flush=True)
     stop.wait()
-    worker.stop()
+    worker.stop()  # type: ignore[no-untyped-call]
     loop.call_soon_threadsafe(loop.stop)
     return 0
 

@@ -39,8 +39,9 @@ class RunningHost:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def request(self, method: str, path: str, *, key: bool = True, timeout: float = 30, **kwargs: Any
-                ) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, key: bool = True, timeout: float = 30, **kwargs: Any
+    ) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
         if key:
             headers.setdefault("x-functions-key", self.key)
@@ -58,7 +59,9 @@ class RunningHost:
                 return last
             assert response.status_code == 202, f"status answered {response.status_code}: {response.text}"
             time.sleep(interval)
-        raise AssertionError(f"instance did not finish within {timeout} s; last status {last}\n{self.log_text()[-3000:]}")
+        raise AssertionError(
+            f"instance did not finish within {timeout} s; last status {last}\n{self.log_text()[-3000:]}"
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
@@ -71,10 +74,19 @@ class RunningHost:
         return self.proc.returncode
 
 
-def start_devhost(data_dir: Path, settings: dict[str, str], *, script_root: Path = APP_ROOT,
-                  workers: int | None = None, azurite: bool = True, azurite_port: int | None = None,
-                  port: int | None = None, key: str = "test-key-123", timeout: float = 90.0,
-                  env: dict[str, str] | None = None) -> RunningHost:
+def start_devhost(
+    data_dir: Path,
+    settings: dict[str, str],
+    *,
+    script_root: Path = APP_ROOT,
+    workers: int | None = None,
+    azurite: bool = True,
+    azurite_port: int | None = None,
+    port: int | None = None,
+    key: str = "test-key-123",
+    timeout: float = 90.0,
+    env: dict[str, str] | None = None,
+) -> RunningHost:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     azurite_port = azurite_port or free_port()
@@ -82,8 +94,21 @@ def start_devhost(data_dir: Path, settings: dict[str, str], *, script_root: Path
     settings_file = data_dir / "settings.json"
     settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     log_path = data_dir / "devhost.log"
-    command = [sys.executable, "-m", "devhost", "--script-root", str(script_root), "--settings", str(settings_file),
-               "--port", str(port), "--azurite-port", str(azurite_port), "--data-dir", str(data_dir / "state")]
+    command = [
+        sys.executable,
+        "-m",
+        "devhost",
+        "--script-root",
+        str(script_root),
+        "--settings",
+        str(settings_file),
+        "--port",
+        str(port),
+        "--azurite-port",
+        str(azurite_port),
+        "--data-dir",
+        str(data_dir / "state"),
+    ]
     if workers is not None:
         command += ["--workers", str(workers)]
     if not azurite:
@@ -91,8 +116,14 @@ def start_devhost(data_dir: Path, settings: dict[str, str], *, script_root: Path
     child_env = {k: v for k, v in os.environ.items() if k not in values and k != "FUNCTIONS_WORKER_PROCESS_COUNT"}
     child_env.update(env or {})
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(command, cwd=APP_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=child_env)
+        proc = subprocess.Popen(
+            command,
+            cwd=APP_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+        )
     host = RunningHost(proc, f"http://127.0.0.1:{port}", key, azurite_port, data_dir, log_path, values)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

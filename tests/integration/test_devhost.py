@@ -28,10 +28,15 @@ def sample_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHos
     settings = {
         "SAMPLE_STATE_DIR": str(data / "sample-state"),
         "TICK_SCHEDULE": "* * * * * *",
-        "DEVHOST_EVENTGRID_SUBSCRIPTIONS": json.dumps([
-            {"function": "on_event", "subjectBeginsWith": "/blobServices/default/containers/drop/",
-             "subjectEndsWith": ".csv"},
-        ]),
+        "DEVHOST_EVENTGRID_SUBSCRIPTIONS": json.dumps(
+            [
+                {
+                    "function": "on_event",
+                    "subjectBeginsWith": "/blobServices/default/containers/drop/",
+                    "subjectEndsWith": ".csv",
+                },
+            ]
+        ),
     }
     host = start_devhost(data, settings, script_root=SAMPLE_APP)
     yield host
@@ -45,8 +50,7 @@ def _events(host: RunningHost) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _start(host: RunningHost, orchestrator: str, body: Any = None, instance_id: str | None = None
-           ) -> requests.Response:
+def _start(host: RunningHost, orchestrator: str, body: Any = None, instance_id: str | None = None) -> requests.Response:
     path = f"/api/start/{orchestrator}" + (f"/{instance_id}" if instance_id else "")
     return host.request("POST", path, data=json.dumps(body) if body is not None else b"")
 
@@ -56,8 +60,15 @@ def test_http_start_returns_check_status_urls_that_work_when_followed(sample_hos
     assert response.status_code == 202
     payload = response.json()
     assert response.headers["Location"] == payload["statusQueryGetUri"]
-    assert set(payload) >= {"id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri",
-                            "purgeHistoryDeleteUri", "suspendPostUri", "resumePostUri"}
+    assert set(payload) >= {
+        "id",
+        "statusQueryGetUri",
+        "sendEventPostUri",
+        "terminatePostUri",
+        "purgeHistoryDeleteUri",
+        "suspendPostUri",
+        "resumePostUri",
+    }
     # The URLs carry the key they need: followed as they are, like curl would.
     status = sample_host.wait_for_completion(payload["statusQueryGetUri"])
     assert status["runtimeStatus"] == "Completed"
@@ -120,8 +131,9 @@ def test_external_event_timer_and_management_operations(sample_host: RunningHost
 
 def test_terminate_a_running_instance(sample_host: RunningHost) -> None:
     urls = _start(sample_host, "event_orchestrator").json()
-    assert requests.post(urls["terminatePostUri"].replace("{text}", "no%20longer%20needed"),
-                         timeout=10).status_code == 202
+    assert (
+        requests.post(urls["terminatePostUri"].replace("{text}", "no%20longer%20needed"), timeout=10).status_code == 202
+    )
     status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
     assert status["runtimeStatus"] == "Terminated"
 
@@ -141,8 +153,15 @@ def test_unknown_instance_is_404(sample_host: RunningHost) -> None:
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/api/echo/x", "/runtime/webhooks/durabletask/instances",
-                                  "/runtime/webhooks/eventgrid?functionName=on_event", "/api/start/hello_orchestrator"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/echo/x",
+        "/runtime/webhooks/durabletask/instances",
+        "/runtime/webhooks/eventgrid?functionName=on_event",
+        "/api/start/hello_orchestrator",
+    ],
+)
 def test_missing_or_wrong_key_is_401(sample_host: RunningHost, path: str) -> None:
     method = "GET" if "instances" in path or "echo" in path else "POST"
     assert sample_host.request(method, path, key=False).status_code == 401
@@ -157,9 +176,13 @@ def test_anonymous_function_needs_no_key(sample_host: RunningHost) -> None:
 def test_http_request_is_delivered_whole_and_response_sent_as_is(sample_host: RunningHost) -> None:
     response = requests.post(
         f"{sample_host.base_url}/api/echo/alpha/beta?code={sample_host.key}&q=1",
-        data=b"payload", headers={"x-sample": "header-value",
-                                  "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-        timeout=10)
+        data=b"payload",
+        headers={
+            "x-sample": "header-value",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        },
+        timeout=10,
+    )
     assert response.status_code == 201
     assert response.headers["X-Echo"] == "yes"
     body = response.json()
@@ -202,20 +225,34 @@ def test_timer_with_every_second_schedule_fires(sample_host: RunningHost) -> Non
     assert lines[1]["at"] - lines[0]["at"] == pytest.approx(1.0, abs=0.5)
 
 
-def _eventgrid(host: RunningHost, body: Any, event_type: str | None = "Notification", *, function: str = "on_event",
-               key: bool = True, content_type: str = "application/json") -> requests.Response:
+def _eventgrid(
+    host: RunningHost,
+    body: Any,
+    event_type: str | None = "Notification",
+    *,
+    function: str = "on_event",
+    key: bool = True,
+    content_type: str = "application/json",
+) -> requests.Response:
     headers = {"Content-Type": content_type}
     if event_type:
         headers["aeg-event-type"] = event_type
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return host.request("POST", f"/runtime/webhooks/eventgrid?functionName={function}", key=key,
-                        data=data, headers=headers)
+    return host.request(
+        "POST", f"/runtime/webhooks/eventgrid?functionName={function}", key=key, data=data, headers=headers
+    )
 
 
 def test_eventgrid_subscription_validation_handshake(sample_host: RunningHost) -> None:
-    event = {"id": "v1", "topic": "/t", "subject": "", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
-             "eventTime": "2026-11-26T00:00:00Z", "dataVersion": "2",
-             "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", "validationUrl": "https://x"}}
+    event = {
+        "id": "v1",
+        "topic": "/t",
+        "subject": "",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "eventTime": "2026-11-26T00:00:00Z",
+        "dataVersion": "2",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", "validationUrl": "https://x"},
+    }
     response = _eventgrid(sample_host, [event], "SubscriptionValidation")
     assert response.status_code == 200
     assert response.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
@@ -225,30 +262,49 @@ def test_eventgrid_subscription_validation_handshake(sample_host: RunningHost) -
 
 
 def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: RunningHost) -> None:
-    notification = {"id": "eg-1", "topic": "/subscriptions/x", "subject": "/blobServices/default/containers/c/blobs/a",
-                    "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-11-26T00:00:00Z",
-                    "dataVersion": "", "data": {"url": "http://a/c/a", "eTag": "0x1"}}
+    notification = {
+        "id": "eg-1",
+        "topic": "/subscriptions/x",
+        "subject": "/blobServices/default/containers/c/blobs/a",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": "2026-11-26T00:00:00Z",
+        "dataVersion": "",
+        "data": {"url": "http://a/c/a", "eTag": "0x1"},
+    }
     assert _eventgrid(sample_host, [notification]).status_code == 202
-    cloud = {"id": "ce-1", "source": "/subscriptions/x", "type": "Microsoft.Storage.BlobCreated",
-             "specversion": "1.0", "subject": "/blobServices/default/containers/c/blobs/b",
-             "time": "2026-11-26T00:00:00Z", "data": {"url": "http://a/c/b", "eTag": "0x2"}}
+    cloud = {
+        "id": "ce-1",
+        "source": "/subscriptions/x",
+        "type": "Microsoft.Storage.BlobCreated",
+        "specversion": "1.0",
+        "subject": "/blobServices/default/containers/c/blobs/b",
+        "time": "2026-11-26T00:00:00Z",
+        "data": {"url": "http://a/c/b", "eTag": "0x2"},
+    }
     assert _eventgrid(sample_host, cloud, None, content_type="application/cloudevents+json").status_code == 202
     by_id = {e["id"]: e for e in _events(sample_host)}
     assert by_id["eg-1"]["schema"] == "eventgrid" and by_id["eg-1"]["data"]["eTag"] == "0x1"
     assert by_id["ce-1"]["schema"] == "cloudevents" and by_id["ce-1"]["data"]["eTag"] == "0x2"
 
 
-@pytest.mark.parametrize(("body", "event_type", "expected"), [
-    (b"not json", "Notification", "not JSON"),
-    ([], "Notification", "non-empty"),
-    ([{"id": "x"}], "Notification", "lacks eventType"),
-    ([{"id": "1", "eventType": "t", "subject": "s", "eventTime": "t", "data": {}, "dataVersion": ""}], "Bogus",
-     "aeg-event-type"),
-    ({"id": "1"}, "Notification", "JSON array"),
-    (["string-event"], "Notification", "not a JSON object"),
-])
-def test_malformed_eventgrid_delivery_is_400_naming_the_problem(sample_host: RunningHost, body: Any,
-                                                                event_type: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "event_type", "expected"),
+    [
+        (b"not json", "Notification", "not JSON"),
+        ([], "Notification", "non-empty"),
+        ([{"id": "x"}], "Notification", "lacks eventType"),
+        (
+            [{"id": "1", "eventType": "t", "subject": "s", "eventTime": "t", "data": {}, "dataVersion": ""}],
+            "Bogus",
+            "aeg-event-type",
+        ),
+        ({"id": "1"}, "Notification", "JSON array"),
+        (["string-event"], "Notification", "not a JSON object"),
+    ],
+)
+def test_malformed_eventgrid_delivery_is_400_naming_the_problem(
+    sample_host: RunningHost, body: Any, event_type: str, expected: str
+) -> None:
     response = _eventgrid(sample_host, body, event_type)
     assert response.status_code == 400
     assert expected in response.json()["error"]
@@ -293,18 +349,38 @@ def test_blob_upload_reaches_eventgrid_function_once_per_version(sample_host: Ru
 
 def test_broken_function_app_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
     (tmp_path / "function_app.py").write_text("import azure.functions as func\nraise ImportError('missing_dep')\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "devhost", "--script-root", str(tmp_path), "--no-azurite", "--port", "0",
-         "--settings", str(tmp_path / "none.json")],
-        cwd=APP_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(  # noqa: PLW1510 (the exit code is asserted)
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "--script-root",
+            str(tmp_path),
+            "--no-azurite",
+            "--port",
+            "0",
+            "--settings",
+            str(tmp_path / "none.json"),
+        ],
+        cwd=APP_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "importing function_app" in result.stderr and "missing_dep" in result.stderr
 
 
 def test_stop_leaves_no_orphan_processes(tmp_path: Path) -> None:
-    host = start_devhost(tmp_path, {"SAMPLE_STATE_DIR": str(tmp_path / "s"), "TICK_SCHEDULE": "0 0 0 1 1 *"},
-                         script_root=SAMPLE_APP, workers=1)
-    children = subprocess.run(["pgrep", "-P", str(host.proc.pid)], capture_output=True, text=True).stdout.split()
+    host = start_devhost(
+        tmp_path,
+        {"SAMPLE_STATE_DIR": str(tmp_path / "s"), "TICK_SCHEDULE": "0 0 0 1 1 *"},
+        script_root=SAMPLE_APP,
+        workers=1,
+    )
+    children = subprocess.run(  # noqa: PLW1510
+        ["pgrep", "-P", str(host.proc.pid)], capture_output=True, text=True
+    ).stdout.split()
     assert len(children) >= 2  # Azurite and one worker
     assert host.stop(signal.SIGINT) == 0
     deadline = time.monotonic() + 10

@@ -12,8 +12,14 @@ import azure.functions as func
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-STARTABLE = {"hello_orchestrator", "fanout_orchestrator", "failing_orchestrator", "retry_orchestrator",
-             "event_orchestrator", "parent_orchestrator"}
+STARTABLE = {
+    "hello_orchestrator",
+    "fanout_orchestrator",
+    "failing_orchestrator",
+    "retry_orchestrator",
+    "event_orchestrator",
+    "parent_orchestrator",
+}
 
 
 def _state_dir() -> Path:
@@ -34,18 +40,29 @@ async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
     if name not in STARTABLE:
         return func.HttpResponse(json.dumps({"error": f"unknown orchestrator {name}"}), status_code=400)
     body = req.get_body()
-    instance_id = await client.start_new(name, req.route_params.get("instance_id"),
-                                         json.loads(body) if body else None)
+    instance_id = await client.start_new(name, req.route_params.get("instance_id"), json.loads(body) if body else None)
     return client.create_check_status_response(req, instance_id)
 
 
 @app.route(route="echo/{name}/{part?}", methods=["GET", "POST"])
 def echo(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({
-        "method": req.method, "url": req.url, "params": dict(req.params), "route": dict(req.route_params),
-        "body": req.get_body().decode(), "header": req.headers.get("x-sample"),
-        "invocation_id": context.invocation_id, "traceparent": context.trace_context.trace_parent,
-    }), mimetype="application/json", headers={"X-Echo": "yes"}, status_code=201)
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "method": req.method,
+                "url": req.url,
+                "params": dict(req.params),
+                "route": dict(req.route_params),
+                "body": req.get_body().decode(),
+                "header": req.headers.get("x-sample"),
+                "invocation_id": context.invocation_id,
+                "traceparent": context.trace_context.trace_parent,
+            }
+        ),
+        mimetype="application/json",
+        headers={"X-Echo": "yes"},
+        status_code=201,
+    )
 
 
 @app.route(route="ping", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
