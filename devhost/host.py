@@ -179,13 +179,14 @@ class DevHost:
         if not orchestrators and not index.by_type("activityTrigger"):
             return None
         from durabletask.client import TaskHubGrpcClient
-        from durabletask.testing import create_test_backend
+
+        from devhost.engine import DevhostBackend
 
         for name in ("durabletask", "durabletask-worker", "durabletask-client"):
             logging.getLogger(name).setLevel(logging.WARNING)
         port = free_port()
-        self.backend = create_test_backend(port=port)
-        address = f"127.0.0.1:{port}"
+        self.backend = DevhostBackend(port, activity_capacity=host_json.max_concurrent_activities)
+        address = self.backend.start()
         engine_log = logging.getLogger("devhost.engine")
         engine_log.setLevel(logging.WARNING)
         self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)

@@ -166,67 +166,138 @@ ALL_SETTINGS: dict[str, Setting[Any]] = {}
 
 # --- Azure ML compute shutdown -------------------------------------------------------------------------
 AML_WORKSPACES: Setting[tuple[Workspace, ...]] = _setting(
-    "AML_WORKSPACES", _parse_workspaces, None,
-    "workspaces to manage: 'subscription/resource-group/workspace', comma-separated")
+    "AML_WORKSPACES",
+    _parse_workspaces,
+    None,
+    "workspaces to manage: 'subscription/resource-group/workspace', comma-separated",
+)
 SHUTDOWN_SCHEDULE: Setting[str] = _setting(
-    "SHUTDOWN_SCHEDULE", _parse_str, "0 0 22 * * *", "NCRONTAB schedule of the nightly shutdown (UTC)")
+    "SHUTDOWN_SCHEDULE", _parse_str, "0 0 22 * * *", "NCRONTAB schedule of the nightly shutdown (UTC)"
+)
 SHUTDOWN_MODE: Setting[str] = _setting(
-    "SHUTDOWN_MODE", _parse_choice("opt-out", "opt-in"), "opt-out",
-    "opt-out: stop every running instance unless exempt; opt-in: only instances tagged for shutdown")
+    "SHUTDOWN_MODE",
+    _parse_choice("opt-out", "opt-in"),
+    "opt-out",
+    "opt-out: stop every running instance unless exempt; opt-in: only instances tagged for shutdown",
+)
 SHUTDOWN_EXEMPT_TAG: Setting[str] = _setting(
-    "SHUTDOWN_EXEMPT_TAG", _parse_str, "auto-shutdown", "tag whose value off/false/exempt exempts an instance")
+    "SHUTDOWN_EXEMPT_TAG", _parse_str, "auto-shutdown", "tag whose value off/false/exempt exempts an instance"
+)
 SHUTDOWN_KEEP_ALIVE_TAG: Setting[str] = _setting(
-    "SHUTDOWN_KEEP_ALIVE_TAG", _parse_str, "keep-alive-until", "tag holding an ISO 8601 time to keep until")
+    "SHUTDOWN_KEEP_ALIVE_TAG", _parse_str, "keep-alive-until", "tag holding an ISO 8601 time to keep until"
+)
 SHUTDOWN_DRY_RUN: Setting[bool] = _setting(
-    "SHUTDOWN_DRY_RUN", _parse_bool, "false", "decide and report but stop nothing")
+    "SHUTDOWN_DRY_RUN", _parse_bool, "false", "decide and report but stop nothing"
+)
 SHUTDOWN_STOP_TIMEOUT_SECONDS: Setting[int] = _setting(
-    "SHUTDOWN_STOP_TIMEOUT_SECONDS", _parse_int(1), "1200", "how long to wait for an instance to reach Stopped")
+    "SHUTDOWN_STOP_TIMEOUT_SECONDS",
+    _parse_int(1),
+    "1200",
+    "how long to wait for an instance to reach Stopped",
+)
 SHUTDOWN_POLL_SECONDS: Setting[int] = _setting(
-    "SHUTDOWN_POLL_SECONDS", _parse_int(1), "30", "interval of the durable-timer state checks")
+    "SHUTDOWN_POLL_SECONDS", _parse_int(1), "30", "interval of the durable-timer state checks"
+)
 AML_ARM_ENDPOINT: Setting[str] = _setting(
-    "AML_ARM_ENDPOINT", _parse_str, "https://management.azure.com/",
-    "Azure Resource Manager endpoint used by MLClient")
+    "AML_ARM_ENDPOINT",
+    _parse_str,
+    "https://management.azure.com/",
+    "Azure Resource Manager endpoint used by MLClient",
+)
 AML_POLLING_INTERVAL_SECONDS: Setting[float] = _setting(
-    "AML_POLLING_INTERVAL_SECONDS", _parse_float(0.0), "5", "polling interval of long-running ARM operations")
+    "AML_POLLING_INTERVAL_SECONDS", _parse_float(0.0), "5", "polling interval of long-running ARM operations"
+)
+AML_HTTP_RETRIES: Setting[int] = _setting(
+    "AML_HTTP_RETRIES",
+    _parse_int(0),
+    "3",
+    "retries of one ARM request on 408/429/5xx inside one activity call",
+)
+AML_HTTP_BACKOFF_SECONDS: Setting[float] = _setting(
+    "AML_HTTP_BACKOFF_SECONDS",
+    _parse_float(0.0),
+    "1",
+    "backoff factor of those retries (exponential, capped)",
+)
 
 # --- Storage and batch scoring -------------------------------------------------------------------------
 DATA_STORAGE: Setting[str] = _setting(
-    "DATA_STORAGE", _parse_str, "",
+    "DATA_STORAGE",
+    _parse_str,
+    "",
     "connection string of the data storage account (local); in Azure use DATA_STORAGE__serviceUri",
-    secret=True)
+    secret=True,
+)
 DATA_STORAGE_SERVICE_URI: Setting[str] = _setting(
-    "DATA_STORAGE__serviceUri", _parse_str, "", "blob endpoint of the data storage account (identity-based)")
+    "DATA_STORAGE__serviceUri", _parse_str, "", "blob endpoint of the data storage account (identity-based)"
+)
 DATA_STORAGE_CLIENT_ID: Setting[str] = _setting(
-    "DATA_STORAGE__clientId", _parse_str, "", "client id of the user-assigned identity used for storage")
+    "DATA_STORAGE__clientId", _parse_str, "", "client id of the user-assigned identity used for storage"
+)
 SCORING_INPUT_CONTAINER: Setting[str] = _setting(
-    "SCORING_INPUT_CONTAINER", _parse_container, "incoming", "container watched for CSV uploads")
+    "SCORING_INPUT_CONTAINER", _parse_container, "incoming", "container watched for CSV uploads"
+)
 SCORING_OUTPUT_CONTAINER: Setting[str] = _setting(
-    "SCORING_OUTPUT_CONTAINER", _parse_container, "predictions", "container receiving predictions CSVs")
+    "SCORING_OUTPUT_CONTAINER", _parse_container, "predictions", "container receiving predictions CSVs"
+)
 SCORING_ERRORS_CONTAINER: Setting[str] = _setting(
-    "SCORING_ERRORS_CONTAINER", _parse_container, "scoring-errors", "container receiving bad-row CSVs")
+    "SCORING_ERRORS_CONTAINER", _parse_container, "scoring-errors", "container receiving bad-row CSVs"
+)
 SCORING_CHUNK_BYTES: Setting[int] = _setting(
-    "SCORING_CHUNK_BYTES", _parse_int(1024), str(32 * 1024 * 1024), "target size of one scoring chunk")
+    "SCORING_CHUNK_BYTES", _parse_int(1024), str(32 * 1024 * 1024), "target size of one scoring chunk"
+)
 SCORING_ERROR_THRESHOLD: Setting[int] = _setting(
-    "SCORING_ERROR_THRESHOLD", _parse_int(-1), "-1", "bad rows tolerated before nothing is committed; -1 = no limit")
+    "SCORING_ERROR_THRESHOLD",
+    _parse_int(-1),
+    "-1",
+    "bad rows tolerated before nothing is committed; -1 = no limit",
+)
 SCORING_WAVE_SIZE: Setting[int] = _setting(
-    "SCORING_WAVE_SIZE", _parse_int(1), "64", "chunks scored by one sub-orchestration (bounds history size)")
+    "SCORING_WAVE_SIZE", _parse_int(1), "64", "chunks scored by one sub-orchestration (bounds history size)"
+)
 REPORTS_CONTAINER: Setting[str] = _setting(
-    "REPORTS_CONTAINER", _parse_container, "reports", "container receiving shutdown reports")
+    "REPORTS_CONTAINER", _parse_container, "reports", "container receiving shutdown reports"
+)
 
 # --- Model and real-time scoring ----------------------------------------------------------------------
 MODEL_URI: Setting[str] = _setting(
-    "MODEL_URI", _parse_str, DEFAULT_MODEL_URI,
-    "model directory path, blob URL, or azureml:NAME:VERSION")
+    "MODEL_URI", _parse_str, DEFAULT_MODEL_URI, "model directory path, blob URL, or azureml:NAME:VERSION"
+)
 SCORE_MAX_BODY_BYTES: Setting[int] = _setting(
-    "SCORE_MAX_BODY_BYTES", _parse_int(1), str(1024 * 1024), "largest body /api/score accepts")
+    "SCORE_MAX_BODY_BYTES", _parse_int(1), str(1024 * 1024), "largest body /api/score accepts"
+)
+MODEL_WORKSPACE: Setting[str] = _setting(
+    "MODEL_WORKSPACE",
+    _parse_str,
+    "",
+    "workspace of azureml:NAME:VERSION model URIs, 'subscription/resource-group/workspace'; "
+    "empty = the first of AML_WORKSPACES",
+)
 
 # --- Key Vault and telemetry ---------------------------------------------------------------------------
 KEYVAULT_REFRESH_SECONDS: Setting[int] = _setting(
-    "KEYVAULT_REFRESH_SECONDS", _parse_int(0), str(24 * 3600), "how long a resolved Key Vault reference is cached")
+    "KEYVAULT_REFRESH_SECONDS",
+    _parse_int(0),
+    str(24 * 3600),
+    "how long a resolved Key Vault reference is cached",
+)
+KEYVAULT_URL_TEMPLATE: Setting[str] = _setting(
+    "KEYVAULT_URL_TEMPLATE",
+    _parse_str,
+    "",
+    "local/test only: vault URL for references, '{vault}' = vault name (e.g. https://127.0.0.1:8443); "
+    "empty = the vault's own https://{vault}.vault.azure.net",
+)
 APPLICATIONINSIGHTS_CONNECTION_STRING: Setting[str] = _setting(
-    "APPLICATIONINSIGHTS_CONNECTION_STRING", _parse_str, "", "Application Insights connection string", secret=True)
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    _parse_str,
+    "",
+    "Application Insights connection string",
+    secret=True,
+)
 OTEL_EXPORTER_OTLP_ENDPOINT: Setting[str] = _setting(
-    "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, "", "OTLP endpoint to export telemetry to when set")
+    "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, "", "OTLP endpoint to export telemetry to when set"
+)
 
 
 @dataclass(frozen=True)

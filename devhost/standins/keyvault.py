@@ -71,9 +71,7 @@ class KeyVaultStandIn:
         """Add a new version of `name` (it becomes the latest) and return its version id."""
         version = uuid.uuid4().hex
         with self._lock:
-            self._secrets.setdefault(name, []).append(
-                _Version(version, value, int(time.time()), content_type)
-            )
+            self._secrets.setdefault(name, []).append(_Version(version, value, int(time.time()), content_type))
         return version
 
     def forbid(self, name: str | None = None) -> None:

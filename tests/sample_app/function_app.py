@@ -41,7 +41,8 @@ async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         return func.HttpResponse(json.dumps({"error": f"unknown orchestrator {name}"}), status_code=400)
     body = req.get_body()
     instance_id = await client.start_new(name, req.route_params.get("instance_id"), json.loads(body) if body else None)
-    return client.create_check_status_response(req, instance_id)
+    response: func.HttpResponse = client.create_check_status_response(req, instance_id)
+    return response
 
 
 @app.route(route="echo/{name}/{part?}", methods=["GET", "POST"])

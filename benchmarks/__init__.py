@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (python -m benchmarks). Not part of `make test`."""
