@@ -1,0 +1,233 @@
+"""Real-time scoring requests and answers as pure functions: query strings and bodies in, feature columns out;
+predictions in, response bodies out. Bad input raises InputError naming the field and what was expected.
+
+Contracts:
+- `GET /api/weight?height=138` -> `{"response": [39.519...]}`; several heights as repeated parameters
+  (`height=150&height=180`) and/or comma-separated (`height=150,180`), answered in that order.
+- `POST /api/score` with JSON `{"rows": [{"height": 138}, ...]}` -> JSON
+  `{"model": {"name", "version"}, "predictions": [...]}`. A `text/csv` (or `application/csv`) body
+  (header + rows) is answered as CSV: the input columns as sent plus the prediction column, the same
+  shape as batch scoring's output; send `Accept: application/json` to get the JSON answer instead.
+  Any other or missing content type is read as JSON.
+- Numbers are printed with Python's shortest round-trip repr, so real-time and batch scoring print the
+  same digits for the same input (the model runs in float64 end to end).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import InputError
+
+HEIGHT = "height"
+# One request is for a person or a form, not a file: above this, use batch scoring (upload the CSV).
+MAX_ROWS = 10_000
+JSON_EXAMPLE = '{"rows": [{"height": 138}]}'
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class PayloadTooLargeError(InputError):
+    """The body is larger than SCORE_MAX_BODY_BYTES (answered 413)."""
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Feature columns of a /api/score body; for a CSV body also its cells, echoed in the CSV answer."""
+
+    columns: dict[str, FloatArray]
+    rows: int
+    csv_header: tuple[str, ...] | None = None
+    csv_rows: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def is_csv(self) -> bool:
+        return self.csv_header is not None
+
+
+def error_status(err: InputError) -> int:
+    return 413 if isinstance(err, PayloadTooLargeError) else 400
+
+
+def error_body(message: str) -> str:
+    return json.dumps({"error": message})
+
+
+def parse_number(text: str, where: str) -> float:
+    """A finite decimal number from text; rejects NaN, inf, hex, underscores and out-of-range values."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise InputError(f"{where}: empty value, expected a number such as 138")
+    if not _NUMBER.fullmatch(cleaned):
+        raise InputError(f"{where}: expected a finite number such as 138, got {cleaned!r}")
+    value = float(cleaned)
+    if not math.isfinite(value):
+        raise InputError(f"{where}: {cleaned!r} is out of range, expected a finite number")
+    return value
+
+
+def _check_rows(rows: int, where: str, max_rows: int) -> None:
+    if rows > max_rows:
+        raise InputError(f"{where}: {rows} rows, at most {max_rows} per request (upload a CSV for batch scoring)")
+
+
+def parse_weight_query(url: str, max_rows: int = MAX_ROWS) -> FloatArray:
+    """Heights of `/api/weight?height=...`, from the URL (HttpRequest.params keeps one)."""
+    pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    raw = [value for key, value in pairs if key == HEIGHT]
+    if not raw:
+        raise InputError(
+            f"query parameter {HEIGHT!r} is missing: expected e.g. ?height=138 "
+            "(several: ?height=150&height=180 or ?height=150,180)"
+        )
+    items = [item for value in raw for item in value.split(",")]
+    _check_rows(len(items), f"query parameter {HEIGHT!r}", max_rows)
+    where = f"query parameter {HEIGHT!r}"
+    return np.array(
+        [parse_number(item, where if len(items) == 1 else f"{where} (value {i + 1})") for i, item in enumerate(items)],
+        dtype=np.float64,
+    )
+
+
+def weight_body(predictions: FloatArray) -> str:
+    return json.dumps({"response": predictions.tolist()})
+
+
+def parse_score_body(
+    body: bytes,
+    content_type: str | None,
+    features: Sequence[str],
+    max_bytes: int,
+    max_rows: int = MAX_ROWS,
+) -> ScoreRequest:
+    """Feature columns of a `/api/score` body (JSON rows or CSV), checked before anything is scored."""
+    if len(body) > max_bytes:
+        raise PayloadTooLargeError(
+            f"body of {len(body)} bytes is larger than the limit of {max_bytes} bytes "
+            "(SCORE_MAX_BODY_BYTES); upload large files for batch scoring"
+        )
+    if not body.strip():
+        raise InputError(f"empty body: expected JSON such as {JSON_EXAMPLE} or a text/csv body with a header row")
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type in ("text/csv", "application/csv"):
+        return _parse_csv(body, features, max_rows)
+    return _parse_json(body, features, max_rows)
+
+
+def _reject_constant(name: str) -> Any:
+    raise InputError(f"body contains {name}: expected finite numbers (JSON has no NaN or Infinity)")
+
+
+def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreRequest:
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(
+            f"body is not valid JSON ({err}): expected {JSON_EXAMPLE}, or send Content-Type: text/csv"
+        ) from None
+    if not isinstance(data, dict) or "rows" not in data:
+        raise InputError(f"field 'rows' is missing: expected a JSON object such as {JSON_EXAMPLE}")
+    rows = data["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"field 'rows': expected a non-empty list of objects such as {JSON_EXAMPLE}")
+    _check_rows(len(rows), "field 'rows'", max_rows)
+    values = np.empty((len(features), len(rows)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError(f'rows[{i}]: expected an object such as {{"height": 138}}, got {json.dumps(row)}')
+        for j, feature in enumerate(features):
+            if feature not in row:
+                raise InputError(f"rows[{i}].{feature} is missing: expected a finite number")
+            values[j, i] = _json_number(row[feature], f"rows[{i}].{feature}")
+    return ScoreRequest({feature: values[j] for j, feature in enumerate(features)}, len(rows))
+
+
+def _json_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: expected a finite number, got {json.dumps(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InputError(f"{where}: {value!r} is out of range, expected a finite number")
+    return number
+
+
+def _parse_csv(body: bytes, features: Sequence[str], max_rows: int) -> ScoreRequest:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"CSV body is not UTF-8 text: {err}") from None
+    try:
+        lines = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    except csv.Error as err:
+        raise InputError(f"CSV body is malformed: {err}") from None
+    if not lines:
+        raise InputError("CSV body has no header row: expected a header such as 'height' and one row per prediction")
+    header = tuple(cell.strip() for cell in lines[0])
+    data = lines[1:]
+    for feature in features:
+        if feature not in header:
+            raise InputError(f"CSV header {list(header)} lacks column {feature!r}: expected a header such as 'height'")
+        if header.count(feature) > 1:
+            raise InputError(f"CSV header {list(header)} names column {feature!r} twice")
+    if not data:
+        raise InputError("CSV body has a header but no rows: expected one row per prediction")
+    _check_rows(len(data), "CSV body", max_rows)
+    indexes = [header.index(feature) for feature in features]
+    values = np.empty((len(features), len(data)), dtype=np.float64)
+    for i, row in enumerate(data):
+        if len(row) != len(header):
+            raise InputError(f"CSV row {i + 1} has {len(row)} fields, expected {len(header)} like the header")
+        for j, (feature, index) in enumerate(zip(features, indexes, strict=True)):
+            values[j, i] = parse_number(row[index], f"CSV row {i + 1}, column {feature!r}")
+    return ScoreRequest(
+        {feature: values[j] for j, feature in enumerate(features)},
+        len(data),
+        csv_header=header,
+        csv_rows=tuple(tuple(row) for row in data),
+    )
+
+
+def score_json(name: str, version: str, predictions: FloatArray) -> str:
+    return json.dumps({"model": {"name": name, "version": version}, "predictions": predictions.tolist()})
+
+
+def score_csv(request: ScoreRequest, prediction_column: str, predictions: FloatArray) -> str:
+    """The CSV body's rows as sent plus the prediction column (a column of that name is replaced)."""
+    header = request.csv_header or ()
+    keep = [i for i, name in enumerate(header) if name != prediction_column]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([header[i] for i in keep] + [prediction_column])
+    for row, value in zip(request.csv_rows, predictions.tolist(), strict=True):
+        writer.writerow([row[i] for i in keep] + [repr(value)])
+    return out.getvalue()
+
+
+def score_answer(
+    request: ScoreRequest,
+    predictions: FloatArray,
+    *,
+    name: str,
+    version: str,
+    prediction_column: str,
+    accept: str | None,
+) -> tuple[str, str]:
+    """(body, mimetype) of a /api/score answer: CSV for a CSV body unless JSON is asked for, else JSON."""
+    if request.is_csv and "application/json" not in (accept or "").lower():
+        return score_csv(request, prediction_column, predictions), "text/csv"
+    return score_json(name, version, predictions), "application/json"
