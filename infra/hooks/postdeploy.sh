@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# azd postdeploy hook (also run by the CI deploy jobs): creates or updates the Event Grid subscription that
+# delivers BlobCreated events of `incoming/*.csv` to the `on_blob_created` function.
+#
+# It runs after the code is deployed because the webhook URL carries the function's `eventgrid_extension`
+# system key, which the Functions host creates only once it has indexed an Event Grid trigger. The
+# subscription is written with one ARM PUT (create-or-update), so running the hook again changes nothing
+# but a rotated key. Requires: az (logged in), and either azd or the variables below in the environment.
+set -euo pipefail
+
+# azd runs hooks with the environment's values exported; outside a hook (CI, by hand), read what is
+# missing from `azd env get-values`, never overriding a variable that is already set.
+if command -v azd >/dev/null 2>&1; then
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    [[ -n "${!key:-}" ]] && continue
+    value="${value#\"}"
+    value="${value%\"}"
+    export "$key=$value"
+  done < <(azd env get-values 2>/dev/null || true)
+fi
+
+: "${AZURE_RESOURCE_GROUP:?set by azd from infra outputs}"
+: "${AZURE_FUNCTION_APP_NAME:?set by azd from infra outputs}"
+: "${EVENT_GRID_SYSTEM_TOPIC_NAME:?set by azd from infra outputs}"
+: "${DATA_STORAGE_ACCOUNT_ID:?set by azd from infra outputs}"
+: "${SCORING_INPUT_CONTAINER:?set by azd from infra outputs}"
+: "${EVENT_GRID_DEADLETTER_CONTAINER:?set by azd from infra outputs}"
+
+FUNCTION_NAME="on_blob_created"
+SUBSCRIPTION_NAME="${EVENT_GRID_SUBSCRIPTION_NAME:-scoring-incoming-csv}"
+KEY_WAIT_SECONDS="${KEY_WAIT_SECONDS:-300}"
+API_VERSION="2022-06-15"
+
+command -v az >/dev/null 2>&1 || { echo "postdeploy: the Azure CLI (az) is required" >&2; exit 1; }
+
+subscription_id="$(az account show --query id --output tsv)"
+host_name="$(az functionapp show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
+  --query defaultHostName --output tsv)"
+
+# The host creates the key on its first start after the deploy; wait for it rather than fail.
+echo "postdeploy: waiting for the eventgrid_extension system key of $AZURE_FUNCTION_APP_NAME"
+deadline=$((SECONDS + KEY_WAIT_SECONDS))
+key=""
+while [[ -z "$key" ]]; do
+  key="$(az functionapp keys list --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
+    --query "systemKeys.eventgrid_extension" --output tsv 2>/dev/null || true)"
+  if [[ -z "$key" ]]; then
+    if ((SECONDS >= deadline)); then
+      echo "postdeploy: no eventgrid_extension key after ${KEY_WAIT_SECONDS}s; is the app running and does it" \
+        "define the Event Grid trigger $FUNCTION_NAME? (az functionapp function list -g $AZURE_RESOURCE_GROUP" \
+        "-n $AZURE_FUNCTION_APP_NAME)" >&2
+      exit 1
+    fi
+    # Listing functions makes the platform sync the host, which creates missing system keys.
+    az functionapp function list --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" \
+      --output none 2>/dev/null || true
+    sleep 10
+  fi
+done
+
+# The body holds the key: keep it in a private temp file, never on the command line or in the output.
+umask 077
+body="$(mktemp)"
+trap 'rm -f "$body"' EXIT
+cat >"$body" <<JSON
+{
+  "properties": {
+    "destination": {
+      "endpointType": "WebHook",
+      "properties": {
+        "endpointUrl": "https://${host_name}/runtime/webhooks/eventgrid?functionName=${FUNCTION_NAME}&code=${key}",
+        "maxEventsPerBatch": 1,
+        "preferredBatchSizeInKilobytes": 64
+      }
+    },
+    "filter": {
+      "includedEventTypes": ["Microsoft.Storage.BlobCreated"],
+      "subjectBeginsWith": "/blobServices/default/containers/${SCORING_INPUT_CONTAINER}/",
+      "subjectEndsWith": ".csv",
+      "isSubjectCaseSensitive": false
+    },
+    "eventDeliverySchema": "EventGridSchema",
+    "retryPolicy": {
+      "maxDeliveryAttempts": 30,
+      "eventTimeToLiveInMinutes": 1440
+    },
+    "deadLetterWithResourceIdentity": {
+      "identity": { "type": "SystemAssigned" },
+      "deadLetterDestination": {
+        "endpointType": "StorageBlob",
+        "properties": {
+          "resourceId": "${DATA_STORAGE_ACCOUNT_ID}",
+          "blobContainerName": "${EVENT_GRID_DEADLETTER_CONTAINER}"
+        }
+      }
+    }
+  }
+}
+JSON
+
+uri="https://management.azure.com/subscriptions/${subscription_id}/resourceGroups/${AZURE_RESOURCE_GROUP}"
+uri+="/providers/Microsoft.EventGrid/systemTopics/${EVENT_GRID_SYSTEM_TOPIC_NAME}"
+uri+="/eventSubscriptions/${SUBSCRIPTION_NAME}?api-version=${API_VERSION}"
+
+# Event Grid validates the endpoint during the PUT (the Functions host answers the handshake itself),
+# so success here means events can be delivered.
+echo "postdeploy: writing Event Grid subscription $SUBSCRIPTION_NAME on $EVENT_GRID_SYSTEM_TOPIC_NAME"
+az rest --method put --uri "$uri" --body "@$body" --headers "Content-Type=application/json" --output none
+
+state=""
+for _ in $(seq 1 30); do
+  state="$(az rest --method get --uri "$uri" --query properties.provisioningState --output tsv)"
+  [[ "$state" == "Succeeded" || "$state" == "Failed" ]] && break
+  sleep 5
+done
+if [[ "$state" != "Succeeded" ]]; then
+  echo "postdeploy: Event Grid subscription ended in state '$state'" >&2
+  exit 1
+fi
+echo "postdeploy: Event Grid subscription $SUBSCRIPTION_NAME is ready (incoming/*.csv -> $FUNCTION_NAME)"

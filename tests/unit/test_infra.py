@@ -1,0 +1,644 @@
+"""Structure checks of the deployment: Bicep templates, azd config, post-deploy hook, CI/CD, package.
+
+No Bicep compiler installs from our registries (the Bicep CLI ships from GitHub releases and NuGet; the npm
+and PyPI wrappers download it at run time), so the templates are parsed with the tree-sitter Bicep grammar
+(`tree-sitter-bicep` from PyPI): a syntax error fails here, and the checks read the parsed declarations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tree_sitter_bicep
+import yaml
+from tree_sitter import Language, Node, Parser
+
+from shared.settings import ALL_SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+PIPELINE = ROOT / "azure-pipelines.yml"
+HOOK = INFRA / "hooks" / "postdeploy.sh"
+
+_PARSER = Parser(Language(tree_sitter_bicep.language()))
+
+# Settings the platform or the SDKs read (not declared in shared.settings) that the infra must set.
+PLATFORM_SETTINGS = {
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "DATA_STORAGE__credential",
+    "AZURE_CLIENT_ID",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+}
+REQUIRED_SETTINGS = PLATFORM_SETTINGS | {
+    "DATA_STORAGE__serviceUri",
+    "DATA_STORAGE__clientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "AML_WORKSPACES",
+    "SHUTDOWN_SCHEDULE",
+    "SHUTDOWN_MODE",
+    "SHUTDOWN_DRY_RUN",
+    "SCORING_INPUT_CONTAINER",
+    "SCORING_OUTPUT_CONTAINER",
+    "SCORING_ERRORS_CONTAINER",
+    "REPORTS_CONTAINER",
+    "MODEL_URI",
+}
+# Flex Consumption takes the runtime from functionAppConfig and rejects these; none of them may be set.
+FLEX_FORBIDDEN_SETTINGS = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE",
+    "AzureWebJobsStorage",
+}
+
+ROLE_IDS = {
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "AzureML Compute Operator": "e503ece1-11d0-4e8e-8e2c-7a6c3bf38815",
+}
+
+
+# --- A small reader of Bicep declarations over the tree-sitter syntax tree -------------------------------
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A Bicep expression that is not a plain literal (a reference, a call, an interpolated string)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Declaration:
+    kind: str  # resource | module | param | var | output
+    symbol: str
+    target: str  # resource type@version, module path, or parameter/output type
+    body: Any  # the object body of a resource/module, or the value of a param default / var / output
+    existing: bool
+    file: Path
+
+
+def _text(node: Node) -> str:
+    return (node.text or b"").decode()
+
+
+def _named(node: Node) -> list[Node]:
+    return [child for child in node.children if child.is_named]
+
+
+def _value(node: Node) -> Any:
+    if node.type == "object":
+        result: dict[str, Any] = {}
+        for prop in _named(node):
+            if prop.type != "object_property":
+                continue
+            parts = _named(prop)
+            if parts[0].type == "resource_declaration":
+                continue  # nested resource: read by _declarations
+            key = parts[0]
+            name = _text(key) if key.type == "identifier" else _value(key)
+            result[str(name)] = _value(parts[-1])
+        return result
+    if node.type == "array":
+        return [_value(item) for item in _named(node)]
+    if node.type == "string":
+        parts = _named(node)
+        if all(part.type == "string_content" for part in parts):
+            return "".join(_text(part) for part in parts)
+        return Expr(_text(node))
+    if node.type == "boolean":
+        return _text(node) == "true"
+    if node.type == "number":
+        return int(_text(node))
+    if node.type == "multiline_string":
+        return _text(node).strip("'")
+    return Expr(_text(node))
+
+
+def _body(node: Node) -> Any:
+    """The object of a declaration, looking through `if (...)` and `[for ...: {...}]`."""
+    if node.type == "object":
+        return _value(node)
+    if node.type in {"if_statement", "for_statement", "array"}:
+        for child in reversed(_named(node)):
+            if child.type in {"object", "if_statement", "for_statement"}:
+                return _body(child)
+    return _value(node)
+
+
+def _declarations(node: Node, file: Path) -> Iterator[Declaration]:
+    for child in _named(node):
+        if child.type in {"resource_declaration", "module_declaration"}:
+            parts = _named(child)
+            existing = any(c.type == "existing" for c in child.children)
+            kind = "resource" if child.type == "resource_declaration" else "module"
+            yield Declaration(kind, _text(parts[0]), str(_value(parts[1])), _body(parts[-1]), existing, file)
+            # Nested (child) resources live in object properties of the body.
+            for obj in (c for c in _named(child) if c.type in {"object", "if_statement", "for_statement"}):
+                for prop in obj.children if obj.type == "object" else []:
+                    for nested in _named(prop):
+                        if nested.type == "resource_declaration":
+                            yield from _declarations(prop, file)
+        elif child.type in {"parameter_declaration", "variable_declaration", "output_declaration"}:
+            parts = _named(child)
+            kind = child.type.split("_")[0].replace("parameter", "param").replace("variable", "var")
+            target = _text(parts[1]) if kind != "var" and len(parts) > 1 else ""
+            value = _value(parts[-1]) if len(parts) > (1 if kind == "var" else 2) else None
+            yield Declaration(kind, _text(parts[0]), target, value, False, file)
+
+
+def _syntax_errors(path: Path) -> list[str]:
+    tree = _PARSER.parse(path.read_bytes())
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    errors: list[str] = []
+
+    def walk(node: Node) -> None:
+        if node.type == "ERROR" or node.is_missing:
+            row, col = node.start_point
+            errors.append(f"{shown}:{row + 1}:{col + 1}: {node.type} near {_text(node)[:60]!r}")
+        for child in node.children:
+            walk(child)
+
+    walk(tree.root_node)
+    return errors
+
+
+def _parse(path: Path) -> list[Declaration]:
+    return list(_declarations(_PARSER.parse(path.read_bytes()).root_node, path))
+
+
+@pytest.fixture(scope="module")
+def decls() -> list[Declaration]:
+    return [d for path in BICEP_FILES for d in _parse(path)]
+
+
+def _resources(decls: list[Declaration], type_name: str) -> list[Declaration]:
+    return [
+        d
+        for d in decls
+        if d.kind == "resource" and d.target.split("@")[0].lower() == type_name.lower() and not d.existing
+    ]
+
+
+def _one(decls: list[Declaration], kind: str, symbol: str, file: str) -> Declaration:
+    found = [d for d in decls if d.kind == kind and d.symbol == symbol and d.file.name == file]
+    assert len(found) == 1, f"expected one {kind} {symbol} in {file}, found {len(found)}"
+    return found[0]
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        assert isinstance(obj, dict), f"expected an object at {key!r}, got {obj!r}"
+        matches = [k for k in obj if k.lower() == key.lower()]
+        assert matches, f"missing property {key!r} in {sorted(obj)}"
+        obj = obj[matches[0]]
+    return obj
+
+
+# --- Bicep: syntax and references --------------------------------------------------------------------------
+
+
+def test_infra_has_templates() -> None:
+    assert INFRA / "main.bicep" in BICEP_FILES
+    assert len(BICEP_FILES) >= 5
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_bicep_file_parses_without_syntax_errors(path: Path) -> None:
+    assert _syntax_errors(path) == []
+
+
+def test_parser_reports_a_broken_template(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.bicep"
+    broken.write_text("resource x 'Microsoft.Web/sites@2024-04-01' = {\n  name: [\n}\n")
+    assert _syntax_errors(broken)
+
+
+def test_every_local_module_exists(decls: list[Declaration]) -> None:
+    modules = [d for d in decls if d.kind == "module"]
+    assert modules
+    for module in modules:
+        assert not module.target.startswith("br"), f"{module.symbol}: registry modules are not used"
+        assert (module.file.parent / module.target).is_file(), f"{module.symbol}: {module.target} missing"
+
+
+def test_main_parameters_match_main_template(decls: list[Declaration]) -> None:
+    params = {d.symbol: d for d in decls if d.kind == "param" and d.file.name == "main.bicep"}
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert set(given) <= set(params), f"unknown parameters: {set(given) - set(params)}"
+    without_default = {name for name, d in params.items() if d.body is None}
+    assert without_default <= set(given), f"parameters azd cannot fill: {without_default - set(given)}"
+
+
+# --- Bicep: resources and their security properties --------------------------------------------------------
+
+EXPECTED_TYPES = [
+    "Microsoft.Resources/resourceGroups",
+    "Microsoft.ManagedIdentity/userAssignedIdentities",
+    "Microsoft.Storage/storageAccounts",
+    "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "Microsoft.OperationalInsights/workspaces",
+    "Microsoft.Insights/components",
+    "Microsoft.KeyVault/vaults",
+    "Microsoft.EventGrid/systemTopics",
+    "Microsoft.Web/serverfarms",
+    "Microsoft.Web/sites",
+    "Microsoft.Web/sites/config",
+    "Microsoft.Authorization/roleAssignments",
+    "Microsoft.Authorization/roleDefinitions",
+]
+
+
+@pytest.mark.parametrize("type_name", EXPECTED_TYPES)
+def test_resource_type_is_declared(decls: list[Declaration], type_name: str) -> None:
+    assert _resources(decls, type_name), f"no {type_name} resource in infra/"
+
+
+def test_storage_accounts_accept_only_entra_id(decls: list[Declaration]) -> None:
+    accounts = _resources(decls, "Microsoft.Storage/storageAccounts")
+    assert accounts
+    for account in accounts:
+        props = _get(account.body, "properties")
+        assert _get(props, "allowSharedKeyAccess") is False
+        assert _get(props, "allowBlobPublicAccess") is False
+        assert _get(props, "minimumTlsVersion") == "TLS1_2"
+
+
+def test_application_insights_has_local_auth_off(decls: list[Declaration]) -> None:
+    (component,) = _resources(decls, "Microsoft.Insights/components")
+    assert _get(component.body, "properties", "DisableLocalAuth") is True
+    assert isinstance(_get(component.body, "properties", "WorkspaceResourceId"), Expr)
+
+
+def test_key_vault_uses_rbac(decls: list[Declaration]) -> None:
+    (vault,) = _resources(decls, "Microsoft.KeyVault/vaults")
+    assert _get(vault.body, "properties", "enableRbacAuthorization") is True
+    assert "accessPolicies" not in _get(vault.body, "properties")
+
+
+def test_function_app_runs_python_311_on_flex_consumption(decls: list[Declaration]) -> None:
+    (plan,) = _resources(decls, "Microsoft.Web/serverfarms")
+    assert _get(plan.body, "sku") == {"tier": "FlexConsumption", "name": "FC1"}
+    (site,) = _resources(decls, "Microsoft.Web/sites")
+    config = _get(site.body, "properties", "functionAppConfig")
+    runtime = _get(config, "runtime")
+    assert _get(runtime, "name") == "python"
+    version = _one(decls, "param", "pythonVersion", site.file.name)
+    assert _get(runtime, "version") == Expr("pythonVersion") and version.body == "3.11"
+    storage = _get(config, "deployment", "storage")
+    assert _get(storage, "type") == "blobContainer"
+    assert _get(storage, "authentication", "type") == "UserAssignedIdentity"
+
+
+def test_function_app_uses_only_its_user_assigned_identity(decls: list[Declaration]) -> None:
+    (site,) = _resources(decls, "Microsoft.Web/sites")
+    assert _get(site.body, "identity", "type") == "UserAssigned"
+    assert _get(site.body, "properties", "keyVaultReferenceIdentity") == Expr("identityId")
+    assert _get(site.body, "properties", "httpsOnly") is True
+    policies = _resources(decls, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    assert {p.body["name"] for p in policies} == {"scm", "ftp"}
+    assert all(_get(p.body, "properties", "allow") is False for p in policies)
+
+
+def test_every_role_assignment_is_named_with_guid(decls: list[Declaration]) -> None:
+    assignments = _resources(decls, "Microsoft.Authorization/roleAssignments")
+    assert len(assignments) >= 8
+    for assignment in assignments:
+        name = assignment.body["name"]
+        assert isinstance(name, Expr) and name.text.startswith("guid("), f"{assignment.symbol}: {name}"
+        assert "principalId" in name.text or "PrincipalId" in name.text or "systemTopic.id" in name.text, (
+            f"{assignment.symbol}: the name must depend on the principal, so two principals never collide"
+        )
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        "Storage Blob Data Owner",
+        "Storage Blob Data Contributor",
+        "Storage Queue Data Contributor",
+        "Storage Table Data Contributor",
+        "Key Vault Secrets User",
+        "Monitoring Metrics Publisher",
+        "AzureML Compute Operator",
+    ],
+)
+def test_role_is_granted(role: str) -> None:
+    text = "\n".join(path.read_text() for path in BICEP_FILES)
+    assert ROLE_IDS[role] in text
+
+
+def test_custom_aml_role_allows_only_listing_and_stopping(decls: list[Declaration]) -> None:
+    (definition,) = _resources(decls, "Microsoft.Authorization/roleDefinitions")
+    (permissions,) = _get(definition.body, "properties", "permissions")
+    assert sorted(_get(permissions, "actions")) == [
+        "Microsoft.MachineLearningServices/workspaces/computes/read",
+        "Microsoft.MachineLearningServices/workspaces/computes/stop/action",
+    ]
+    assert _get(permissions, "dataActions") == []
+
+
+def test_aml_role_is_assigned_on_each_workspace(decls: list[Declaration]) -> None:
+    access = _one(decls, "module", "amlAccess", "main.bicep")
+    assert access.target == "modules/aml-access.bicep"
+    text = (INFRA / "main.bicep").read_text()
+    assert re.search(r"for \(ws, i\) in workspaces", text)
+    assert "scope: resourceGroup(ws.subscriptionId, ws.resourceGroup)" in text
+
+
+def test_event_grid_topic_watches_the_data_account_with_its_own_identity(decls: list[Declaration]) -> None:
+    (topic,) = _resources(decls, "Microsoft.EventGrid/systemTopics")
+    assert _get(topic.body, "properties", "topicType") == "Microsoft.Storage.StorageAccounts"
+    assert _get(topic.body, "identity", "type") == "SystemAssigned"
+
+
+def test_data_containers_match_the_app_defaults(decls: list[Declaration]) -> None:
+    main = {d.symbol: d.body for d in decls if d.kind == "var" and d.file.name == "main.bicep"}
+    for var, setting in [
+        ("scoringInputContainer", "SCORING_INPUT_CONTAINER"),
+        ("scoringOutputContainer", "SCORING_OUTPUT_CONTAINER"),
+        ("scoringErrorsContainer", "SCORING_ERRORS_CONTAINER"),
+        ("reportsContainer", "REPORTS_CONTAINER"),
+    ]:
+        assert main[var] == ALL_SETTINGS[setting].default, f"{var} differs from the app's {setting} default"
+    data = _one(decls, "module", "dataStorage", "main.bicep")
+    containers = {c.text for c in _get(data.body, "params", "containers")}
+    assert containers >= {
+        "scoringInputContainer",
+        "scoringOutputContainer",
+        "scoringErrorsContainer",
+        "reportsContainer",
+        "modelsContainer",
+        "deadLetterContainer",
+    }
+
+
+def test_task_hub_is_named() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    hub = host["extensions"]["durableTask"]["hubName"]
+    assert hub and hub not in {"TestHubName", "DurableFunctionsHub"}
+
+
+# --- App settings ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_settings(decls: list[Declaration]) -> dict[str, Any]:
+    """Every app setting the infra sets: platform settings of the module plus those main.bicep passes in."""
+    platform = _one(decls, "var", "platformSettings", "functionapp.bicep").body
+    module = _one(decls, "module", "functionApp", "main.bicep")
+    specific = _get(module.body, "params", "appSettings")
+    assert isinstance(platform, dict) and isinstance(specific, dict)
+    assert not set(platform) & set(specific), "a setting is set twice"
+    return {**specific, **platform}
+
+
+def test_settings_resource_merges_all_settings(decls: list[Declaration]) -> None:
+    (config,) = _resources(decls, "Microsoft.Web/sites/config")
+    assert config.body["name"] == "appsettings"
+    assert _get(config.body, "properties") == Expr("union(appSettings, secretSettings, platformSettings)")
+
+
+def test_every_required_setting_is_set(app_settings: dict[str, Any]) -> None:
+    required_by_code = {name for name, spec in ALL_SETTINGS.items() if spec.default is None}
+    missing = (required_by_code | REQUIRED_SETTINGS) - set(app_settings)
+    assert not missing, f"app settings the deployed app needs but infra does not set: {sorted(missing)}"
+
+
+def test_every_setting_set_is_read_by_someone(app_settings: dict[str, Any]) -> None:
+    unknown = set(app_settings) - set(ALL_SETTINGS) - PLATFORM_SETTINGS - {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    assert not unknown, f"settings nothing reads (typo?): {sorted(unknown)}"
+
+
+def test_no_setting_flex_consumption_rejects(app_settings: dict[str, Any]) -> None:
+    assert not FLEX_FORBIDDEN_SETTINGS & set(app_settings)
+
+
+def test_connections_are_identity_based(app_settings: dict[str, Any]) -> None:
+    assert app_settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert app_settings["DATA_STORAGE__credential"] == "managedidentity"
+    for name in ("AzureWebJobsStorage__clientId", "DATA_STORAGE__clientId", "AZURE_CLIENT_ID"):
+        assert app_settings[name] in {Expr("identityClientId"), Expr("identity.outputs.clientId")}
+    auth = app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    assert isinstance(auth, Expr) and "Authorization=AAD" in auth.text and "ClientId=" in auth.text
+    # The connection-string form of the data account (a key) is never set in Azure.
+    assert "DATA_STORAGE" not in app_settings
+
+
+def test_secret_settings_are_never_literals(app_settings: dict[str, Any]) -> None:
+    for name, value in app_settings.items():
+        spec = ALL_SETTINGS.get(name)
+        if spec is not None and spec.secret:
+            assert isinstance(value, Expr), f"{name} is secret and must not be a literal in infra"
+
+
+def test_secret_app_settings_are_key_vault_references() -> None:
+    text = (INFRA / "main.bicep").read_text()
+    assert "@Microsoft.KeyVault(SecretUri=${keyVault.outputs.endpoint}secrets/" in text
+
+
+# --- No secret anywhere in deployment files ----------------------------------------------------------------
+
+SECRET_PATTERNS = [
+    r"AccountKey=",
+    r"InstrumentationKey=",
+    r"SharedAccessSignature",
+    r"[?&]sig=",
+    r"-----BEGIN",
+    r"client-secret",
+    r"AZURE_CLIENT_SECRET",
+    r"ClientSecret",
+    r"creds:",
+    r"publish-profile",
+    r"publishProfile",
+    r"listKeys\(",
+]
+DEPLOYMENT_FILES = [
+    *sorted(p for p in INFRA.rglob("*") if p.is_file()),
+    WORKFLOW,
+    PIPELINE,
+    ROOT / "azure.yaml",
+    ROOT / "Dockerfile",
+    ROOT / "scripts" / "package.sh",
+]
+
+
+@pytest.mark.parametrize("path", DEPLOYMENT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_secret_literal(path: Path) -> None:
+    text = path.read_text()
+    found = [pattern for pattern in SECRET_PATTERNS if re.search(pattern, text, re.IGNORECASE)]
+    assert not found, f"{path.relative_to(ROOT)} contains {found}"
+
+
+# --- azd and the post-deploy hook --------------------------------------------------------------------------
+
+
+def test_azure_yaml_deploys_the_function_app_and_runs_the_hook() -> None:
+    config = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    (service,) = config["services"].values()
+    assert service["host"] == "function" and service["language"] == "python"
+    assert (ROOT / service["project"] / "function_app.py").is_file()
+    assert config["infra"]["path"] == "infra" and config["infra"]["module"] == "main"
+    assert "infra/hooks/postdeploy.sh" in config["hooks"]["postdeploy"]["run"]
+    site = _resources([d for p in BICEP_FILES for d in _parse(p)], "Microsoft.Web/sites")[0]
+    tags = _get(site.body, "tags")
+    assert isinstance(tags, Expr) and "'azd-service-name': serviceName" in tags.text
+    assert "serviceName: 'api'" in (INFRA / "main.bicep").read_text() and "api" in config["services"]
+
+
+def test_hook_is_valid_bash() -> None:
+    result = subprocess.run(["bash", "-n", str(HOOK)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_hook_outputs_it_reads_are_infra_outputs(decls: list[Declaration]) -> None:
+    outputs = {d.symbol for d in decls if d.kind == "output" and d.file.name == "main.bicep"}
+    needed = set(re.findall(r'"\$\{([A-Z_]+):\?', HOOK.read_text()))
+    assert needed and needed <= outputs, f"hook reads values infra does not output: {needed - outputs}"
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "systemKeys.eventgrid_extension",
+        "/runtime/webhooks/eventgrid?functionName=${FUNCTION_NAME}&code=${key}",
+        'FUNCTION_NAME="on_blob_created"',
+        '"includedEventTypes": ["Microsoft.Storage.BlobCreated"]',
+        '"subjectBeginsWith": "/blobServices/default/containers/${SCORING_INPUT_CONTAINER}/"',
+        '"subjectEndsWith": ".csv"',
+        '"eventDeliverySchema": "EventGridSchema"',
+        '"retryPolicy"',
+        '"deadLetterWithResourceIdentity"',
+        "az rest --method put",
+    ],
+)
+def test_hook_creates_the_filtered_subscription_idempotently(fragment: str) -> None:
+    assert fragment in HOOK.read_text()
+
+
+def test_hook_never_prints_the_key() -> None:
+    text = HOOK.read_text()
+    assert "set -x" not in text
+    assert not re.search(r"echo[^\n]*\$\{?key\b", text)
+    assert "umask 077" in text
+
+
+# --- CI/CD -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return data
+
+
+def _steps_text(job: dict[str, Any]) -> str:
+    return "\n".join(json.dumps(step) for step in job["steps"])
+
+
+def test_workflow_default_permissions_are_read_only(workflow: dict[str, Any]) -> None:
+    assert workflow["permissions"] == {"contents": "read"}
+
+
+def test_workflow_runs_the_developers_make_targets(workflow: dict[str, Any]) -> None:
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any(run.startswith("make lint") for run in runs)
+    assert any(run.startswith("make test") for run in runs)
+    assert any("scripts/package.sh" in run for run in runs)
+
+
+def test_workflow_publishes_the_junit_report(workflow: dict[str, Any]) -> None:
+    text = _steps_text(workflow["jobs"]["test"])
+    assert text.count("reports/junit.xml") >= 2
+    assert "java-junit" in text
+
+
+def test_only_the_deploy_job_can_get_an_oidc_token(workflow: dict[str, Any]) -> None:
+    for name, job in workflow["jobs"].items():
+        token = job.get("permissions", {}).get("id-token")
+        assert token == ("write" if name == "deploy" else None), name
+
+
+def test_deploy_runs_on_main_behind_an_environment_with_oidc(workflow: dict[str, Any]) -> None:
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "refs/heads/main" in deploy["if"] and "pull_request" in deploy["if"]
+    assert deploy["environment"]["name"] == "production"
+    (login,) = [step for step in deploy["steps"] if step.get("uses", "").startswith("azure/login@")]
+    assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}
+    (functions,) = [step for step in deploy["steps"] if step.get("uses", "").startswith("Azure/functions-action@")]
+    assert functions["with"]["sku"] == "flexconsumption" and functions["with"]["package"] == "dist/app.zip"
+    assert "infra/hooks/postdeploy.sh" in _steps_text(deploy)
+    assert deploy["needs"] == "package" and workflow["jobs"]["package"]["needs"] == "test"
+
+
+def test_pipeline_tests_publishes_junit_and_deploys_main_behind_an_environment() -> None:
+    pipeline = yaml.safe_load(PIPELINE.read_text())
+    build, deploy = pipeline["stages"]
+    steps = [step for job in build["jobs"] for step in job["steps"]]
+    scripts = [step.get("script", "") for step in steps]
+    assert "make lint PYTHON=python$(PYTHON_VERSION)" in scripts
+    assert "make test PYTHON=python$(PYTHON_VERSION)" in scripts
+    (publish,) = [step for step in steps if step.get("task") == "PublishTestResults@2"]
+    assert publish["inputs"]["testResultsFormat"] == "JUnit"
+    assert publish["inputs"]["testResultsFiles"] == "reports/junit.xml"
+    assert publish["condition"] == "succeededOrFailed()"
+    assert "refs/heads/main" in deploy["condition"] and "PullRequest" in deploy["condition"]
+    (job,) = deploy["jobs"]
+    assert job["environment"] == "production"
+    deploy_steps = job["strategy"]["runOnce"]["deploy"]["steps"]
+    (functions,) = [step for step in deploy_steps if step.get("task") == "AzureFunctionApp@2"]
+    assert functions["inputs"]["isFlexConsumption"] is True
+    assert "infra/hooks/postdeploy.sh" in json.dumps(deploy_steps)
+
+
+# --- The deployment package --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the zip command is not installed")
+def test_package_holds_the_app_and_nothing_else(tmp_path: Path) -> None:
+    output = tmp_path / "app.zip"
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "package.sh"), "--output", str(output)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    names = zipfile.ZipFile(output).namelist()
+    for required in ("function_app.py", "host.json", "requirements.txt", "shared/settings.py", "triggers/"):
+        assert required in names, f"{required} missing from the package"
+    for excluded in ("tests/", "devhost/", "training/", "node_modules/", ".venv/", "benchmarks/"):
+        assert not any(name.startswith(excluded) for name in names), f"{excluded} must not be deployed"
+    assert not any("__pycache__" in name for name in names)
+
+
+def test_funcignore_keeps_local_tooling_out_of_azd_packages() -> None:
+    ignored = set((ROOT / ".funcignore").read_text().split())
+    assert {"tests/", "devhost/", "training/", "node_modules/", ".venv/", "local.settings.json"} <= ignored
+    assert not {"shared/", "triggers/", "orchestrations/", "activities/", "models/"} & ignored
+
+
+def test_container_image_uses_the_official_functions_base_image() -> None:
+    first = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("FROM"))
+    assert first == "FROM mcr.microsoft.com/azure-functions/python:4-python3.11"
