@@ -1,12 +1,84 @@
-"""Starts the loopback stand-ins a settings file asks for and points the app's settings at them."""
+"""Starts the loopback stand-ins a settings file asks for and points the app's settings at them.
+
+- `DEVHOST_ARM_FLEET` (a fleet JSON file): an App Service-style managed-identity endpoint and an HTTPS stand-in of
+  the Azure Resource Manager compute API seeded from the file, so the app's real `MLClient` runs end to end.
+- `DEVHOST_KEYVAULT_SECRETS` (JSON object name -> value): an HTTPS Key Vault stand-in holding those secrets, so a
+  setting may be a `@Microsoft.KeyVault(...)` reference locally, as in Azure.
+
+Settings already pointing elsewhere (a real vault, a real ARM endpoint) are left alone.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from devhost.config import APP_ROOT, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class _Named:
+    """A started stand-in with a line for the start-up banner."""
+
+    def __init__(self, label: str, target: Any):
+        self.label = label
+        self.target = target
+
+    def stop(self) -> None:
+        self.target.stop()
+
+    def __str__(self) -> str:
+        return self.label
+
 
 def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
-    """Nothing yet: filled in as the ARM, identity and Key Vault stand-ins land."""
-    return []
+    fleet_setting = env.get("DEVHOST_ARM_FLEET", "").strip()
+    secrets_setting = env.get("DEVHOST_KEYVAULT_SECRETS", "").strip()
+    if not fleet_setting and not secrets_setting:
+        return []
+    from devhost.standins.identity import IdentityStandin
+    from devhost.standins.tls import make_local_tls
+
+    started: list[Any] = []
+    tls = make_local_tls(state_dir / "tls")
+    identity = IdentityStandin()
+    identity.start()
+    started.append(_Named(f"managed identity endpoint {identity.endpoint}", identity))
+    for name, value in identity.env().items():
+        env.setdefault(name, value)
+    # The SDKs (requests) trust the stand-ins' local CA through this bundle.
+    env.setdefault("REQUESTS_CA_BUNDLE", str(tls.ca_bundle))
+
+    if fleet_setting:
+        from devhost.standins.arm import ArmStandin
+
+        fleet = Path(fleet_setting)
+        fleet = fleet if fleet.is_absolute() else APP_ROOT / fleet
+        if not fleet.exists():
+            raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
+        transition = float(env.get("DEVHOST_ARM_TRANSITION_SECONDS", "5") or 5)
+        arm = ArmStandin(fleet, tls, transition_seconds=transition, token_validator=identity.is_valid)
+        url = arm.start()
+        env.setdefault("AML_ARM_ENDPOINT", url + "/")
+        started.append(_Named(f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}", arm))
+
+    if secrets_setting:
+        from devhost.standins.keyvault import KeyVaultStandIn
+
+        try:
+            secrets = json.loads(secrets_setting)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"DEVHOST_KEYVAULT_SECRETS is not a JSON object: {err}") from None
+        if not isinstance(secrets, dict):
+            raise ConfigError("DEVHOST_KEYVAULT_SECRETS must be a JSON object of secret name -> value")
+        vault = KeyVaultStandIn(tls, token_validator=identity.is_valid)
+        vault.start()
+        for name, value in secrets.items():
+            vault.set_secret(str(name), str(value))
+        env.setdefault("KEYVAULT_URL_TEMPLATE", vault.url)
+        started.append(_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault))
+    return started

@@ -1,0 +1,662 @@
+"""Batch scoring below the orchestration: plan a CSV blob's chunks, score a chunk, commit the predictions.
+
+A chunk's output is its input bytes with `,<prediction>` inserted before each row's line ending (input text is
+never re-serialized), so the chunks' outputs, concatenated in order, are the predictions CSV. Bad rows keep
+their place with an empty prediction and are listed, with chunk-relative line numbers, in a small part blob;
+the commit step turns them into input line numbers from the chunks' line counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared import blobs
+from shared.csv_chunks import ChunkRange, CsvHeader, plan_chunks, realign
+from shared.errors import ScoringError
+from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+log = logging.getLogger(__name__)
+
+Predict = Callable[[Mapping[str, "np.ndarray[Any, Any]"]], "np.ndarray[Any, Any]"]
+
+ERRORS_HEADER = b"line,reason\n"
+_SEPARATOR_CANDIDATES = ("\x1f", "\x1e", "\x1d", "\x1c", "\x01", "\x02", "\x03")
+_MAX_SHOWN_VALUE = 40
+
+
+@dataclass
+class ScoredChunk:
+    """One chunk scored in memory: output bytes and bad rows with chunk-relative line numbers (1 = first)."""
+
+    output: bytes
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    rows: int = 0
+    lines: int = 0
+    quote_parity: int = 0
+    misaligned: bool = False
+
+    @property
+    def bad_rows(self) -> int:
+        return len(self.errors)
+
+
+def check_columns(header: CsvHeader, features: Sequence[str], source: str, model_label: str) -> None:
+    """ScoringError naming the first missing feature column, the model and the columns the file has."""
+    missing = [f for f in features if f not in header.columns]
+    if missing:
+        what = f"column {missing[0]!r}" if len(missing) == 1 else "columns " + ", ".join(map(repr, missing))
+        raise ScoringError(
+            f"{source} lacks {what} required by model {model_label} (columns: {', '.join(header.columns)})"
+        )
+
+
+def csv_field(text: str) -> str:
+    """`text` as one CSV field, quoted only when it must be."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def format_predictions(values: np.ndarray[Any, Any], valid: np.ndarray[Any, Any]) -> pl.Series:
+    """Prediction text per row: repr(float) of each valid value (as real-time JSON prints), else ""."""
+    import numpy as np
+    import polars as pl
+
+    text = pl.Series("p", values, dtype=pl.Float64).cast(pl.String)
+    # polars prints |x| < 1e-4 positionally (0.00001), repr with an exponent (1e-05); elsewhere they agree.
+    with np.errstate(invalid="ignore"):
+        small = np.flatnonzero(valid & (np.abs(values) < 1e-4) & (values != 0))
+    if len(small):
+        text = text.scatter(small, [repr(float(v)) for v in values[small]])
+    bad = np.flatnonzero(~valid)
+    if len(bad):
+        text = text.scatter(bad, "")
+    return text
+
+
+def _check_utf8(data: bytes, source: str, offset: int) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScoringError(
+            f"{source} is not UTF-8 text: byte 0x{data[err.start]:02x} at offset {offset + err.start} "
+            "cannot be decoded (save the file as UTF-8)"
+        ) from err
+
+
+@dataclass
+class _Rows:
+    starts: np.ndarray[Any, Any]  # first byte of each line-delimited record
+    cends: np.ndarray[Any, Any]  # end of its content (before CRLF/LF)
+    terminated: np.ndarray[Any, Any]  # has a line ending
+    crlf: np.ndarray[Any, Any]
+    fields: np.ndarray[Any, Any]  # separators outside quotes + 1
+    quoted_newline: bool
+
+
+def _split_rows(body: bytes) -> _Rows:
+    """Records of `body` (which starts outside quotes): line breaks and commas outside quotes, vectorized."""
+    import numpy as np
+
+    a = np.frombuffer(body, dtype=np.uint8)
+    n = len(a)
+    if b'"' not in body:
+        nl = np.flatnonzero(a == 10)
+        commas = np.flatnonzero(a == 44)
+        quoted_newline = False
+    else:
+        idx = np.flatnonzero((a == 10) | (a == 34) | (a == 44))
+        kind = a[idx]
+        is_quote = kind == 34
+        # uint8 wraps at 256, which keeps the parity: whether an odd number of quotes precedes each position
+        outside = (np.cumsum(is_quote, dtype=np.uint8) & 1) == 0
+        nl = idx[outside & (kind == 10)]
+        commas = idx[outside & (kind == 44)]
+        quoted_newline = len(nl) != int(np.count_nonzero(kind == 10))
+    terms = nl
+    terminated = np.ones(len(nl), dtype=bool)
+    if n and (len(nl) == 0 or nl[-1] != n - 1):
+        terms = np.append(nl, n)
+        terminated = np.append(terminated, False)
+    starts = np.empty(len(terms), dtype=np.int64)
+    if len(terms):
+        starts[0] = 0
+        starts[1:] = terms[:-1] + 1
+    crlf = terminated & (terms > starts) & (a[np.maximum(terms - 1, 0)] == 13) if n else terminated
+    cends = terms - crlf
+    fields = np.bincount(np.searchsorted(terms, commas), minlength=len(terms))[: len(terms)] + 1
+    return _Rows(starts, cends, terminated, crlf, fields, quoted_newline)
+
+
+def _parse_numbers(texts: pl.Series) -> np.ndarray[Any, Any]:
+    """float64 per text; NaN where empty, not a number, or not finite."""
+    import numpy as np
+    import polars as pl
+
+    values = texts.cast(pl.String).str.strip_chars(" \t").cast(pl.Float64, strict=False).to_numpy()
+    values = np.array(values, dtype=np.float64)  # writable copy: polars hands out read-only views
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _reason(value: str | None, column: str) -> str:
+    if value is None or not value.strip():
+        return f"missing value for {column!r}"
+    shown = value if len(value) <= _MAX_SHOWN_VALUE else value[:_MAX_SHOWN_VALUE] + "..."
+    return f"{shown!r} in column {column!r} is not a finite number"
+
+
+def score_chunk_bytes(
+    data: bytes,
+    *,
+    header: CsvHeader,
+    first: bool,
+    features: Sequence[str],
+    prediction_column: str,
+    predict: Predict,
+    source: str,
+    offset: int = 0,
+    model_label: str = "model",
+) -> ScoredChunk:
+    """Score the bytes of one chunk (chunk 0 holds BOM and header) into its share of the predictions CSV."""
+    import numpy as np
+
+    lines = data.count(b"\n")
+    parity = data.count(b'"') & 1
+    if parity:
+        return ScoredChunk(b"", lines=lines, quote_parity=1, misaligned=True)
+    _check_utf8(data, source, offset)
+    check_columns(header, features, source, model_label)
+
+    head_out = b""
+    body = data
+    first_line = 1
+    if first:
+        hl = header.header_length
+        eol = header.line_ending.encode()
+        head_out = data[: hl - len(eol)] + b"," + csv_field(prediction_column).encode() + eol
+        body = data[hl:]
+        first_line += data[:hl].count(b"\n")
+
+    rows = _split_rows(body)
+    blank = rows.cends == rows.starts
+    nrows = len(rows.starts)
+    ncols = len(header.columns)
+    ragged = (rows.fields != ncols) & ~blank
+    col_index = {f: header.columns.index(f) for f in features}
+
+    texts = _texts_fast(body, rows, blank, col_index, ncols)
+    fast = texts is not None
+    if texts is None:
+        texts = _texts_slow(body, rows, blank, ragged, col_index)
+
+    values = {f: _parse_numbers(texts[f]) for f in features}
+    valid = ~blank & ~ragged
+    for v in values.values():
+        valid &= ~np.isnan(v)
+    predictions = np.full(nrows, np.nan)
+    if valid.any():
+        out = np.asarray(predict({f: v[valid] for f, v in values.items()}), dtype=np.float64).reshape(-1)
+        if len(out) != int(valid.sum()):
+            raise ScoringError(f"model {model_label} returned {len(out)} predictions for {int(valid.sum())} rows")
+        predictions[valid] = out
+    bad_prediction = valid & ~np.isfinite(predictions)
+    valid &= np.isfinite(predictions)
+    pred_text = format_predictions(predictions, valid)
+
+    errors = _errors(
+        body,
+        rows=rows,
+        blank=blank,
+        ragged=ragged,
+        valid=valid,
+        bad_prediction=bad_prediction,
+        texts=texts,
+        features=features,
+        ncols=ncols,
+        first_line=first_line,
+    )
+    output = _assemble_fast(body, rows, pred_text) if fast else _assemble_slow(body, rows, blank, pred_text)
+    return ScoredChunk(head_out + output, errors=errors, rows=int((~blank).sum()), lines=lines, quote_parity=parity)
+
+
+def _texts_fast(
+    body: bytes, rows: _Rows, blank: np.ndarray[Any, Any], col_index: Mapping[str, int], ncols: int
+) -> dict[str, pl.Series] | None:
+    """Feature texts by polars' CSV reader, when records are lines (no quoted line breaks, no blank lines)."""
+    import polars as pl
+
+    if not len(rows.starts) or rows.quoted_newline or blank.any():
+        return None
+    if rows.crlf.any() and not rows.crlf[rows.terminated].all():
+        return None  # mixed line endings: keep each row's own, the slow way
+    if body.endswith(b"\r"):
+        return None
+    names = [f"column_{i + 1}" for i in range(ncols)]
+    try:
+        frame = pl.read_csv(
+            body,
+            has_header=False,
+            schema=dict.fromkeys(names, pl.String),
+            columns=sorted({names[i] for i in col_index.values()}),
+            quote_char='"',
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError as err:
+        log.debug("polars could not read the chunk (%s); scoring it row by row", err)
+        return None
+    if frame.height != len(rows.starts):
+        return None
+    return {f: frame[names[i]] for f, i in col_index.items()}
+
+
+def _texts_slow(
+    body: bytes,
+    rows: _Rows,
+    blank: np.ndarray[Any, Any],
+    ragged: np.ndarray[Any, Any],
+    col_index: Mapping[str, int],
+) -> dict[str, pl.Series]:
+    """Feature texts row by row with the csv module (quoted line breaks, blank lines, mixed line endings)."""
+    import polars as pl
+
+    out: dict[str, list[str | None]] = {f: [] for f in col_index}
+    for s, e, skip in zip(rows.starts.tolist(), rows.cends.tolist(), (blank | ragged).tolist(), strict=True):
+        if skip:
+            for column in out.values():
+                column.append(None)
+            continue
+        line = body[s:e].decode("utf-8")
+        fields = _split_fields(line) if '"' in line else line.split(",")
+        for f, i in col_index.items():
+            out[f].append(fields[i] if i < len(fields) else None)
+    return {f: pl.Series(f, v, dtype=pl.String) for f, v in out.items()}
+
+
+def _split_fields(line: str) -> list[str]:
+    """Fields of one record by quote parity (the rule that found the records), unquoted as RFC 4180 says."""
+    fields: list[str] = []
+    pending: list[str] = []
+    for part in line.split(","):
+        pending.append(part)
+        if sum(p.count('"') for p in pending) % 2 == 0:
+            fields.append(",".join(pending))
+            pending = []
+    if pending:
+        fields.append(",".join(pending))
+    return [f[1:-1].replace('""', '"') if len(f) >= 2 and f[0] == f[-1] == '"' else f for f in fields]
+
+
+def _errors(
+    body: bytes,
+    *,
+    rows: _Rows,
+    blank: np.ndarray[Any, Any],
+    ragged: np.ndarray[Any, Any],
+    valid: np.ndarray[Any, Any],
+    bad_prediction: np.ndarray[Any, Any],
+    texts: Mapping[str, pl.Series],
+    features: Sequence[str],
+    ncols: int,
+    first_line: int,
+) -> list[tuple[int, str]]:
+    import numpy as np
+
+    bad = np.flatnonzero(~valid & ~blank)
+    if not len(bad):
+        return []
+    a = np.frombuffer(body, dtype=np.uint8)
+    line_numbers = first_line + np.searchsorted(np.flatnonzero(a == 10), rows.starts[bad])
+    errors: list[tuple[int, str]] = []
+    for r, line in zip(bad.tolist(), line_numbers.tolist(), strict=True):
+        if ragged[r]:
+            reason = f"expected {ncols} fields, found {int(rows.fields[r])}"
+        elif bad_prediction[r]:
+            reason = "the model returned a value that is not a finite number"
+        else:
+            reason = _first_bad_reason(texts, features, r)
+        errors.append((int(line), reason))
+    return errors
+
+
+def _first_bad_reason(texts: Mapping[str, pl.Series], features: Sequence[str], r: int) -> str:
+    import math
+
+    reasons = []
+    for f in features:
+        value = texts[f][r]
+        number = _parse_numbers(texts[f][r : r + 1]).item()
+        if math.isnan(number):
+            reasons.append(_reason(value, f))
+    return "; ".join(reasons)
+
+
+def _assemble_fast(body: bytes, rows: _Rows, pred_text: pl.Series) -> bytes:
+    """Raw line + "," + prediction + the chunk's (uniform) line ending, written by polars."""
+    import polars as pl
+
+    sep = next((c for c in _SEPARATOR_CANDIDATES if c.encode() not in body), None)
+    if sep is None:
+        return _assemble_slow(body, rows, rows.cends == rows.starts, pred_text)
+    raw = pl.read_csv(
+        body,
+        has_header=False,
+        separator=sep,
+        quote_char=None,
+        schema={"l": pl.String},
+        raise_if_empty=False,
+    )["l"]
+    if len(raw) != len(rows.starts) or raw.null_count():
+        return _assemble_slow(body, rows, rows.cends == rows.starts, pred_text)
+    eol = "\r\n" if rows.crlf.any() else "\n"
+    text = pl.DataFrame({"l": raw, "p": pred_text}).write_csv(
+        include_header=False, quote_style="never", line_terminator=eol
+    )
+    out = text.encode()
+    if not rows.terminated[-1]:
+        out = out[: len(out) - len(eol)]
+    return out
+
+
+def _assemble_slow(body: bytes, rows: _Rows, blank: np.ndarray[Any, Any], pred_text: pl.Series) -> bytes:
+    """The input bytes with "," + prediction inserted at each row's content end (blank lines untouched)."""
+    parts: list[bytes] = []
+    pos = 0
+    for e, skip, p in zip(rows.cends.tolist(), blank.tolist(), pred_text.to_list(), strict=True):
+        if skip:
+            continue
+        parts.append(body[pos:e])
+        parts.append(b"," + p.encode())
+        pos = e
+    parts.append(body[pos:])
+    return b"".join(parts)
+
+
+def format_errors(errors: Sequence[tuple[int, str]], line_offset: int = 0, header: bool = False) -> bytes:
+    """`line,reason` rows (line numbers shifted by `line_offset`), with the header line when asked."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(["line", "reason"])
+    writer.writerows((line + line_offset, reason) for line, reason in errors)
+    return buf.getvalue().encode()
+
+
+def parse_errors(data: bytes) -> list[tuple[int, str]]:
+    return [(int(line), reason) for line, reason in csv.reader(io.StringIO(data.decode(), newline=""))]
+
+
+# --- blob-level steps, one per activity -------------------------------------------------------------------
+
+
+def plan_scoring(
+    request: ScoringRequest,
+    *,
+    chunk_bytes: int,
+    output_container: str,
+    errors_container: str,
+    features: Sequence[str] = (),
+    model_label: str = "model",
+    env: Mapping[str, str] | None = None,
+) -> ChunkPlan:
+    """Read the blob's properties and header, check the model's columns, and plan line-aligned chunks."""
+    info = blobs.blob_info(request.container, request.name, env)
+    if request.etag and info.etag != request.etag:
+        raise ScoringError(
+            f"{request.source} has changed (ETag {info.etag}, event said {request.etag}); "
+            "the new version is scored by its own run"
+        )
+    request = ScoringRequest(
+        account=request.account,
+        container=request.container,
+        name=request.name,
+        etag=info.etag,
+        size=info.size,
+        force=request.force,
+        run_id=request.run_id,
+    )
+
+    def read(start: int, end: int) -> bytes:
+        return blobs.read_range(request.container, request.name, start, end, etag=info.etag, env=env)
+
+    header, chunks = plan_chunks(read, info.size, chunk_bytes, request.source)
+    if features:
+        check_columns(header, features, request.source, model_label)
+    for container in {output_container, errors_container}:
+        blobs.ensure_container(container, env)
+    log.info("planned %s chunks of %s (%s bytes, ETag %s)", len(chunks), request.source, info.size, info.etag)
+    return ChunkPlan(
+        request=request,
+        header=header,
+        chunks=tuple(chunks),
+        output_container=output_container,
+        output_name=request.name,
+        errors_container=errors_container,
+        errors_name=request.name,
+        content_type="text/csv",
+    )
+
+
+def realign_plan(plan: ChunkPlan, results: Sequence[ChunkResult], env: Mapping[str, str] | None = None) -> ChunkPlan:
+    """The plan with boundaries that fell inside quoted fields moved to row starts (see csv_chunks)."""
+    by_index = {r.index: r for r in results}
+    parities = [by_index[c.index].quote_parity for c in plan.chunks]
+    req = plan.request
+
+    def read(start: int, end: int) -> bytes:
+        return blobs.read_range(req.container, req.name, start, end, etag=req.etag, env=env)
+
+    chunks = realign(read, req.size, plan.chunks, parities)
+    log.info("realigned the chunks of %s around quoted line breaks", req.source)
+    return ChunkPlan(**{**plan.__dict__, "chunks": tuple(chunks)})
+
+
+def changed_chunks(old: ChunkPlan, new: ChunkPlan) -> list[int]:
+    """Indexes whose byte range differs between two plans: the only chunks to score again."""
+    return [n.index for o, n in zip(old.chunks, new.chunks, strict=True) if (o.start, o.end) != (n.start, n.end)]
+
+
+def _part_name(plan: ChunkPlan, index: int) -> str:
+    return f"{plan.errors_name}.parts/{plan.request.run_key}/{index:06d}.csv"
+
+
+def score_chunk(
+    plan: ChunkPlan,
+    index: int,
+    *,
+    features: Sequence[str],
+    prediction_column: str,
+    predict: Predict,
+    model_label: str = "model",
+    env: Mapping[str, str] | None = None,
+) -> ChunkResult:
+    """Score chunk `index`: stage its output block (id from the index), write its bad rows to a part blob."""
+    chunk: ChunkRange = plan.chunks[index]
+    req = plan.request
+    result = ChunkResult(index=index, start=chunk.start, end=chunk.end)
+    if chunk.size == 0:
+        return result
+    data = blobs.read_range(req.container, req.name, chunk.start, chunk.end, etag=req.etag, env=env)
+    scored = score_chunk_bytes(
+        data,
+        header=plan.header,
+        first=chunk.start == 0,
+        features=features,
+        prediction_column=prediction_column,
+        predict=predict,
+        source=req.source,
+        offset=chunk.start,
+        model_label=model_label,
+    )
+    del data
+    if scored.misaligned:
+        log.info("chunk %s of %s starts or ends inside a quoted field", index, req.source)
+        return ChunkResult(
+            index=index, start=chunk.start, end=chunk.end, lines=scored.lines, quote_parity=1, misaligned=True
+        )
+    block = blobs.block_id(index, req.run_key)
+    if scored.output:
+        blobs.stage_block(plan.output_container, plan.output_name, block, scored.output, env)
+    part = ""
+    if scored.errors:
+        part = _part_name(plan, index)
+        blobs.upload(plan.errors_container, part, format_errors(scored.errors), env=env)
+    log.info("scored chunk %s of %s: %s rows, %s bad", index, req.source, scored.rows, scored.bad_rows)
+    return ChunkResult(
+        index=index,
+        start=chunk.start,
+        end=chunk.end,
+        rows=scored.rows,
+        bad_rows=scored.bad_rows,
+        lines=scored.lines,
+        quote_parity=0,
+        output_block=block if scored.output else "",
+        output_bytes=len(scored.output),
+        errors_part=part,
+    )
+
+
+def commit_predictions(
+    plan: ChunkPlan,
+    results: Sequence[ChunkResult],
+    *,
+    model_name: str,
+    model_version: str,
+    error_threshold: int = -1,
+    env: Mapping[str, str] | None = None,
+) -> CommitResult:
+    """Commit the chunks' blocks in order: the predictions CSV (and errors CSV) appear at once, complete.
+
+    Safe to run again: a blob already committed by this run is reported, not rewritten. Over the error
+    threshold only the errors CSV is committed and ScoringError says why.
+    """
+    req = plan.request
+    by_index = {r.index: r for r in results}
+    missing = [c.index for c in plan.chunks if c.index not in by_index]
+    if missing:
+        raise ScoringError(f"cannot commit {req.source}: no result for chunks {missing}")
+    ordered = [by_index[c.index] for c in plan.chunks]
+    if any(r.misaligned or (r.start, r.end) != (c.start, c.end) for r, c in zip(ordered, plan.chunks, strict=True)):
+        raise ScoringError(f"cannot commit {req.source}: chunk results do not match the (realigned) plan")
+    rows = sum(r.rows for r in ordered)
+    bad = sum(r.bad_rows for r in ordered)
+    model = f"{model_name} v{model_version}"
+    result = CommitResult(
+        output_container=plan.output_container,
+        output_name=plan.output_name,
+        rows=rows,
+        bad_rows=bad,
+        committed=True,
+        errors_container=plan.errors_container if bad else "",
+        errors_name=plan.errors_name if bad else "",
+        model=model,
+        chunks=len(ordered),
+    )
+    over = 0 <= error_threshold < bad
+    reason = (
+        f"{req.source} has {bad} bad rows, more than SCORING_ERROR_THRESHOLD={error_threshold}: nothing was "
+        f"committed to {plan.output_container}; the bad rows are listed in "
+        f"{plan.errors_container}/{plan.errors_name}"
+    )
+    metadata = {
+        "source_etag": req.etag,
+        "rows": str(rows),
+        "bad_rows": str(bad),
+        "model_name": _ascii(model_name),
+        "model_version": _ascii(model_version),
+        "run_id": _ascii(req.run_id),
+        "run_key": req.run_key,
+    }
+
+    done = blobs.find_blob(
+        plan.errors_container if over else plan.output_container,
+        plan.errors_name if over else plan.output_name,
+        env,
+    )
+    if done is not None and done.metadata.get("run_key") == req.run_key:
+        log.info("%s was already committed by this run", req.source)
+        if over:
+            raise ScoringError(reason)
+        return CommitResult(**{**result.__dict__, "etag": done.etag})
+
+    current = blobs.blob_info(req.container, req.name, env)
+    if current.etag != req.etag:
+        raise ScoringError(
+            f"{req.source} changed while it was being scored (ETag {current.etag}, scored {req.etag}); "
+            "the new version is scored by its own run"
+        )
+
+    if bad:
+        _commit_errors(plan, ordered, metadata, env)
+    if over:
+        _delete_parts(plan, ordered, env)
+        raise ScoringError(reason)
+    blocks = [r.output_block for r in ordered if r.output_block]
+    etag = blobs.commit_blocks(
+        plan.output_container,
+        plan.output_name,
+        blocks,
+        content_type=plan.content_type,
+        metadata=metadata,
+        env=env,
+    )
+    if not bad:
+        stale = blobs.find_blob(plan.errors_container, plan.errors_name, env)
+        if stale is not None and stale.metadata.get("source_etag") != req.etag:
+            blobs.delete_blob(plan.errors_container, plan.errors_name, env)  # it described an older version
+    _delete_parts(plan, ordered, env)
+    log.info(
+        "committed %s/%s: %s rows, %s bad, model %s",
+        plan.output_container,
+        plan.output_name,
+        rows,
+        bad,
+        model,
+    )
+    return CommitResult(**{**result.__dict__, "etag": etag})
+
+
+def _commit_errors(
+    plan: ChunkPlan,
+    ordered: Sequence[ChunkResult],
+    metadata: Mapping[str, str],
+    env: Mapping[str, str] | None,
+) -> None:
+    req = plan.request
+    blocks: list[str] = []
+    lines_before = 0
+    for r in ordered:
+        if r.errors_part:
+            part = blobs.read_range(
+                plan.errors_container,
+                r.errors_part,
+                0,
+                blobs.blob_info(plan.errors_container, r.errors_part, env).size,
+                env=env,
+            )
+            data = format_errors(parse_errors(part), lines_before, header=not blocks)
+            block = blobs.block_id(r.index, req.run_key)
+            blobs.stage_block(plan.errors_container, plan.errors_name, block, data, env)
+            blocks.append(block)
+        lines_before += r.lines
+    blobs.commit_blocks(plan.errors_container, plan.errors_name, blocks, metadata=metadata, env=env)
+
+
+def _delete_parts(plan: ChunkPlan, ordered: Sequence[ChunkResult], env: Mapping[str, str] | None) -> None:
+    for r in ordered:
+        if r.errors_part:
+            blobs.delete_blob(plan.errors_container, r.errors_part, env)
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii")
