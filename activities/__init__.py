@@ -4,4 +4,6 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-__all__ = ["bp"]
+from activities import compute  # noqa: E402
+
+__all__ = ["bp", "compute"]

@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_FLEET = Path(__file__).resolve().parent / "fleet.sample.json"
 PROVIDER = "Microsoft.MachineLearningServices"
-TRANSITIONAL = frozenset(
-    {"Creating", "Deleting", "Restarting", "SettingUp", "Starting", "Stopping", "UserSettingUp"}
-)
+TRANSITIONAL = frozenset({"Creating", "Deleting", "Restarting", "SettingUp", "Starting", "Stopping", "UserSettingUp"})
 STOPPABLE = frozenset({"Running", "JobRunning"})
 ERROR_CODES = {
     400: "BadRequest",
@@ -47,7 +45,10 @@ ERROR_CODES = {
     504: "GatewayTimeout",
 }
 
-_WS = rf"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/{re.escape(PROVIDER)}/workspaces/(?P<ws>[^/]+)"
+_WS = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    rf"/providers/{re.escape(PROVIDER)}/workspaces/(?P<ws>[^/]+)"
+)
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(rf"^{_WS}/computes/?$", re.I), "list"),
     ("GET", re.compile(rf"^{_WS}/computes/(?P<name>[^/]+)$", re.I), "get"),
@@ -67,7 +68,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 Reply = tuple[int, dict[str, str], Any]
 
 
-class _Answer(Exception):  # noqa: N818 - a control-flow signal, not an error
+class _Answer(Exception):  # a control-flow signal, not an error
     """Raised by a route helper to answer at once (e.g. 404)."""
 
     def __init__(self, status: int, body: Any) -> None:
@@ -393,9 +394,7 @@ class ArmStandin:
             server.socket, server_side=True, do_handshake_on_connect=False
         )
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="arm-standin", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="arm-standin", daemon=True)
         self._thread.start()
         self.base_url = f"https://{self._host}:{server.server_address[1]}"
         log.info("ARM stand-in on %s (%d workspaces)", self.base_url, len(self._workspaces))
@@ -426,12 +425,8 @@ class ArmStandin:
                     return rule
         return None
 
-    def handle(
-        self, method: str, path: str, query: Mapping[str, list[str]], authorization: str | None
-    ) -> Reply:
-        token = (
-            (authorization or "")[7:].strip() if (authorization or "").lower().startswith("bearer ") else ""
-        )
+    def handle(self, method: str, path: str, query: Mapping[str, list[str]], authorization: str | None) -> Reply:
+        token = (authorization or "")[7:].strip() if (authorization or "").lower().startswith("bearer ") else ""
         if not token or (self.token_validator is not None and not self.token_validator(token)):
             return (
                 401,
@@ -642,6 +637,7 @@ class ArmStandin:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the SDK reuses connections, sparing TLS handshakes
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     arm: ArmStandin
 
     def _serve(self) -> None:
@@ -650,9 +646,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         query = parse_qs(parts.query)
-        status, headers, body = self.arm.handle(
-            self.command, parts.path, query, self.headers.get("Authorization")
-        )
+        status, headers, body = self.arm.handle(self.command, parts.path, query, self.headers.get("Authorization"))
         payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -663,9 +657,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
         with self.arm._lock:
-            self.arm.log.append(
-                RequestRecord(self.command, parts.path, parts.query, status, time.monotonic())
-            )
+            self.arm.log.append(RequestRecord(self.command, parts.path, parts.query, status, time.monotonic()))
 
     do_GET = _serve  # noqa: N815 - http.server's naming
     do_POST = _serve  # noqa: N815

@@ -66,9 +66,7 @@ class IdentityStandin:
         server = ThreadingHTTPServer((self._host, self._port), Handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="identity-standin", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="identity-standin", daemon=True)
         self._thread.start()
         self.endpoint = f"http://{self._host}:{server.server_address[1]}{TOKEN_PATH}"
         log.info("managed-identity stand-in on %s", self.endpoint)
@@ -93,6 +91,7 @@ class IdentityStandin:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     identity: IdentityStandin
 
     def do_GET(self) -> None:
@@ -102,9 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path != TOKEN_PATH:
             self._answer(404, {"error": "not_found", "error_description": f"no such path {parts.path}"})
         elif self.headers.get("X-IDENTITY-HEADER") != self.identity.header_secret:
-            self._answer(
-                401, {"error": "unauthorized", "error_description": "missing or wrong X-IDENTITY-HEADER"}
-            )
+            self._answer(401, {"error": "unauthorized", "error_description": "missing or wrong X-IDENTITY-HEADER"})
         elif not resource or not query.get("api-version"):
             self._answer(
                 400,

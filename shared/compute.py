@@ -1,0 +1,312 @@
+"""Azure ML compute instances through `azure-ai-ml`'s MLClient: list, read state, start a stop (no waiting).
+
+The SDK is imported lazily (about 1.7 s and 100 MB); one MLClient per workspace per process is cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from shared.errors import ComputeError
+from shared.settings import (
+    AML_ARM_ENDPOINT,
+    AML_HTTP_BACKOFF_SECONDS,
+    AML_HTTP_RETRIES,
+    AML_POLLING_INTERVAL_SECONDS,
+    Workspace,
+)
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+
+log = logging.getLogger(__name__)
+
+PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+STOPPED_STATES = frozenset({"Stopped"})
+# Bounds of the SDK retry layer (see _client): a server's Retry-After is honoured up to this many seconds,
+# and one SDK call with all its retries gives up after ARM_CALL_TIMEOUT_SECONDS.
+RETRY_AFTER_CAP_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 8.0
+ARM_CALL_TIMEOUT_SECONDS = 90.0
+
+StopStatus = Literal["stopping", "already_stopped", "not_found", "in_transition", "failed"]
+
+
+class RetryableComputeError(ComputeError):
+    """ARM answered 429 or 5xx (or did not answer) even after the SDK's own retries: try again later."""
+
+
+class ComputeNotFoundError(ComputeError):
+    """The compute instance (or its workspace) does not exist, e.g. it was deleted meanwhile."""
+
+
+@dataclass(frozen=True)
+class ComputeInstance:
+    """What the shutdown policy and report need to know about one compute instance."""
+
+    workspace: str  # Workspace.key: subscription/resource-group/workspace
+    name: str
+    state: str
+    tags: dict[str, str] = field(default_factory=dict)
+    last_operation: dict[str, str] | None = None  # operation_name, operation_status, operation_time
+    idle_shutdown_minutes: int | None = None
+    size: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workspace": self.workspace,
+            "name": self.name,
+            "state": self.state,
+            "tags": dict(self.tags),
+            "last_operation": dict(self.last_operation) if self.last_operation else None,
+            "idle_shutdown_minutes": self.idle_shutdown_minutes,
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComputeInstance:
+        last = data.get("last_operation")
+        return cls(
+            workspace=str(data["workspace"]),
+            name=str(data["name"]),
+            state=str(data["state"]),
+            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
+            last_operation={str(k): str(v) for k, v in last.items()} if last else None,
+            idle_shutdown_minutes=data.get("idle_shutdown_minutes"),
+            size=data.get("size"),
+        )
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """Result of asking ARM to stop one instance; `stopping` means the 202 was accepted, not that it stopped."""
+
+    status: StopStatus
+    state_before: str | None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "state_before": self.state_before, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StopOutcome:
+        return cls(status=data["status"], state_before=data.get("state_before"), message=data.get("message", ""))
+
+
+def _enum_value(value: Any) -> str:
+    # The SDK's states are str enums whose str() is "ComputeInstanceState.RUNNING": compare the value.
+    return str(getattr(value, "value", value)) if value is not None else "Unknown"
+
+
+def _cloud_kwargs(endpoint: str) -> dict[str, Any]:
+    """`cloud=` (+ `cloud_metadata=` for any other endpoint) so MLClient sends its requests and scopes there."""
+    base = endpoint.strip().rstrip("/")
+    if base.lower() == PUBLIC_ARM_ENDPOINT:
+        return {"cloud": "AzureCloud"}
+    # MLClient registers a cloud process-wide and refuses to redefine a name: derive the name from the endpoint.
+    name = "ArmEndpoint" + hashlib.sha256(base.encode()).hexdigest()[:12]
+    return {
+        "cloud": name,
+        "cloud_metadata": {
+            "resource_manager": base + "/",
+            "azure_portal": "https://portal.azure.com/",
+            "active_directory": "https://login.microsoftonline.com/",
+            "aml_resource_id": "https://ml.azure.com/",
+            "storage_endpoint": "core.windows.net",
+            "registry_discovery_endpoint": base + "/",
+        },
+    }
+
+
+@dataclass(frozen=True)
+class _ClientConfig:
+    endpoint: str
+    polling_interval: float
+    retries: int
+    backoff: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None) -> _ClientConfig:
+        return cls(
+            endpoint=AML_ARM_ENDPOINT.get(env),
+            polling_interval=AML_POLLING_INTERVAL_SECONDS.get(env),
+            retries=AML_HTTP_RETRIES.get(env),
+            backoff=AML_HTTP_BACKOFF_SECONDS.get(env),
+        )
+
+
+_clients: dict[tuple[str, _ClientConfig], MLClient] = {}
+_lock = threading.Lock()
+
+
+def _retry_policy(config: _ClientConfig) -> Any:
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class BoundedRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
+        """azure-core's RetryPolicy, but a server's Retry-After cannot hold the activity longer than the cap."""
+
+        def get_retry_after(self, response: Any) -> float | None:
+            retry_after = super().get_retry_after(response)
+            return None if retry_after is None else min(float(retry_after), RETRY_AFTER_CAP_SECONDS)
+
+    return BoundedRetryPolicy(
+        retry_total=config.retries,
+        retry_backoff_factor=config.backoff,
+        retry_backoff_max=BACKOFF_CAP_SECONDS,
+        timeout=ARM_CALL_TIMEOUT_SECONDS,
+    )
+
+
+def _client(workspace: Workspace, env: Mapping[str, str] | None = None) -> MLClient:
+    """The process's MLClient of `workspace` (constructing one makes no request)."""
+    config = _ClientConfig.from_env(env)
+    key = (workspace.key, config)
+    with _lock:
+        client = _clients.get(key)
+        if client is not None:
+            return client
+        from azure.ai.ml import MLClient
+        from azure.identity import DefaultAzureCredential
+
+        # Two retry layers, bounded together:
+        # 1. inside one call, azure-core retries 408/429/5xx (GET always; POST only 500/503/504 or when a
+        #    Retry-After is sent) `retries` times with capped exponential backoff, Retry-After capped at
+        #    RETRY_AFTER_CAP_SECONDS, all within ARM_CALL_TIMEOUT_SECONDS: this absorbs short blips cheaply;
+        # 2. what still fails is raised as RetryableComputeError and the orchestration retries the activity
+        #    a few times on durable timers (minutes apart, no worker held), see orchestrations/shutdown.py.
+        # Worst case per instance: attempts x ARM_CALL_TIMEOUT_SECONDS of activity time plus the timers.
+        client = MLClient(
+            credential=DefaultAzureCredential(),  # per client: it keeps the token cache of its scope
+            subscription_id=workspace.subscription_id,
+            resource_group_name=workspace.resource_group,
+            workspace_name=workspace.name,
+            polling_interval=config.polling_interval,
+            retry_policy=_retry_policy(config),
+            show_progress=False,
+            enable_telemetry=False,
+            **_cloud_kwargs(config.endpoint),
+        )
+        _clients[key] = client
+        return client
+
+
+def _http_status(err: BaseException) -> int | None:
+    status = getattr(err, "status_code", None)
+    if status is None:
+        response = getattr(err, "response", None)
+        status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _arm_message(err: BaseException) -> str:
+    """ARM's own error message (e.g. 'StopCompute is not allowed when ComputeInstance disk is full.')."""
+    error = getattr(err, "error", None)
+    message = getattr(error, "message", None) if error is not None else None
+    if message:
+        code = getattr(error, "code", None)
+        return f"{code}: {message}" if code else str(message)
+    return str(getattr(err, "reason", None) or err).splitlines()[0]
+
+
+def _raise_unexpected(err: Exception, what: str) -> NoReturn:
+    """Translate an SDK error that is not a classified outcome: retryable (429/5xx/no answer) or not."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+    status = _http_status(err)
+    if isinstance(err, ServiceRequestError) or (
+        isinstance(err, HttpResponseError) and (status in {408, 429} or (status or 0) >= 500)
+    ):
+        raise RetryableComputeError(f"{what}: ARM answered {status or 'nothing'}: {_arm_message(err)}") from err
+    if isinstance(err, ClientAuthenticationError):
+        raise ComputeError(f"{what}: not authorized ({status}): {_arm_message(err)}") from err
+    if isinstance(err, HttpResponseError):
+        raise ComputeError(f"{what}: ARM answered {status}: {_arm_message(err)}") from err
+    raise ComputeError(f"{what}: {type(err).__name__}: {err}") from err
+
+
+def _snake(key: str) -> str:
+    # The SDK hands lastOperation over with ARM's camelCase keys; the app's payloads use snake_case.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _to_instance(workspace: Workspace, compute: Any) -> ComputeInstance:
+    last = getattr(compute, "last_operation", None)
+    return ComputeInstance(
+        workspace=workspace.key,
+        name=str(compute.name),
+        state=_enum_value(getattr(compute, "state", None)),
+        tags={str(k): str(v) for k, v in (compute.tags or {}).items()},
+        last_operation={_snake(str(k)): _enum_value(v) for k, v in last.items()} if last else None,
+        idle_shutdown_minutes=getattr(compute, "idle_time_before_shutdown_minutes", None),
+        size=getattr(compute, "size", None),
+    )
+
+
+def list_instances(workspace: Workspace, env: Mapping[str, str] | None = None) -> list[ComputeInstance]:
+    """Every compute instance of the workspace (other compute types are left out), following ARM's paging."""
+    client = _client(workspace, env)
+    try:
+        computes = list(client.compute.list(compute_type="ComputeInstance"))
+    except Exception as err:
+        if _http_status(err) == 404:
+            raise ComputeNotFoundError(f"workspace {workspace.key!r} was not found") from err
+        _raise_unexpected(err, f"listing compute instances of {workspace.key}")
+    return [_to_instance(workspace, c) for c in computes]
+
+
+def get_instance(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> ComputeInstance:
+    """Current view of one instance; raises ComputeNotFoundError when it does not exist."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    client = _client(workspace, env)
+    try:
+        compute = client.compute.get(name)
+    except ResourceNotFoundError as err:
+        raise ComputeNotFoundError(f"compute instance {name!r} not found in {workspace.key}") from err
+    except Exception as err:
+        _raise_unexpected(err, f"reading compute instance {name} of {workspace.key}")
+    return _to_instance(workspace, compute)
+
+
+def get_state(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> str:
+    return get_instance(workspace, name, env).state
+
+
+def begin_stop(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> StopOutcome:
+    """Read the state, ask ARM to stop (202 accepted) and return at once; the caller confirms `Stopped` later.
+
+    404/409/400 become outcomes; 429/5xx raise RetryableComputeError; anything else raises ComputeError.
+    """
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+    try:
+        state = get_state(workspace, name, env)
+    except ComputeNotFoundError as err:
+        return StopOutcome("not_found", None, str(err))
+    if state in STOPPED_STATES:
+        return StopOutcome("already_stopped", state, f"already {state}")
+    if state == "Stopping":
+        return StopOutcome("stopping", state, "a stop is already in progress")
+    client = _client(workspace, env)
+    try:
+        # The returned poller follows the operation in a daemon thread at `polling_interval`; we do not wait
+        # on it: the orchestration confirms `Stopped` with durable timers instead of holding this worker.
+        client.compute.begin_stop(name)
+    except ResourceNotFoundError:
+        return StopOutcome("not_found", state, f"compute instance {name!r} not found (deleted meanwhile?)")
+    except ResourceExistsError as err:
+        return StopOutcome("in_transition", state, f"ARM answered 409 (in transition): {_arm_message(err)}")
+    except HttpResponseError as err:
+        if _http_status(err) == 400:
+            return StopOutcome("failed", state, _arm_message(err))
+        _raise_unexpected(err, f"stopping compute instance {name} of {workspace.key}")
+    except Exception as err:
+        _raise_unexpected(err, f"stopping compute instance {name} of {workspace.key}")
+    log.info("stop of compute instance %s in %s accepted (was %s)", name, workspace.key, state)
+    return StopOutcome("stopping", state, "stop accepted (202)")

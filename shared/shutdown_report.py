@@ -1,0 +1,211 @@
+"""The shutdown report: per-instance results, per-workspace listing results, totals, and where it is saved.
+
+Pure assembly, called by the (deterministic) orchestrator; times come from its replay-safe clock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from shared.compute import ComputeInstance
+from shared.policy import Decision
+
+Outcome = Literal["stopped", "already_stopped", "skipped", "failed", "timed_out"]
+OUTCOMES: tuple[Outcome, ...] = ("stopped", "already_stopped", "skipped", "failed", "timed_out")
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """What happened to one instance."""
+
+    workspace: str
+    name: str
+    state_before: str | None
+    decision: str
+    reason: str
+    outcome: Outcome
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InstanceResult:
+        return cls(
+            workspace=str(data["workspace"]),
+            name=str(data["name"]),
+            state_before=data.get("state_before"),
+            decision=str(data["decision"]),
+            reason=str(data["reason"]),
+            outcome=data["outcome"],
+            error=data.get("error"),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class WorkspaceResult:
+    """How listing one workspace went (a failed listing is reported; the other workspaces go on)."""
+
+    workspace: str
+    instances: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkspaceResult:
+        return cls(str(data["workspace"]), int(data["instances"]), data.get("error"))
+
+
+@dataclass(frozen=True)
+class ShutdownReport:
+    instance_id: str
+    trigger: str
+    dry_run: bool
+    mode: str
+    started_at: str
+    finished_at: str
+    workspaces: tuple[WorkspaceResult, ...]
+    instances: tuple[InstanceResult, ...]
+    totals: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "trigger": self.trigger,
+            "dry_run": self.dry_run,
+            "mode": self.mode,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "seconds": round(
+                (datetime.fromisoformat(self.finished_at) - datetime.fromisoformat(self.started_at)).total_seconds(),
+                3,
+            ),
+            "totals": dict(self.totals),
+            "workspaces": [w.to_dict() for w in self.workspaces],
+            "instances": [i.to_dict() for i in self.instances],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShutdownReport:
+        return cls(
+            instance_id=str(data["instance_id"]),
+            trigger=str(data["trigger"]),
+            dry_run=bool(data["dry_run"]),
+            mode=str(data["mode"]),
+            started_at=str(data["started_at"]),
+            finished_at=str(data["finished_at"]),
+            workspaces=tuple(WorkspaceResult.from_dict(w) for w in data["workspaces"]),
+            instances=tuple(InstanceResult.from_dict(i) for i in data["instances"]),
+            totals={str(k): int(v) for k, v in data["totals"].items()},
+        )
+
+
+def result_without_stop(instance: ComputeInstance, decision: Decision) -> InstanceResult:
+    """The final result of an instance the policy does not stop (skipped, dry run, already stopped)."""
+    outcome: Outcome = "already_stopped" if decision.action == "already_stopped" else "skipped"
+    return InstanceResult(
+        workspace=instance.workspace,
+        name=instance.name,
+        state_before=instance.state,
+        decision=decision.action,
+        reason=decision.reason,
+        outcome=outcome,
+    )
+
+
+def stop_result(instance: ComputeInstance, decision: Decision, monitored: Mapping[str, Any]) -> InstanceResult:
+    """The result of an instance the orchestration tried to stop; `monitored` is the monitor's output."""
+    raw = monitored.get("outcome")
+    outcome: Outcome = "failed"
+    error: str | None = f"monitor returned an unknown outcome {raw!r}"
+    for known in OUTCOMES:
+        if raw == known:
+            outcome, error = known, monitored.get("error")
+    reason = decision.reason
+    if monitored.get("note"):
+        reason = f"{reason}; {monitored['note']}"
+    return InstanceResult(
+        workspace=instance.workspace,
+        name=instance.name,
+        state_before=instance.state,
+        decision=decision.action,
+        reason=reason,
+        outcome=outcome,
+        error=error,
+        seconds=round(float(monitored.get("seconds", 0.0)), 3),
+    )
+
+
+def totals(instances: Iterable[InstanceResult], workspaces: Iterable[WorkspaceResult]) -> dict[str, int]:
+    results = list(instances)
+    counts = Counter(r.outcome for r in results)
+    out: dict[str, int] = {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
+    out["instances"] = len(results)
+    out["workspaces"] = 0
+    out["workspaces_failed"] = 0
+    for w in workspaces:
+        out["workspaces"] += 1
+        out["workspaces_failed"] += w.error is not None
+    return out
+
+
+def build_report(
+    *,
+    instance_id: str,
+    trigger: str,
+    dry_run: bool,
+    mode: str,
+    started_at: datetime,
+    finished_at: datetime,
+    workspaces: Iterable[WorkspaceResult],
+    instances: Iterable[InstanceResult],
+) -> ShutdownReport:
+    ws = tuple(workspaces)
+    results = tuple(sorted(instances, key=lambda r: (r.workspace, r.name)))
+    return ShutdownReport(
+        instance_id=instance_id,
+        trigger=trigger,
+        dry_run=dry_run,
+        mode=mode,
+        started_at=started_at.isoformat(),
+        finished_at=finished_at.isoformat(),
+        workspaces=ws,
+        instances=results,
+        totals=totals(results, ws),
+    )
+
+
+def progress_status(phase: str, planned: int, done: Iterable[InstanceResult], to_stop: int) -> dict[str, Any]:
+    """The orchestration's custom status: a phase and counts a person can follow while it runs."""
+    results = list(done)
+    counts = Counter(r.outcome for r in results)
+    return {
+        "phase": phase,
+        "instances": planned,
+        "to_stop": to_stop,
+        "done": len(results),
+        **{outcome: counts.get(outcome, 0) for outcome in OUTCOMES},
+    }
+
+
+def report_blob_name(instance_id: str, started_at: datetime | str) -> str:
+    """`shutdown/YYYY/MM/DD/{instance_id}.json`, dated by the run's start (UTC)."""
+    start = datetime.fromisoformat(started_at) if isinstance(started_at, str) else started_at
+    return f"shutdown/{start:%Y/%m/%d}/{instance_id}.json"
+
+
+def all_workspaces_failed_message(workspaces: Iterable[WorkspaceResult]) -> str | None:
+    """The orchestration fails only when no workspace could be listed; this says why, or None."""
+    ws = list(workspaces)
+    if not ws or any(w.error is None for w in ws):
+        return None
+    details = "; ".join(f"{w.workspace}: {w.error}" for w in ws)
+    return f"listing failed in every workspace ({len(ws)}): {details}"

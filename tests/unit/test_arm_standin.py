@@ -1,0 +1,188 @@
+"""The ARM and identity stand-ins on the wire: paging, 202 + operation polling, transitions, auth, faults."""
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devhost.standins.arm import ArmStandin, generate_fleet, load_fleet, workspace_keys
+from devhost.standins.identity import IdentityStandin
+from devhost.standins.tls import LocalTls, make_local_tls
+
+API = "api-version=2023-08-01-preview"
+FLEET = load_fleet()
+RESEARCH = "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}".format(
+    *workspace_keys(FLEET)[0].split("/")
+)
+TOKEN = "any-token"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> LocalTls:
+    return make_local_tls(tmp_path_factory.mktemp("arm-tls"))
+
+
+@pytest.fixture
+def arm(tls: LocalTls) -> Iterator[ArmStandin]:
+    with ArmStandin(FLEET, tls, transition_seconds=0.3, page_size=4) as standin:
+        yield standin
+
+
+def call(
+    arm: ArmStandin, tls: LocalTls, method: str, url: str, token: str | None = TOKEN
+) -> tuple[int, dict[str, str], Any]:
+    if not url.startswith("https://"):
+        url = f"{arm.base_url}{url}{'&' if '?' in url else '?'}{API}"
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    context = ssl.create_default_context(cafile=str(tls.ca_bundle))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            raw = response.read()
+            return response.status, dict(response.headers), json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, dict(err.headers), json.loads(raw) if raw else None
+
+
+def test_requests_without_a_bearer_token_are_refused(arm: ArmStandin, tls: LocalTls) -> None:
+    status, _, body = call(arm, tls, "GET", f"{RESEARCH}/computes", token=None)
+    assert status == 401
+    assert body["error"]["code"] == "AuthenticationFailed"
+
+
+def test_api_version_is_required(arm: ArmStandin, tls: LocalTls) -> None:
+    status, _, body = call(arm, tls, "GET", f"{arm.base_url}{RESEARCH}/computes")
+    assert status == 400
+    assert body["error"]["code"] == "MissingApiVersionParameter"
+
+
+def test_list_pages_with_next_link(arm: ArmStandin, tls: LocalTls) -> None:
+    status, _, first = call(arm, tls, "GET", f"{RESEARCH}/computes")
+    assert status == 200
+    assert len(first["value"]) == 4
+    status, _, second = call(arm, tls, "GET", first["nextLink"])
+    assert "nextLink" not in second
+    names = [c["name"] for c in first["value"] + second["value"]]
+    assert names == ["ci-alice", "ci-bob-gpu", "ci-carol", "ci-dave", "ci-erin", "cpu-cluster"]
+    alice = first["value"][0]
+    assert alice["id"].endswith("/workspaces/ws-research/computes/ci-alice")
+    assert alice["properties"]["computeType"] == "ComputeInstance"
+    assert alice["properties"]["properties"]["state"] == "Running"
+    assert alice["properties"]["properties"]["lastOperation"]["operationName"] == "Start"
+
+
+def test_stop_answers_202_and_the_operation_completes(arm: ArmStandin, tls: LocalTls) -> None:
+    status, headers, _ = call(arm, tls, "POST", f"{RESEARCH}/computes/ci-alice/stop")
+    assert status == 202
+    operation_url = headers["Azure-AsyncOperation"]
+    assert call(arm, tls, "GET", operation_url)[2]["status"] == "InProgress"
+    assert arm.state_of("ws-research", "ci-alice") == "Stopping"
+
+    time.sleep(arm.transition_seconds + 0.05)
+
+    assert call(arm, tls, "GET", operation_url)[2]["status"] == "Succeeded"
+    _, _, alice = call(arm, tls, "GET", f"{RESEARCH}/computes/ci-alice")
+    assert alice["properties"]["properties"]["state"] == "Stopped"
+    assert alice["properties"]["properties"]["lastOperation"]["operationStatus"] == "Succeeded"
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "status", "code"),
+    [
+        ("ci-alice", "start", 400, "StartComputeInstanceOnlyAllowedInStoppedState"),
+        ("ci-ivan", "stop", 409, "Conflict"),  # Stopping: in transition
+        ("ci-carol", "stop", 400, "UserError"),  # already stopped
+        ("cpu-cluster", "stop", 400, "BadArgument"),
+        ("ci-ghost", "stop", 404, "ResourceNotFound"),
+    ],
+)
+def test_actions_refused_like_arm(
+    arm: ArmStandin, tls: LocalTls, name: str, action: str, status: int, code: str
+) -> None:
+    if name == "ci-ivan":
+        path = RESEARCH.replace("rg-ml-dev", "rg-ml-prod").replace("ws-research", "ws-prod")
+    else:
+        path = RESEARCH
+    answer, _, body = call(arm, tls, "POST", f"{path}/computes/{name}/{action}")
+    assert (answer, body["error"]["code"]) == (status, code)
+
+
+def test_start_a_stopped_instance(arm: ArmStandin, tls: LocalTls) -> None:
+    assert call(arm, tls, "POST", f"{RESEARCH}/computes/ci-carol/start")[0] == 202
+    assert arm.state_of("ws-research", "ci-carol") == "Starting"
+    time.sleep(arm.transition_seconds + 0.05)
+    assert arm.state_of("ws-research", "ci-carol") == "Running"
+
+
+def test_fault_rules_are_consumed_in_order(arm: ArmStandin, tls: LocalTls) -> None:
+    arm.add_fault({"method": "GET", "path_regex": "ci-alice$", "status": 429, "headers": {"Retry-After": "7"}})
+    arm.add_fault({"method": "GET", "path_regex": "ci-alice$", "status": 500, "count": 2})
+
+    answers = [call(arm, tls, "GET", f"{RESEARCH}/computes/ci-alice") for _ in range(4)]
+
+    assert [a[0] for a in answers] == [429, 500, 500, 200]
+    assert answers[0][1]["Retry-After"] == "7"
+    assert [r.status for r in arm.requests("GET", "ci-alice$")] == [429, 500, 500, 200]
+
+
+def test_fault_delay_and_failed_operation(arm: ArmStandin, tls: LocalTls) -> None:
+    arm.add_fault(
+        {
+            "method": "POST",
+            "path_regex": "ci-alice/stop$",
+            "delay_seconds": 0.3,
+            "operation_status": "Failed",
+            "message": "Stop failed: agent unreachable.",
+        }
+    )
+    started = time.monotonic()
+    status, headers, _ = call(arm, tls, "POST", f"{RESEARCH}/computes/ci-alice/stop")
+    assert status == 202
+    assert time.monotonic() - started >= 0.3
+
+    time.sleep(arm.transition_seconds + 0.05)
+
+    operation = call(arm, tls, "GET", headers["Azure-AsyncOperation"])[2]
+    assert operation["status"] == "Failed"
+    assert operation["error"]["message"] == "Stop failed: agent unreachable."
+    assert arm.state_of("ws-research", "ci-alice") == "Running"
+
+
+def test_persistent_fault_applies_forever(arm: ArmStandin, tls: LocalTls) -> None:
+    arm.add_fault({"method": "POST", "path_regex": "ci-alice/stop$", "status": 500, "count": None})
+    assert [call(arm, tls, "POST", f"{RESEARCH}/computes/ci-alice/stop")[0] for _ in range(3)] == [500] * 3
+    assert call(arm, tls, "POST", f"{RESEARCH}/computes/ci-erin/stop")[0] == 202
+
+
+def test_generated_fleet_for_benchmarks(tls: LocalTls) -> None:
+    fleet = generate_fleet(workspaces=5, per_workspace=100)
+    with ArmStandin(fleet, tls, page_size=100) as arm:
+        states = arm.states()
+    assert len(states) == 500
+    assert {key for key, _ in states} == set(workspace_keys(fleet))
+    assert set(states.values()) == {"Running"}
+
+
+def test_identity_endpoint_issues_tokens_the_arm_standin_accepts(tls: LocalTls) -> None:
+    with IdentityStandin() as identity, ArmStandin(FLEET, tls, token_validator=identity.is_valid) as arm:
+        url = f"{identity.endpoint}?api-version=2019-08-01&resource={arm.base_url}"
+        refused = urllib.request.Request(url)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(refused, timeout=5)
+        assert err.value.code == 401
+
+        accepted = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": identity.header_secret})
+        with urllib.request.urlopen(accepted, timeout=5) as response:
+            token = json.loads(response.read())
+        assert token["token_type"] == "Bearer"
+        assert int(token["expires_on"]) > time.time()
+
+        assert call(arm, tls, "GET", f"{RESEARCH}/computes", token="made-up")[0] == 401
+        assert call(arm, tls, "GET", f"{RESEARCH}/computes", token=token["access_token"])[0] == 200

@@ -1,0 +1,69 @@
+"""`POST /api/shutdown` body validation: every 400 case names its field; good bodies become the run's input."""
+
+import pytest
+
+from shared.settings import ShutdownSettings
+from shared.shutdown_request import RequestFieldError, ShutdownRun, default_run, parse_shutdown_body
+
+ENV = {
+    "AML_WORKSPACES": "sub-1/rg-dev/ws-research, sub-1/rg-prod/ws-prod, sub-2/rg-x/ws-prod",
+    "SHUTDOWN_DRY_RUN": "false",
+    "SHUTDOWN_STOP_TIMEOUT_SECONDS": "600",
+}
+SETTINGS = ShutdownSettings.from_env(ENV)
+
+BAD = [
+    ("not json", "{dry_run: true}", "body", "not valid JSON"),
+    ("array", "[1, 2]", "body", "JSON object, got array"),
+    ("string", '"stop"', "body", "JSON object, got string"),
+    ("unknown field", '{"dryrun": true}', "dryrun", "unknown field 'dryrun'"),
+    ("dry_run string", '{"dry_run": "yes"}', "dry_run", "true or false, got string"),
+    ("dry_run number", '{"dry_run": 1}', "dry_run", "got number"),
+    ("dry_run null", '{"dry_run": null}', "dry_run", "got null"),
+    ("workspaces string", '{"workspaces": "ws-research"}', "workspaces", "array of strings, got string"),
+    ("workspaces empty", '{"workspaces": []}', "workspaces", "at least one"),
+    ("workspace number", '{"workspaces": ["ws-research", 3]}', "workspaces[1]", "non-empty string, got number"),
+    ("workspace blank", '{"workspaces": [" "]}', "workspaces[0]", "non-empty string"),
+    ("workspace unknown", '{"workspaces": ["ws-research", "ws-nope"]}', "workspaces[1]", "'ws-nope' is not configured"),
+    ("workspace ambiguous", '{"workspaces": ["ws-prod"]}', "workspaces[0]", "ambiguous"),
+    ("include object", '{"include": {"a": 1}}', "include", "array of strings, got object"),
+    ("exclude item null", '{"exclude": ["ci-*", null]}', "exclude[1]", "got null"),
+    ("too many patterns", '{"include": [' + ",".join(['"p"'] * 51) + "]}", "include", "at most 50"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_bodies_name_the_field(body, field, message):
+    with pytest.raises(RequestFieldError) as err:
+        parse_shutdown_body(body.encode(), SETTINGS)
+    assert err.value.field == field
+    assert message in str(err.value)
+    assert err.value.to_dict() == {"error": str(err.value), "field": field}
+
+
+@pytest.mark.parametrize("body", [None, b"", b"  \n", b"{}"])
+def test_no_body_means_every_workspace_and_the_configured_defaults(body):
+    run = parse_shutdown_body(body, SETTINGS)
+    assert run.workspaces == ("sub-1/rg-dev/ws-research", "sub-1/rg-prod/ws-prod", "sub-2/rg-x/ws-prod")
+    assert run.dry_run is False
+    assert run.stop_timeout_seconds == 600
+    assert run.trigger == "http"
+
+
+def test_full_body():
+    body = (
+        b'{"dry_run": true, "workspaces": ["ws-research", "SUB-2/rg-x/ws-prod", "ws-research"],'
+        b' "include": ["ci-*"], "exclude": [" *prod* "]}'
+    )
+    run = parse_shutdown_body(body, SETTINGS)
+    assert run.dry_run is True
+    assert run.workspaces == ("sub-1/rg-dev/ws-research", "sub-2/rg-x/ws-prod")
+    assert run.include == ("ci-*",)
+    assert run.exclude == ("*prod*",)
+    assert ShutdownRun.from_dict(run.to_dict()) == run
+
+
+def test_timer_run_uses_settings():
+    run = default_run(ShutdownSettings.from_env({**ENV, "SHUTDOWN_DRY_RUN": "true", "SHUTDOWN_MODE": "opt-in"}))
+    assert (run.trigger, run.dry_run, run.mode) == ("timer", True, "opt-in")
+    assert len(run.workspaces) == 3
