@@ -4,6 +4,7 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-from activities import compute  # noqa: E402
+# Each module registers its functions on `bp` when imported.
+from activities import compute, scoring  # noqa: E402
 
-__all__ = ["bp", "compute"]
+__all__ = ["bp", "compute", "scoring"]

@@ -35,6 +35,17 @@ class _Named:
         return self.label
 
 
+def _combined_bundle(env: MutableMapping[str, str], local_ca: Path, target: Path) -> Path:
+    """The CAs requests already trusts plus the stand-ins' local CA: the SDKs (requests) read REQUESTS_CA_BUNDLE,
+    and a real vault or ARM endpoint used beside the stand-ins must stay trusted."""
+    import certifi
+
+    existing = Path(env.get("REQUESTS_CA_BUNDLE") or certifi.where())
+    base = existing.read_text() if existing.exists() and existing != target else Path(certifi.where()).read_text()
+    target.write_text(base.rstrip("\n") + "\n" + local_ca.read_text())
+    return target
+
+
 def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     fleet_setting = env.get("DEVHOST_ARM_FLEET", "").strip()
     secrets_setting = env.get("DEVHOST_KEYVAULT_SECRETS", "").strip()
@@ -50,8 +61,7 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     started.append(_Named(f"managed identity endpoint {identity.endpoint}", identity))
     for name, value in identity.env().items():
         env.setdefault(name, value)
-    # The SDKs (requests) trust the stand-ins' local CA through this bundle.
-    env.setdefault("REQUESTS_CA_BUNDLE", str(tls.ca_bundle))
+    env["REQUESTS_CA_BUNDLE"] = str(_combined_bundle(env, tls.ca_bundle, state_dir / "tls" / "ca-bundle.pem"))
 
     if fleet_setting:
         from devhost.standins.arm import ArmStandin

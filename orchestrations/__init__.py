@@ -4,6 +4,7 @@ import azure.durable_functions as df
 
 bp = df.Blueprint()
 
-from orchestrations import shutdown  # noqa: E402
+# Each module registers its functions on `bp` when imported.
+from orchestrations import scoring, shutdown  # noqa: E402
 
-__all__ = ["bp", "shutdown"]
+__all__ = ["bp", "scoring", "shutdown"]

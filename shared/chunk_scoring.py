@@ -411,7 +411,7 @@ def plan_scoring(
 ) -> ChunkPlan:
     """Read the blob's properties and header, check the model's columns, and plan line-aligned chunks."""
     info = blobs.blob_info(request.container, request.name, env)
-    if request.etag and info.etag != request.etag:
+    if request.etag and info.etag.strip('"') != request.etag.strip('"'):
         raise ScoringError(
             f"{request.source} has changed (ETag {info.etag}, event said {request.etag}); "
             "the new version is scored by its own run"
@@ -481,7 +481,10 @@ def score_chunk(
     env: Mapping[str, str] | None = None,
 ) -> ChunkResult:
     """Score chunk `index`: stage its output block (id from the index), write its bad rows to a part blob."""
-    chunk: ChunkRange = plan.chunks[index]
+    # The orchestrator may pass a plan holding only this chunk (small activity inputs): look it up by index.
+    chunk: ChunkRange | None = next((c for c in plan.chunks if c.index == index), None)
+    if chunk is None:
+        raise ScoringError(f"chunk {index} is not part of the plan of {plan.request.source}")
     req = plan.request
     result = ChunkResult(index=index, start=chunk.start, end=chunk.end)
     if chunk.size == 0:

@@ -255,6 +255,12 @@ SCORING_ERROR_THRESHOLD: Setting[int] = _setting(
 SCORING_WAVE_SIZE: Setting[int] = _setting(
     "SCORING_WAVE_SIZE", _parse_int(1), "64", "chunks scored by one sub-orchestration (bounds history size)"
 )
+SCORING_PARALLEL_CHUNKS: Setting[int] = _setting(
+    "SCORING_PARALLEL_CHUNKS",
+    _parse_int(1),
+    "4",
+    "chunks of one file scored at once (worker memory grows with chunk size x this)",
+)
 REPORTS_CONTAINER: Setting[str] = _setting(
     "REPORTS_CONTAINER", _parse_container, "reports", "container receiving shutdown reports"
 )

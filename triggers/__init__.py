@@ -5,10 +5,6 @@ import azure.durable_functions as df
 bp = df.Blueprint()
 
 # Each module registers its functions on `bp` when imported.
-from triggers import (  # noqa: E402
-    health,
-    model_http,
-    shutdown,
-)
+from triggers import health, model_http, scoring, shutdown  # noqa: E402
 
-__all__ = ["bp", "health", "model_http", "shutdown"]
+__all__ = ["bp", "health", "model_http", "scoring", "shutdown"]

@@ -1,0 +1,109 @@
+"""Scoring activities: plan byte-range chunks, score one chunk, commit the predictions CSV."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from activities import bp
+from shared import names
+from shared.errors import InputError, ModelError, NotFoundError, ScoringError
+
+# Failures that the same input will always reproduce: reported to the orchestrator as a value instead of
+# raised, so they are not retried and the run fails with exactly this message.
+_DOMAIN_ERRORS = (ScoringError, InputError, ModelError, NotFoundError)
+
+
+def _domain_outcome(activity: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    @functools.wraps(activity)
+    def run(payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return activity(payload)
+        except _DOMAIN_ERRORS as err:
+            return {"error": str(err), "error_type": type(err).__name__}
+
+    return run
+
+
+def _model_args() -> dict[str, Any]:
+    from shared.model import load_model
+
+    model = load_model()
+    card = model.card
+    return {"model": model, "features": card.feature_names, "label": f"{card.name} v{card.version}"}
+
+
+@bp.activity_trigger(input_name="payload", activity=names.PLAN_SCORING_CHUNKS)
+@_domain_outcome
+def plan_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
+    """{"request"} -> the plan; {"plan", "results"} -> the plan realigned around quoted line breaks."""
+    from shared import chunk_scoring, settings
+    from shared.scoring_payloads import ChunkPlan, ChunkResult, ScoringRequest
+    from shared.telemetry import carrier_span
+
+    with carrier_span(names.PLAN_SCORING_CHUNKS, payload.get("trace"), {"instance_id": payload.get("run_id")}):
+        if "plan" in payload:
+            plan = ChunkPlan.from_dict(payload["plan"])
+            results = [ChunkResult.from_dict(r) for r in payload["results"]]
+            return chunk_scoring.realign_plan(plan, results).to_dict()
+        model = _model_args()
+        scoring = settings.ScoringSettings.from_env()
+        request = ScoringRequest.from_dict(payload["request"])
+        plan = chunk_scoring.plan_scoring(
+            request,
+            chunk_bytes=scoring.chunk_bytes,
+            output_container=scoring.output_container,
+            errors_container=scoring.errors_container,
+            features=model["features"],
+            model_label=model["label"],
+        )
+        return plan.to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.SCORE_CHUNK)
+@_domain_outcome
+def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
+    """{"plan" (holding this chunk), "index"} -> the chunk's result (counts and block id, never data)."""
+    from shared import chunk_scoring
+    from shared.scoring_payloads import ChunkPlan
+    from shared.telemetry import carrier_span
+
+    plan = ChunkPlan.from_dict(payload["plan"])
+    attributes = {"instance_id": plan.request.run_id, "blob": plan.request.source, "chunk": int(payload["index"])}
+    with carrier_span(names.SCORE_CHUNK, payload.get("trace"), attributes):
+        model = _model_args()
+        result = chunk_scoring.score_chunk(
+            plan,
+            int(payload["index"]),
+            features=model["features"],
+            prediction_column=model["model"].card.prediction_column,
+            predict=model["model"].predict,
+            model_label=model["label"],
+        )
+        return result.to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.COMMIT_PREDICTIONS)
+@_domain_outcome
+def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
+    """{"plan", "results"} -> where the predictions went; raises when bad rows exceed the threshold."""
+    from shared import chunk_scoring, settings
+    from shared.scoring_payloads import ChunkPlan, ChunkResult
+    from shared.telemetry import carrier_span
+
+    plan = ChunkPlan.from_dict(payload["plan"])
+    with carrier_span(
+        names.COMMIT_PREDICTIONS,
+        payload.get("trace"),
+        {"instance_id": plan.request.run_id, "blob": plan.request.source},
+    ):
+        model = _model_args()["model"]
+        result = chunk_scoring.commit_predictions(
+            plan,
+            [ChunkResult.from_dict(r) for r in payload["results"]],
+            model_name=model.card.name,
+            model_version=model.card.version,
+            error_threshold=settings.SCORING_ERROR_THRESHOLD.get(),
+        )
+        return result.to_dict()

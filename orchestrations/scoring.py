@@ -1,0 +1,155 @@
+"""Scoring orchestration: plan byte-range chunks -> score them in parallel batches -> commit one predictions CSV.
+
+Inputs and outputs stay small (blob ids, ranges, counts): data moves between blobs, never through history.
+Chunks are scored `parallel` at a time, which bounds worker memory to about chunk size x parallel; more than
+`wave_size` chunks go through sub-orchestrations so no history grows with the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrations import bp
+from shared import names
+from shared.errors import ScoringError
+
+# Transient failures (storage hiccups, a worker lost mid-chunk) are retried; a deterministic failure
+# (bad input) fails the same way three times within seconds and the run reports it.
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
+MAX_REALIGN_ROUNDS = 2
+
+
+def _checked(result: dict[str, Any]) -> dict[str, Any]:
+    """Activities report input problems as {"error": ...}: fail the run with that message."""
+    if "error" in result:
+        raise ScoringError(result["error"])
+    return result
+
+
+def _chunk_plan(plan: dict[str, Any], chunks: list[list[int]]) -> dict[str, Any]:
+    """The plan restricted to some chunks: what one activity or wave needs, and no more."""
+    return {**plan, "chunks": chunks}
+
+
+def _score_batches(
+    context: df.DurableOrchestrationContext, plan: dict[str, Any], chunks: list[list[int]], run: dict[str, Any]
+) -> Generator[Any, Any, list[dict[str, Any]]]:
+    parallel = max(1, int(run.get("parallel", 4)))
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(chunks), parallel):
+        batch = chunks[start : start + parallel]
+        tasks = [
+            context.call_activity_with_retry(
+                names.SCORE_CHUNK,
+                RETRY,
+                {"plan": _chunk_plan(plan, [chunk]), "index": chunk[0], "trace": run.get("trace")},
+            )
+            for chunk in batch
+        ]
+        batch_results = yield context.task_all(tasks)
+        results.extend(_checked(r) for r in batch_results)
+        if not context.parent_instance_id:
+            _progress(context, results, len(chunks))
+    return results
+
+
+def _progress(context: df.DurableOrchestrationContext, results: list[dict[str, Any]], total: int) -> None:
+    context.set_custom_status(
+        {
+            "stage": "scoring",
+            "chunks_done": len(results),
+            "chunks_total": total,
+            "rows": sum(int(r.get("rows", 0)) for r in results),
+        }
+    )
+
+
+def _score(
+    context: df.DurableOrchestrationContext, plan: dict[str, Any], chunks: list[list[int]], run: dict[str, Any]
+) -> Generator[Any, Any, list[dict[str, Any]]]:
+    wave_size = max(1, int(run.get("wave_size", 64)))
+    if len(chunks) <= wave_size:
+        return (yield from _score_batches(context, plan, chunks, run))
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(chunks), wave_size):
+        wave = chunks[start : start + wave_size]
+        child = {"plan": _chunk_plan(plan, wave), "parallel": run.get("parallel"), "trace": run.get("trace")}
+        results.extend((yield context.call_sub_orchestrator(names.SCORING_WAVE_ORCHESTRATOR, child)))
+        _progress(context, results, len(chunks))
+    return results
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.SCORING_WAVE_ORCHESTRATOR)
+def scoring_wave_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """One wave of chunks of a large file, scored in parallel batches; returns their results."""
+    run = context.get_input()
+    return (yield from _score_batches(context, run["plan"], run["plan"]["chunks"], run))
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.SCORING_ORCHESTRATOR)
+def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    run: dict[str, Any] = context.get_input()
+    request = {**run["request"], "run_id": context.instance_id}
+    trace = run.get("trace")
+    started = context.current_utc_datetime
+    context.set_custom_status({"stage": "planning"})
+    plan = _checked(
+        (
+            yield context.call_activity_with_retry(
+                names.PLAN_SCORING_CHUNKS, RETRY, {"request": request, "trace": trace, "run_id": context.instance_id}
+            )
+        )
+    )
+    results = yield from _score(context, plan, plan["chunks"], run)
+
+    for _ in range(MAX_REALIGN_ROUNDS):
+        if not any(r.get("misaligned") for r in results):
+            break
+        # A chunk boundary fell inside a quoted field with a line break: move those boundaries, score the
+        # chunks whose ranges changed, keep the others.
+        realigned = _checked(
+            (
+                yield context.call_activity_with_retry(
+                    names.PLAN_SCORING_CHUNKS, RETRY, {"plan": plan, "results": results, "trace": trace}
+                )
+            )
+        )
+        changed = [new for old, new in zip(plan["chunks"], realigned["chunks"], strict=True) if old != new]
+        rescored = yield from _score(context, realigned, changed, run)
+        by_index = {r["index"]: r for r in results} | {r["index"]: r for r in rescored}
+        plan, results = realigned, [by_index[c[0]] for c in realigned["chunks"]]
+    if any(r.get("misaligned") for r in results):
+        raise ScoringError(
+            f"{request['container']}/{request['name']}: could not align chunk boundaries with CSV rows; "
+            "set SCORING_CHUNK_BYTES larger than the longest quoted field"
+        )
+
+    context.set_custom_status(
+        {
+            "stage": "committing",
+            "chunks_done": len(results),
+            "chunks_total": len(results),
+            "rows": sum(int(r["rows"]) for r in results),
+        }
+    )
+    committed = _checked(
+        (
+            yield context.call_activity_with_retry(
+                names.COMMIT_PREDICTIONS, RETRY, {"plan": plan, "results": results, "trace": trace}
+            )
+        )
+    )
+    context.set_custom_status(
+        {"stage": "done", "chunks_done": len(results), "chunks_total": len(results), "rows": committed["rows"]}
+    )
+    return {
+        "source": f"{request['container']}/{request['name']}",
+        "source_etag": plan["request"]["etag"],
+        "chunks": len(results),
+        "started": started.isoformat(),
+        "finished": context.current_utc_datetime.isoformat(),
+        **committed,
+    }

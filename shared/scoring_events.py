@@ -1,0 +1,137 @@
+"""What starts a scoring run: a BlobCreated event or an HTTP request, turned into a `ScoringRequest` and an id.
+
+The orchestration instance id is derived from the blob's account, container, name and eTag, so a redelivered
+event (Event Grid delivers at least once) maps to the run that already exists instead of starting another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from shared.errors import InputError
+from shared.scoring_payloads import ScoringRequest
+
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+_SUBJECT_RE = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)$")
+# ADLS Gen2 raises CreateFile for the empty file before the data is flushed; FlushWithClose follows with the data.
+_IGNORED_APIS = {"CreateFile"}
+MAX_BLOB_NAME = 1024
+
+
+@dataclass(frozen=True)
+class BlobCreated:
+    """The parts of a BlobCreated event that scoring needs."""
+
+    event_id: str
+    account: str
+    container: str
+    name: str
+    etag: str
+    size: int
+    api: str
+    url: str
+
+
+def parse_blob_created(event_id: str, event_type: str, subject: str, data: Any) -> BlobCreated | None:
+    """A BlobCreated event as a domain object; None for other event types. InputError when it is malformed."""
+    if event_type != BLOB_CREATED:
+        return None
+    match = _SUBJECT_RE.match(subject or "")
+    if match is None:
+        raise InputError(
+            f"event {event_id}: subject {subject!r} is not /blobServices/default/containers/<container>/blobs/<name>"
+        )
+    if not isinstance(data, dict):
+        raise InputError(f"event {event_id}: data must be an object, got {type(data).__name__}")
+    url = str(data.get("url") or "")
+    etag = str(data.get("eTag") or "").strip('"')
+    if not url or not etag:
+        raise InputError(f"event {event_id}: data.url and data.eTag are required")
+    try:
+        size = int(data.get("contentLength") or 0)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"event {event_id}: data.contentLength {data.get('contentLength')!r} is not a number"
+        ) from None
+    return BlobCreated(
+        event_id=event_id,
+        account=account_of(url),
+        container=match.group("container"),
+        name=match.group("name"),
+        etag=etag,
+        size=size,
+        api=str(data.get("api") or ""),
+        url=url,
+    )
+
+
+def account_of(url: str) -> str:
+    """Storage account of a blob URL: the host's first label, or the first path segment for Azurite URLs."""
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if host in {"127.0.0.1", "localhost"} or host.replace(".", "").isdigit():
+        return unquote(parsed.path.lstrip("/").split("/", 1)[0])
+    return host.split(".", 1)[0]
+
+
+def ignore_reason(blob: BlobCreated, input_container: str) -> str | None:
+    """Why this blob is not scored (None: it is)."""
+    if blob.container != input_container:
+        return f"container {blob.container!r} is not the input container {input_container!r}"
+    if not blob.name.lower().endswith(".csv"):
+        return f"blob {blob.name!r} does not end in .csv"
+    if blob.api in _IGNORED_APIS:
+        return f"api {blob.api} creates an empty file; its FlushWithClose event carries the data"
+    if len(blob.name) > MAX_BLOB_NAME:
+        return f"blob name is {len(blob.name)} characters, more than {MAX_BLOB_NAME}"
+    return None
+
+
+def scoring_instance_id(account: str, container: str, name: str, etag: str) -> str:
+    """Same blob version -> same orchestration id (ids stay short and URL-safe whatever the blob name)."""
+    digest = hashlib.sha256(f"{account}\n{container}\n{name}\n{etag.strip(chr(34))}".encode()).hexdigest()
+    return f"score-{digest[:40]}"
+
+
+@dataclass(frozen=True)
+class ScoringHttpRequest:
+    container: str
+    name: str
+    force: bool
+
+
+def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
+    """`POST /api/scoring` body: {"container": str, "name": str, "force": bool?}; InputError naming the field."""
+    if not body.strip():
+        raise InputError('body is empty; expected JSON {"container": "...", "name": "..."}')
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise InputError(f"body is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"body must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {"container", "name", "force"})
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; expected container, name, force")
+    for field in ("container", "name"):
+        value = data.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"field {field!r} must be a non-empty string, got {value!r}")
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise InputError(f"field 'force' must be true or false, got {force!r}")
+    name = data["name"]
+    if len(name) > MAX_BLOB_NAME or "\x00" in name:
+        raise InputError(f"field 'name' must be a blob name of at most {MAX_BLOB_NAME} characters without NUL")
+    return ScoringHttpRequest(container=data["container"], name=name, force=force)
+
+
+def request_for(blob: BlobCreated) -> ScoringRequest:
+    return ScoringRequest(
+        account=blob.account, container=blob.container, name=blob.name, etag=blob.etag, size=blob.size
+    )

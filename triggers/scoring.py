@@ -1,0 +1,141 @@
+"""Starters of batch scoring: the Event Grid `BlobCreated` trigger and `POST /api/scoring` for a stored blob.
+
+Both start `scoring_orchestrator` under an id derived from the blob version, so a redelivered event or a repeated
+request finds the run that exists instead of starting another; a Failed or Terminated run may be started again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared import names
+from shared.errors import InputError, NotFoundError, SettingsError
+from shared.scoring_events import (
+    ignore_reason,
+    parse_blob_created,
+    parse_scoring_body,
+    request_for,
+    scoring_instance_id,
+)
+from shared.settings import SCORING_INPUT_CONTAINER, SCORING_PARALLEL_CHUNKS, SCORING_WAVE_SIZE
+from shared.telemetry import trace_carrier_of
+from triggers import bp
+
+log = logging.getLogger(__name__)
+
+RESTARTABLE = {"Failed", "Terminated"}
+
+
+def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def _run_input(request: dict[str, Any], context: func.Context) -> dict[str, Any]:
+    return {
+        "request": request,
+        "parallel": SCORING_PARALLEL_CHUNKS.get(),
+        "wave_size": SCORING_WAVE_SIZE.get(),
+        "trace": trace_carrier_of(context),
+    }
+
+
+async def _existing_status(client: df.DurableOrchestrationClient, instance_id: str) -> str | None:
+    status = await client.get_status(instance_id)
+    runtime = getattr(status, "runtime_status", None)
+    return getattr(runtime, "value", None) if runtime is not None else None
+
+
+@bp.function_name("on_blob_created")
+@bp.event_grid_trigger(arg_name="event")
+@bp.durable_client_input(client_name="client")
+async def on_blob_created(
+    event: func.EventGridEvent, client: df.DurableOrchestrationClient, context: func.Context
+) -> None:
+    event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
+    try:
+        blob = parse_blob_created(event.id, event_type, event.subject or "", event.get_json())
+    except InputError as err:
+        # A malformed event will not improve on redelivery: log it and acknowledge.
+        log.error("Event Grid event ignored: %s", err)
+        return
+    if blob is None:
+        log.info("event %s of type %s ignored: not BlobCreated", event.id, event_type)
+        return
+    reason = ignore_reason(blob, SCORING_INPUT_CONTAINER.get())
+    if reason:
+        log.info("event %s for %s/%s ignored: %s", event.id, blob.container, blob.name, reason)
+        return
+    instance_id = scoring_instance_id(blob.account, blob.container, blob.name, blob.etag)
+    existing = await _existing_status(client, instance_id)
+    if existing is not None and existing not in RESTARTABLE:
+        log.info(
+            "event %s for %s/%s (eTag %s): run %s already exists (%s); nothing started",
+            event.id,
+            blob.container,
+            blob.name,
+            blob.etag,
+            instance_id,
+            existing,
+        )
+        return
+    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request_for(blob).to_dict(), context))
+    log.info("event %s: scoring %s/%s (eTag %s) as %s", event.id, blob.container, blob.name, blob.etag, instance_id)
+
+
+@bp.function_name("start_scoring")
+@bp.route(route="scoring", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def start_scoring(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
+) -> func.HttpResponse:
+    try:
+        body = parse_scoring_body(req.get_body())
+        input_container = SCORING_INPUT_CONTAINER.get()
+    except InputError as err:
+        return _json(400, {"error": str(err)})
+    except SettingsError as err:
+        log.error("scoring not started: %s", err)
+        return _json(500, {"error": "the app's settings are incomplete; see the log"})
+    if body.container != input_container:
+        return _json(400, {"error": f"container {body.container!r} is not the input container {input_container!r}"})
+    if not body.name.lower().endswith(".csv"):
+        return _json(400, {"error": f"blob {body.name!r} is not a .csv file"})
+    from shared.blobs import blob_info, blob_service_client
+    from shared.scoring_events import account_of
+    from shared.scoring_payloads import ScoringRequest
+
+    try:
+        info = blob_info(body.container, body.name)
+    except NotFoundError as err:
+        return _json(404, {"error": str(err)})
+    account = account_of(blob_service_client().get_blob_client(body.container, body.name).url)
+    etag = info.etag.strip('"')
+    instance_id = scoring_instance_id(account, body.container, body.name, etag)
+    existing = await _existing_status(client, instance_id)
+    if body.force:
+        # A forced run is a new run of the same version (e.g. after a new model): its own id and blocks.
+        instance_id = f"{instance_id}-{uuid.uuid4().hex[:12]}"
+    elif existing is not None and existing not in RESTARTABLE:
+        log.info(
+            "scoring of %s/%s (eTag %s) already exists as %s (%s)",
+            body.container,
+            body.name,
+            etag,
+            instance_id,
+            existing,
+        )
+        response: func.HttpResponse = client.create_check_status_response(req, instance_id)
+        return response
+    request = ScoringRequest(
+        account=account, container=body.container, name=body.name, etag=etag, size=info.size, force=body.force
+    )
+    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request.to_dict(), context))
+    log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)
+    started: func.HttpResponse = client.create_check_status_response(req, instance_id)
+    return started
