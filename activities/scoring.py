@@ -70,7 +70,11 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
     from shared.telemetry import carrier_span
 
     plan = ChunkPlan.from_dict(payload["plan"])
-    attributes = {"instance_id": plan.request.run_id, "blob": plan.request.source, "chunk": int(payload["index"])}
+    attributes: dict[str, str | int] = {
+        "instance_id": plan.request.run_id,
+        "blob": plan.request.source,
+        "chunk": int(payload["index"]),
+    }
     with carrier_span(names.SCORE_CHUNK, payload.get("trace"), attributes):
         model = _model_args()
         result = chunk_scoring.score_chunk(

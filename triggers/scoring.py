@@ -57,7 +57,7 @@ async def _existing_status(client: df.DurableOrchestrationClient, instance_id: s
 async def on_blob_created(
     event: func.EventGridEvent, client: df.DurableOrchestrationClient, context: func.Context
 ) -> None:
-    event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
+    event_type = str(getattr(event, "event_type", None) or getattr(event, "type", None) or "")
     try:
         blob = parse_blob_created(event.id, event_type, event.subject or "", event.get_json())
     except InputError as err:
