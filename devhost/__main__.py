@@ -11,6 +11,7 @@ from pathlib import Path
 from devhost.config import APP_ROOT, ConfigError, HostOptions
 from devhost.host import serve
 from devhost.index import AppLoadError
+from devhost.spans import QUIET_LOGGERS, TraceIdFormatter
 
 
 def parse_args(argv: list[str] | None) -> HostOptions:
@@ -57,8 +58,10 @@ def parse_args(argv: list[str] | None) -> HostOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "aiohttp.access"):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TraceIdFormatter("[%(asctime)s] %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = parse_args(argv)
     try:

@@ -154,6 +154,9 @@ class DevHost:
         for name, value in opts.extra_env.items():
             os.environ[name] = value
         log.info("settings: %d values from %s", len(applied), settings_file)
+        from devhost.spans import install_span_file
+
+        install_span_file()
         self.key = os.environ.get("DEVHOST_KEY") or secrets.token_urlsafe(24)
         os.environ["DEVHOST_KEY"] = self.key
         opts.state_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 from devhost.durable_adapter import make_activity, make_orchestrator
 from devhost.index import AppIndex, AppLoadError, index_app, load_app
+from devhost.spans import QUIET_LOGGERS, TraceIdFormatter, install_span_file
 
 log = logging.getLogger("devhost.worker")
 
@@ -65,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="worker")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.INFO, format=f"[%(asctime)s] {args.name} %(name)s: %(message)s", stream=sys.stderr
-    )
-    for name in ("durabletask", "durabletask-worker", "durabletask-client"):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TraceIdFormatter(f"[%(asctime)s] {args.name} %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    install_span_file()
     try:
         index = index_app(load_app(args.script_root))
     except AppLoadError as err:

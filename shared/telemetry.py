@@ -126,6 +126,8 @@ def invocation_span(
 
     `attributes` go on the span and on every log record made inside it; None values are left out.
     """
+    if _State.exporter is None:
+        configure_telemetry()
     carrier = {k: v for k, v in (("traceparent", traceparent), ("tracestate", tracestate)) if v}
     parent = _PROPAGATOR.extract(carrier) if carrier.get("traceparent") else None
     ids = {k: v for k, v in (attributes or {}).items() if v is not None}
@@ -154,6 +156,18 @@ def carrier_span(
         _str_or_none(carrier.get("tracestate")),
         attributes,
         kind=kind,
+    ) as span:
+        yield span
+
+
+@contextmanager
+def trigger_span(
+    name: str, invocation_context: Any, attributes: Mapping[str, AttributeValue | None] | None = None
+) -> Iterator[Span]:
+    """The span of one trigger invocation, a child of the trace context the host passed with it."""
+    carrier = trace_carrier_of(invocation_context)
+    with invocation_span(
+        name, carrier.get("traceparent"), carrier.get("tracestate"), attributes, kind=SpanKind.SERVER
     ) as span:
         yield span
 

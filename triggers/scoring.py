@@ -24,7 +24,7 @@ from shared.scoring_events import (
     scoring_instance_id,
 )
 from shared.settings import SCORING_INPUT_CONTAINER, SCORING_PARALLEL_CHUNKS, SCORING_WAVE_SIZE
-from shared.telemetry import trace_carrier_of
+from shared.telemetry import current_trace_carrier, trigger_span
 from triggers import bp
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,13 @@ def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
-def _run_input(request: dict[str, Any], context: func.Context) -> dict[str, Any]:
+def _run_input(request: dict[str, Any]) -> dict[str, Any]:
+    # The trace context travels in the input: every activity's span joins the trigger's trace.
     return {
         "request": request,
         "parallel": SCORING_PARALLEL_CHUNKS.get(),
         "wave_size": SCORING_WAVE_SIZE.get(),
-        "trace": trace_carrier_of(context),
+        "trace": current_trace_carrier(),
     }
 
 
@@ -57,6 +58,11 @@ async def _existing_status(client: df.DurableOrchestrationClient, instance_id: s
 async def on_blob_created(
     event: func.EventGridEvent, client: df.DurableOrchestrationClient, context: func.Context
 ) -> None:
+    with trigger_span("on_blob_created", context, {"event_id": event.id, "subject": event.subject}):
+        await _on_blob_created(event, client)
+
+
+async def _on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     event_type = str(getattr(event, "event_type", None) or getattr(event, "type", None) or "")
     try:
         blob = parse_blob_created(event.id, event_type, event.subject or "", event.get_json())
@@ -84,7 +90,7 @@ async def on_blob_created(
             existing,
         )
         return
-    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request_for(blob).to_dict(), context))
+    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request_for(blob).to_dict()))
     log.info("event %s: scoring %s/%s (eTag %s) as %s", event.id, blob.container, blob.name, blob.etag, instance_id)
 
 
@@ -94,6 +100,11 @@ async def on_blob_created(
 async def start_scoring(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
 ) -> func.HttpResponse:
+    with trigger_span("start_scoring", context):
+        return await _start_scoring(req, client)
+
+
+async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         body = parse_scoring_body(req.get_body())
         input_container = SCORING_INPUT_CONTAINER.get()
@@ -135,7 +146,7 @@ async def start_scoring(
     request = ScoringRequest(
         account=account, container=body.container, name=body.name, etag=etag, size=info.size, force=body.force
     )
-    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request.to_dict(), context))
+    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request.to_dict()))
     log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)
     started: func.HttpResponse = client.create_check_status_response(req, instance_id)
     return started
