@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
+PACKAGE_ARGS ?= --with-deps --output dist/app.zip
 
-.PHONY: run test lint fmt bench soak train lock clean setup
+.PHONY: run test lint fmt bench soak train lock clean setup package
 
 setup: $(STAMP) $(NPM_STAMP) local.settings.json
 
@@ -45,6 +46,9 @@ soak: setup
 
 train: $(STAMP)
 	$(PY) -m training --data data/height_weight.csv --out models/height-weight
+
+package:
+	bash scripts/package.sh $(PACKAGE_ARGS)
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable > constraints.txt
