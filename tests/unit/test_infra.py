@@ -565,7 +565,7 @@ def test_workflow_runs_the_developers_make_targets(workflow: dict[str, Any]) -> 
     runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
     assert any(run.startswith("make lint") for run in runs)
     assert any(run.startswith("make test") for run in runs)
-    assert any("scripts/package.sh" in run for run in runs)
+    assert any(run.startswith("make package") for run in runs)
 
 
 def test_workflow_publishes_the_junit_report(workflow: dict[str, Any]) -> None:
