@@ -79,13 +79,15 @@ def test_instances_round_trip_through_json(arm):
 
 
 def test_stop_returns_at_once_and_the_instance_reaches_stopped(arm):
+    # A transition long enough that "returned before Stopped" holds on a loaded CI machine too.
+    arm.transition_seconds = 3.0
     started = time.monotonic()
     outcome = compute.begin_stop(RESEARCH, "ci-alice")
     assert time.monotonic() - started < arm.transition_seconds  # did not wait for the operation
     assert outcome.status == "stopping"
     assert outcome.state_before == "Running"
     assert compute.get_state(RESEARCH, "ci-alice") == "Stopping"
-    assert wait_for_state(RESEARCH, "ci-alice", "Stopped") == "Stopped"
+    assert wait_for_state(RESEARCH, "ci-alice", "Stopped", timeout=10) == "Stopped"
     assert arm.state_of("ws-research", "ci-alice") == "Stopped"
 
 
