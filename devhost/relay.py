@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ class BlobRelay:
         self.interval = interval
         self.topic = topic
         self._delivered: dict[str, str] = {}
+        # key -> (failed attempts, monotonic time of the next attempt): Event Grid backs off between retries.
+        self._retry: dict[str, tuple[int, float]] = {}
         self._sequencer = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -158,6 +161,9 @@ class BlobRelay:
                 etag = str(blob.etag)
                 if self._delivered.get(key) == etag:
                     continue
+                attempts, not_before = self._retry.get(f"{key}@{etag}", (0, 0.0))
+                if time.monotonic() < not_before:
+                    continue
                 subject = f"{CONTAINER_PREFIX}{container}/blobs/{blob.name}"
                 targets = [s for s in self.subscriptions if s.container == container and s.matches(subject)]
                 ok = True
@@ -167,10 +173,14 @@ class BlobRelay:
                     ok = self.deliver(sub.function, event) and ok
                     delivered += 1
                 if ok:
-                    # Remember only what the function accepted: a failed delivery is retried next pass,
-                    # like Event Grid's retry of non-2xx answers.
+                    # Remember only what the function accepted: a failed delivery is retried later, with
+                    # exponential backoff (capped at a minute), like Event Grid's retry of non-2xx answers.
                     self._delivered[key] = etag
+                    self._retry.pop(f"{key}@{etag}", None)
                     self._save_state()
+                else:
+                    delay = min(60.0, 0.5 * 2**attempts)
+                    self._retry[f"{key}@{etag}"] = (attempts + 1, time.monotonic() + delay)
         return delivered
 
     def _run(self) -> None:
