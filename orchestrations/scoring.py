@@ -51,7 +51,7 @@ def _score_batches(
         ]
         batch_results = yield context.task_all(tasks)
         results.extend(_checked(r) for r in batch_results)
-        if not context.parent_instance_id:
+        if not context.parent_instance_id and not run.get("quiet"):
             _progress(context, results, len(chunks))
     return results
 
@@ -78,7 +78,8 @@ def _score(
         wave = chunks[start : start + wave_size]
         child = {"plan": _chunk_plan(plan, wave), "parallel": run.get("parallel"), "trace": run.get("trace")}
         results.extend((yield context.call_sub_orchestrator(names.SCORING_WAVE_ORCHESTRATOR, child)))
-        _progress(context, results, len(chunks))
+        if not run.get("quiet"):
+            _progress(context, results, len(chunks))
     return results
 
 
@@ -103,6 +104,8 @@ def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
             )
         )
     )
+    # Waves report progress only when a whole wave ends: say "scoring" (and how many chunks) before the first.
+    context.set_custom_status({"stage": "scoring", "chunks_done": 0, "chunks_total": len(plan["chunks"]), "rows": 0})
     results = yield from _score(context, plan, plan["chunks"], run)
 
     for _ in range(MAX_REALIGN_ROUNDS):
@@ -118,7 +121,8 @@ def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
             )
         )
         changed = [new for old, new in zip(plan["chunks"], realigned["chunks"], strict=True) if old != new]
-        rescored = yield from _score(context, realigned, changed, run)
+        # Quietly: progress counted over the few rescored chunks would make "chunks_done" go backwards.
+        rescored = yield from _score(context, realigned, changed, {**run, "quiet": True})
         by_index = {r["index"]: r for r in results} | {r["index"]: r for r in rescored}
         plan, results = realigned, [by_index[c[0]] for c in realigned["chunks"]]
     if any(r.get("misaligned") for r in results):

@@ -52,6 +52,23 @@ async def _existing_status(client: df.DurableOrchestrationClient, instance_id: s
     return getattr(runtime, "value", None) if runtime is not None else None
 
 
+async def _start_once(client: df.DurableOrchestrationClient, instance_id: str, run_input: dict[str, Any]) -> bool:
+    """Start the run; False when a concurrent delivery of the same event started it first.
+
+    Event Grid may deliver one event twice at the same moment: both see no instance, one start wins and the
+    other is refused (409). The loser must acknowledge, not fail, or Event Grid redelivers for a day.
+    """
+    try:
+        await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, run_input)
+    except Exception:  # the 1.x client raises a bare Exception carrying the host's 409 message
+        existing = await _existing_status(client, instance_id)
+        if existing is None or existing in RESTARTABLE:
+            raise
+        log.info("run %s was started concurrently (%s); nothing started", instance_id, existing)
+        return False
+    return True
+
+
 @bp.function_name("on_blob_created")
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
@@ -90,7 +107,8 @@ async def _on_blob_created(event: func.EventGridEvent, client: df.DurableOrchest
             existing,
         )
         return
-    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request_for(blob).to_dict()))
+    if not await _start_once(client, instance_id, _run_input(request_for(blob).to_dict())):
+        return
     log.info("event %s: scoring %s/%s (eTag %s) as %s", event.id, blob.container, blob.name, blob.etag, instance_id)
 
 
@@ -146,7 +164,7 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
     request = ScoringRequest(
         account=account, container=body.container, name=body.name, etag=etag, size=info.size, force=body.force
     )
-    await client.start_new(names.SCORING_ORCHESTRATOR, instance_id, _run_input(request.to_dict()))
-    log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)
+    if await _start_once(client, instance_id, _run_input(request.to_dict())):
+        log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)
     started: func.HttpResponse = client.create_check_status_response(req, instance_id)
     return started
