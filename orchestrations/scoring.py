@@ -151,7 +151,7 @@ def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
     )
     return {
         "source": f"{request['container']}/{request['name']}",
-        "source_etag": plan["request"]["etag"],
+        "source_etag": plan["request"]["etag"].strip('"'),
         "chunks": len(results),
         "started": started.isoformat(),
         "finished": context.current_utc_datetime.isoformat(),

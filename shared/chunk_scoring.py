@@ -572,7 +572,7 @@ def commit_predictions(
         f"{plan.errors_container}/{plan.errors_name}"
     )
     metadata = {
-        "source_etag": req.etag,
+        "source_etag": req.etag.strip('"'),  # as Event Grid's eTag and the HTTP API show it
         "rows": str(rows),
         "bad_rows": str(bad),
         "model_name": _ascii(model_name),
@@ -615,7 +615,7 @@ def commit_predictions(
     )
     if not bad:
         stale = blobs.find_blob(plan.errors_container, plan.errors_name, env)
-        if stale is not None and stale.metadata.get("source_etag") != req.etag:
+        if stale is not None and stale.metadata.get("source_etag") != req.etag.strip('"'):
             blobs.delete_blob(plan.errors_container, plan.errors_name, env)  # it described an older version
     _delete_parts(plan, ordered, env)
     log.info(

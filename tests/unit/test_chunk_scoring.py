@@ -268,7 +268,7 @@ def test_blob_run_commits_exact_predictions_and_errors(env: dict[str, str]) -> N
     assert read_blob(env, commit.output_container, "dir/x.csv") == expected
     info = blobs.blob_info(commit.output_container, "dir/x.csv", env)
     assert info.metadata["rows"] == "3000" and info.metadata["model_name"] == "height-weight"
-    assert info.metadata["source_etag"] == plan.request.etag and info.metadata["run_id"] == "run-1"
+    assert info.metadata["source_etag"] == plan.request.etag.strip('"') and info.metadata["run_id"] == "run-1"
     errors_csv = read_blob(env, commit.errors_container, "dir/x.csv").decode()
     lines = errors_csv.splitlines()
     assert lines[0] == "line,reason"
