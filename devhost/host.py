@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +24,30 @@ from devhost.index import AppIndex, FunctionSpec, index_app, load_app
 from devhost.relay import BlobRelay, parse_subscriptions
 from devhost.server import FunctionFailed, HostServer, Invoker
 from devhost.timers import Schedule, ScheduleError, resolve_setting_expression
+from shared.errors import AppError
 
 log = logging.getLogger("devhost")
 
 DEV_STORAGE = "UseDevelopmentStorage=true"
+
+
+class _PlatformSettings(Mapping[str, str]):
+    """App settings as the platform hands them to binding expressions: Key Vault references resolved
+    (App Service does this before the host reads `%NAME%`)."""
+
+    def __getitem__(self, name: str) -> str:
+        value = os.environ[name]
+        if value.lstrip().startswith("@Microsoft.KeyVault("):
+            from shared.keyvault import resolve_reference
+
+            return resolve_reference(name, value.strip(), os.environ)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(os.environ)
+
+    def __len__(self) -> int:
+        return len(os.environ)
 
 
 class WorkerPool:
@@ -264,9 +284,9 @@ class DevHost:
     def _start_timers(self, index: AppIndex, invoker: Invoker) -> None:
         for spec in index.by_type("timerTrigger"):
             try:
-                expression = resolve_setting_expression(str(spec.trigger.get("schedule", "")), os.environ)
+                expression = resolve_setting_expression(str(spec.trigger.get("schedule", "")), _PlatformSettings())
                 schedule = Schedule.parse(expression)
-            except ScheduleError as err:
+            except (ScheduleError, AppError) as err:
                 raise ConfigError(f"timer function {spec.name}: {err}") from err
             self._timer_tasks.append(asyncio.create_task(self._run_timer(spec, schedule, invoker)))
 
