@@ -36,6 +36,14 @@ STOP_WAVE = 1000  # sub-orchestrations awaited together: bounds the parent's his
 MAX_STOP_REQUESTS = 3  # stop re-issued after a 409 (in transition) at most this many times in all
 REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
 TRANSITIONAL = frozenset({"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"})
+MAX_ERROR_CHARS = 500
+
+
+def _brief(err: BaseException) -> str:
+    """A failed task's message on one bounded line: hosts may append a stack trace, and the error of every
+    instance is part of the orchestration's output and history (kept small, replayed on each step)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
 @bp.function_name(names.SHUTDOWN_ORCHESTRATOR)
@@ -132,7 +140,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         report["report_error"] = None
     except Exception as err:  # the report is still the output; only its copy in storage is missing
         report["report_blob"] = None
-        report["report_error"] = f"saving the report to {blob_name} failed: {err}"
+        report["report_error"] = f"saving the report to {blob_name} failed: {_brief(err)}"
     context.set_custom_status(progress_status("done", planned, results, len(to_stop)))
     if failure is not None:
         raise ComputeError(failure)
@@ -177,7 +185,7 @@ def stop_monitor_orchestrator(context: df.DurableOrchestrationContext) -> Genera
     try:
         stop = yield context.call_activity_with_retry(names.STOP_COMPUTE_INSTANCE, retry, target)
     except Exception as err:
-        return ending("failed", error=f"stop request failed after {attempts} attempt(s): {err}")
+        return ending("failed", error=f"stop request failed after {attempts} attempt(s): {_brief(err)}")
     requests = 1
     status = stop["status"]
     state = stop.get("state_before") or "Unknown"
@@ -194,7 +202,7 @@ def stop_monitor_orchestrator(context: df.DurableOrchestrationContext) -> Genera
         try:
             view = yield context.call_activity_with_retry(names.GET_COMPUTE_STATE, retry, target)
         except Exception as err:
-            return ending("failed", error=f"reading the state failed after {attempts} attempt(s): {err}")
+            return ending("failed", error=f"reading the state failed after {attempts} attempt(s): {_brief(err)}")
         if not view["found"]:
             return ending("skipped", note="not found (deleted while stopping)")
         state = view["state"]
@@ -213,7 +221,7 @@ def stop_monitor_orchestrator(context: df.DurableOrchestrationContext) -> Genera
             try:
                 stop = yield context.call_activity_with_retry(names.STOP_COMPUTE_INSTANCE, retry, target)
             except Exception as err:
-                return ending("failed", error=f"stop request failed after {attempts} attempt(s): {err}")
+                return ending("failed", error=f"stop request failed after {attempts} attempt(s): {_brief(err)}")
             requests += 1
             status = stop["status"]
         # status "stopping" with a stable state: ARM may show the old state briefly after the 202; keep polling.

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 STOPPED_STATES = frozenset({"Stopped"})
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # the 4xx answers that mean "try again later"
 # Bounds of the SDK retry layer (see _client): a server's Retry-After is honoured up to this many seconds,
 # and one SDK call with all its retries gives up after ARM_CALL_TIMEOUT_SECONDS.
 RETRY_AFTER_CAP_SECONDS = 30.0
@@ -220,7 +221,7 @@ def _raise_unexpected(err: Exception, what: str) -> NoReturn:
 
     status = _http_status(err)
     if isinstance(err, ServiceRequestError) or (
-        isinstance(err, HttpResponseError) and (status in {408, 429} or (status or 0) >= 500)
+        isinstance(err, HttpResponseError) and (status in RETRYABLE_CLIENT_STATUSES or (status or 0) >= 500)
     ):
         raise RetryableComputeError(f"{what}: ARM answered {status or 'nothing'}: {_arm_message(err)}") from err
     if isinstance(err, ClientAuthenticationError):
@@ -281,7 +282,8 @@ def get_state(workspace: Workspace, name: str, env: Mapping[str, str] | None = N
 def begin_stop(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> StopOutcome:
     """Read the state, ask ARM to stop (202 accepted) and return at once; the caller confirms `Stopped` later.
 
-    404/409/400 become outcomes; 429/5xx raise RetryableComputeError; anything else raises ComputeError.
+    404/409 and ARM's other refusals (400, 401, 403, ...) become outcomes; 408/429/5xx raise RetryableComputeError;
+    anything else raises ComputeError.
     """
     from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
@@ -303,8 +305,10 @@ def begin_stop(workspace: Workspace, name: str, env: Mapping[str, str] | None = 
     except ResourceExistsError as err:
         return StopOutcome("in_transition", state, f"ARM answered 409 (in transition): {_arm_message(err)}")
     except HttpResponseError as err:
-        if _http_status(err) == 400:
-            return StopOutcome("failed", state, _arm_message(err))
+        status = _http_status(err)
+        # ARM's refusals (400 disk full, 401/403 missing role, ...) are final: report them, do not retry them.
+        if status is not None and 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
+            return StopOutcome("failed", state, f"ARM answered {status}: {_arm_message(err)}")
         _raise_unexpected(err, f"stopping compute instance {name} of {workspace.key}")
     except Exception as err:
         _raise_unexpected(err, f"stopping compute instance {name} of {workspace.key}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared.compute import ComputeInstance
@@ -157,6 +157,11 @@ def totals(instances: Iterable[InstanceResult], workspaces: Iterable[WorkspaceRe
     return out
 
 
+def _utc(moment: datetime) -> datetime:
+    # Durable hosts differ: the Functions host's clock is zone-aware, durabletask's is naive UTC. Say it is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def build_report(
     *,
     instance_id: str,
@@ -175,8 +180,8 @@ def build_report(
         trigger=trigger,
         dry_run=dry_run,
         mode=mode,
-        started_at=started_at.isoformat(),
-        finished_at=finished_at.isoformat(),
+        started_at=_utc(started_at).isoformat(),
+        finished_at=_utc(finished_at).isoformat(),
         workspaces=ws,
         instances=results,
         totals=totals(results, ws),

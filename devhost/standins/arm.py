@@ -299,7 +299,17 @@ class ArmStandin:
         self._operations: dict[str, tuple[_Workspace, _Compute]] = {}
         self.faults: list[FaultRule] = []
         self.log: list[RequestRecord] = []
+        self._workspaces = self._seed(description)
+        for rule in faults:
+            self.add_fault(rule)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    @classmethod
+    def _seed(cls, description: Mapping[str, Any]) -> dict[str, _Workspace]:
         location = str(description.get("location", "westeurope"))
+        workspaces: dict[str, _Workspace] = {}
         for w in description["workspaces"]:
             ws = _Workspace(
                 str(w["subscription"]),
@@ -310,12 +320,25 @@ class ArmStandin:
             for raw in w.get("computes", []):
                 body = _complete_body(ws, raw)
                 ws.computes[body["name"].lower()] = _Compute(body)
-            self._workspaces[self._ws_id(ws.subscription, ws.resource_group, ws.name)] = ws
-        for rule in faults:
-            self.add_fault(rule)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
+            workspaces[cls._ws_id(ws.subscription, ws.resource_group, ws.name)] = ws
+        return workspaces
+
+    def reload(self, fleet: Path | str | Mapping[str, Any] | None = None) -> None:
+        """A fresh fleet on the same endpoint (e.g. between tests): the faults and the request log are cleared.
+
+        Operations in flight end at once (they answer their final status), so the pollers of a client that
+        outlived the old fleet stop polling instead of meeting a 404 or polling on for minutes.
+        """
+        workspaces = self._seed(load_fleet(fleet))
+        now = time.monotonic()
+        with self._lock:
+            for _, compute in self._operations.values():
+                if compute.operation is not None and compute.operation.status == "InProgress":
+                    compute.operation.ends = min(compute.operation.ends, now)
+                    compute.advance(now)
+            self._workspaces = workspaces
+            self.faults.clear()
+            self.log.clear()
 
     # --- test-facing view -----------------------------------------------------------------------------
     @staticmethod
