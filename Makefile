@@ -7,7 +7,7 @@ NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 PACKAGE_ARGS ?= --with-deps --output dist/app.zip
 
-.PHONY: run test lint fmt bench soak train lock clean setup package
+.PHONY: run test lint fmt bench soak train lock clean setup audit reliability package
 
 setup: $(STAMP) $(NPM_STAMP) local.settings.json
 
@@ -43,6 +43,16 @@ bench: setup
 
 soak: setup
 	$(PY) -m pytest -m soak -p no:cacheprovider $(PYTEST_ARGS)
+
+# Dependency audit against PyPI's/OSV's advisories (needs network); pip-audit lives in its own venv so the
+# app's pinned environment stays exactly constraints.txt. Every pin is audited as is (--no-deps, no resolver).
+audit:
+	test -x .venv-audit/bin/pip-audit || ($(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install --quiet pip-audit==2.10.1)
+	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip -r constraints.txt
+
+# docs/reliability.md from reports/reliability.json (written by `make test` and `make soak`).
+reliability:
+	$(PY) -m tests.render_reliability
 
 train: $(STAMP)
 	$(PY) -m training --data data/height_weight.csv --out models/height-weight

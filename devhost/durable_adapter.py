@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -72,7 +72,9 @@ class DurableContextAdapter:
 
     @property
     def current_utc_datetime(self) -> datetime:
-        return self._ctx.current_utc_datetime
+        # durabletask's clock is naive UTC; the Functions host hands a zone-aware UTC time.
+        moment = self._ctx.current_utc_datetime
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     @property
     def is_replaying(self) -> bool:

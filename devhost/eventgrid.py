@@ -30,6 +30,8 @@ def parse_delivery(body: bytes, event_type_header: str | None, content_type: str
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DeliveryError(f"body is not JSON: {err}") from None
+    except RecursionError:
+        raise DeliveryError("body is nested too deeply to be an Event Grid delivery") from None
     if isinstance(payload, dict):
         if not (is_cloudevents or "specversion" in payload):
             raise DeliveryError("body must be a JSON array of events (a single object only for CloudEvents)")

@@ -150,6 +150,9 @@ def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreReq
         raise InputError(
             f"body is not valid JSON ({err}): expected {JSON_EXAMPLE}, or send Content-Type: text/csv"
         ) from None
+    except RecursionError:
+        # json.loads recurses per nesting level: a deeply nested body must be a 400, not a crash.
+        raise InputError(f"body is nested too deeply: expected {JSON_EXAMPLE}") from None
     if not isinstance(data, dict) or "rows" not in data:
         raise InputError(f"field 'rows' is missing: expected a JSON object such as {JSON_EXAMPLE}")
     rows = data["rows"]

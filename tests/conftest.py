@@ -8,6 +8,8 @@ import pytest
 
 from devhost.azurite import Azurite
 
+pytest_plugins = ["tests.reliability"]
+
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:

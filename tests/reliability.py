@@ -1,0 +1,144 @@
+"""Pytest plugin: the `reliability` fixture records what a fault or bad-input test tried and what came of it.
+
+Rows are merged into `reports/reliability.json` at the end of the session (keyed by category and case, so
+`make test` and `make soak` each refresh their own rows); `python -m tests.render_reliability` turns them into
+`docs/reliability.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPORT = Path(__file__).resolve().parent.parent / "reports" / "reliability.json"
+CATEGORIES = ("fault", "bad input", "security")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the reliability table."""
+
+    category: str  # fault | bad input | security
+    case: str
+    tries: int  # faults injected or inputs tried
+    outcome: str  # what the user sees
+    data_lost: int
+    data_duplicated: int
+    test: str
+    seconds: float
+    soak: bool
+    recorded: str
+
+
+class Recorder:
+    """Collects rows for the whole session; tests call `record` once their assertions have passed."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+
+    def record(
+        self,
+        category: str,
+        case: str,
+        *,
+        tries: int,
+        outcome: str,
+        data_lost: int = 0,
+        data_duplicated: int = 0,
+        test: str = "",
+        seconds: float = 0.0,
+        soak: bool = False,
+    ) -> None:
+        if category not in CATEGORIES:
+            raise ValueError(f"category {category!r} is not one of {CATEGORIES}")
+        self.rows.append(
+            Row(
+                category,
+                case,
+                int(tries),
+                outcome,
+                int(data_lost),
+                int(data_duplicated),
+                test,
+                round(seconds, 2),
+                soak,
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+        )
+
+
+class TestRecorder:
+    """What a test holds: the session recorder plus the test's node id and start time."""
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, recorder: Recorder, node: pytest.Item) -> None:
+        self._recorder = recorder
+        self._test = node.nodeid
+        self._soak = node.get_closest_marker("soak") is not None
+        self._started = time.perf_counter()
+
+    def record(
+        self,
+        category: str,
+        case: str,
+        *,
+        tries: int,
+        outcome: str,
+        data_lost: int = 0,
+        data_duplicated: int = 0,
+    ) -> None:
+        self._recorder.record(
+            category,
+            case,
+            tries=tries,
+            outcome=outcome,
+            data_lost=data_lost,
+            data_duplicated=data_duplicated,
+            test=self._test,
+            seconds=time.perf_counter() - self._started,
+            soak=self._soak,
+        )
+
+
+_RECORDER_KEY = pytest.StashKey[Recorder]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RECORDER_KEY] = Recorder()
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> TestRecorder:
+    return TestRecorder(request.config.stash[_RECORDER_KEY], request.node)
+
+
+def merge_rows(existing: list[dict[str, Any]], new: list[Row]) -> list[dict[str, Any]]:
+    """Rows of this session replace earlier rows of the same (category, case); others are kept."""
+    fresh = [asdict(r) for r in new]
+    keys = {(r["category"], r["case"]) for r in fresh}
+    kept = [r for r in existing if (r.get("category"), r.get("case")) not in keys]
+    return sorted(kept + fresh, key=lambda r: (CATEGORIES.index(r["category"]), r["case"]))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    recorder = session.config.stash.get(_RECORDER_KEY, None)
+    if recorder is None or not recorder.rows or hasattr(session.config, "workerinput"):
+        return
+    existing: list[dict[str, Any]] = []
+    if REPORT.exists():
+        try:
+            existing = list(json.loads(REPORT.read_text()).get("rows", []))
+        except (OSError, ValueError):
+            existing = []
+    rows = merge_rows(existing, recorder.rows)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = REPORT.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"updated": datetime.now(UTC).isoformat(timespec="seconds"), "rows": rows}, indent=1))
+    tmp.replace(REPORT)
