@@ -127,8 +127,8 @@ def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
         plan, results = realigned, [by_index[c[0]] for c in realigned["chunks"]]
     if any(r.get("misaligned") for r in results):
         raise ScoringError(
-            f"{request['container']}/{request['name']}: could not align chunk boundaries with CSV rows; "
-            "set SCORING_CHUNK_BYTES larger than the longest quoted field"
+            f"{request['container']}/{request['name']}: could not align chunk boundaries with CSV rows: a quoted "
+            "field is not closed (an odd number of quote characters), so the rows after it cannot be told apart"
         )
 
     context.set_custom_status(

@@ -76,7 +76,12 @@ def read_header(read: Reader, size: int, source: str) -> CsvHeader:
             f"{source} is not UTF-8 text: byte 0x{content[err.start]:02x} at offset {bom + err.start} "
             "of the header cannot be decoded (save the file as UTF-8)"
         ) from err
-    columns = tuple(next(csv.reader([text], strict=False), [""]))
+    try:
+        columns = tuple(next(csv.reader([text], strict=False), [""]))
+    except csv.Error as err:
+        raise ScoringError(
+            f"{source}: the header line cannot be read as CSV ({err}); lines must end in LF or CRLF"
+        ) from None
     if not any(c.strip() for c in columns):
         raise ScoringError(f"{source} starts with an empty line: a header line naming the columns is required")
     return CsvHeader(columns=columns, line_ending=eol, bom_length=bom, header_length=stop)
@@ -114,6 +119,11 @@ def realign(read: Reader, size: int, chunks: Sequence[ChunkRange], quote_paritie
     in_quotes = False
     for i in range(1, len(chunks)):
         in_quotes ^= bool(quote_parities[i - 1] & 1)
+        if starts[i] <= starts[i - 1]:
+            # The previous boundary moved past this one: both lay in the same quoted field, so they share its
+            # next row start. Scanning again would make one long field cost (boundaries x its length).
+            starts[i] = starts[i - 1]
+            continue
         if in_quotes:
             starts[i] = _next_row_start_in_quotes(read, size, starts[i])
         starts[i] = max(starts[i], starts[i - 1])

@@ -79,6 +79,20 @@ def account_of(url: str) -> str:
     return host.split(".", 1)[0]
 
 
+def unsafe_name_reason(name: str) -> str | None:
+    """Why a blob name must not be used to build other blobs' URLs (None: it is safe).
+
+    HTTP clients normalize `.` and `..` path segments, so such a name could address a blob in another
+    container; with identity-based (bearer) access nothing would catch it.
+    """
+    segments = name.replace("\\", "/").split("/")
+    if any(segment in {".", ".."} for segment in segments):
+        return f"blob name {name!r} has a '.' or '..' path segment"
+    if "\x00" in name:
+        return f"blob name {name!r} contains a NUL character"
+    return None
+
+
 def ignore_reason(blob: BlobCreated, input_container: str) -> str | None:
     """Why this blob is not scored (None: it is)."""
     if blob.container != input_container:
@@ -89,7 +103,7 @@ def ignore_reason(blob: BlobCreated, input_container: str) -> str | None:
         return f"api {blob.api} creates an empty file; its FlushWithClose event carries the data"
     if len(blob.name) > MAX_BLOB_NAME:
         return f"blob name is {len(blob.name)} characters, more than {MAX_BLOB_NAME}"
-    return None
+    return unsafe_name_reason(blob.name)
 
 
 def scoring_instance_id(account: str, container: str, name: str, etag: str) -> str:
@@ -126,8 +140,11 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
     if not isinstance(force, bool):
         raise InputError(f"field 'force' must be true or false, got {force!r}")
     name = data["name"]
-    if len(name) > MAX_BLOB_NAME or "\x00" in name:
-        raise InputError(f"field 'name' must be a blob name of at most {MAX_BLOB_NAME} characters without NUL")
+    if len(name) > MAX_BLOB_NAME:
+        raise InputError(f"field 'name' must be a blob name of at most {MAX_BLOB_NAME} characters")
+    unsafe = unsafe_name_reason(name)
+    if unsafe:
+        raise InputError(f"field 'name': {unsafe}")
     return ScoringHttpRequest(container=data["container"], name=name, force=force)
 
 

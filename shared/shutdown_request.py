@@ -144,6 +144,8 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         raise RequestFieldError(
             "body", f"body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
         ) from None
+    except RecursionError:
+        raise RequestFieldError("body", "body is nested too deeply; expected a flat JSON object") from None
     if not isinstance(parsed, dict):
         raise RequestFieldError("body", f"body must be a JSON object, got {_type_name(parsed)}")
     unknown = sorted(set(parsed) - set(ALLOWED_FIELDS))

@@ -258,10 +258,6 @@ def test_no_secret_or_token_leaks_from_a_shutdown_and_a_scoring_run(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="constraints.txt lacks pandas==3.1.1, which requirements-dev.txt pins and the venv has: run `make lock`",
-)
 def test_dependencies_are_pinned_and_the_environment_matches_the_constraints(reliability: TestRecorder) -> None:
     checked = 0
     for path in sorted(APP_ROOT.glob("requirements*.txt")):

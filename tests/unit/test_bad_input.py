@@ -153,11 +153,6 @@ def test_every_row_comes_back_once_in_order_with_its_prediction(
         assert line == f'{i},{"" if h is None else repr(h)},"n{i}, ""q""",{expected}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/csv_chunks.py:79 read_header: csv.reader raises _csv.Error (not ScoringError) on a header "
-    "line holding a lone CR; the activity crashes and is retried instead of failing with a clear message",
-)
 @pytest.mark.parametrize(
     "data",
     [b"id,height\r0\n", b"id,he\right\n1,2\n", b"id,height\r1,150\r2,160\r"],
@@ -168,12 +163,6 @@ def test_a_lone_cr_in_the_header_is_a_clear_error(data: bytes) -> None:
     assert kind in {"ok", "error"}, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/csv_chunks.py:160 _next_row_start_in_quotes: every boundary that falls inside one long quoted "
-    "field rescans it from that boundary with a Python loop per line break: time grows with (field size / chunk "
-    "size) x line breaks; a 2 MiB field of 1M line breaks at 1 KiB chunks does not finish in 5 minutes",
-)
 def test_realigning_around_a_long_quoted_field_takes_linear_time() -> None:
     data = b'id,height,blob\n1,150,"' + b"a\n" * (1 << 16) + b'"\n2,160,x\n'
     started = time.perf_counter()
@@ -300,14 +289,7 @@ def test_request_bodies_of_any_shape_end_in_a_clear_input_error(body: bytes) -> 
     "parser",
     [
         "scoring",
-        pytest.param(
-            "shutdown",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="shared/shutdown_request.py:143 catches only JSONDecodeError: json.loads raises "
-                "RecursionError on deeply nested JSON, which escapes as a 500",
-            ),
-        ),
+        "shutdown",
         "score",
     ],
 )
