@@ -9,14 +9,21 @@ from typing import Any
 from activities import bp
 from shared import names
 from shared.settings import REPORTS_CONTAINER, Workspace
+from shared.telemetry import carrier_span
 
 log = logging.getLogger(__name__)
 
 
 @bp.function_name(names.LIST_COMPUTE_INSTANCES)
-@bp.activity_trigger(input_name="workspace", activity=names.LIST_COMPUTE_INSTANCES)
-def list_compute_instances(workspace: str) -> dict[str, Any]:
+@bp.activity_trigger(input_name="payload", activity=names.LIST_COMPUTE_INSTANCES)
+def list_compute_instances(payload: dict[str, Any]) -> dict[str, Any]:
     """Instances of one workspace; a failed listing is a value (reported), `retryable` for 429/5xx."""
+    workspace = str(payload["workspace"])
+    with carrier_span(names.LIST_COMPUTE_INSTANCES, payload.get("trace"), {"workspace": workspace}):
+        return _list(workspace)
+
+
+def _list(workspace: str) -> dict[str, Any]:
     from shared import compute
     from shared.errors import ComputeError
 
@@ -39,8 +46,17 @@ def list_compute_instances(workspace: str) -> dict[str, Any]:
 
 @bp.function_name(names.STOP_COMPUTE_INSTANCE)
 @bp.activity_trigger(input_name="target", activity=names.STOP_COMPUTE_INSTANCE)
-def stop_compute_instance(target: dict[str, str]) -> dict[str, Any]:
+def stop_compute_instance(target: dict[str, Any]) -> dict[str, Any]:
     """Start the stop and return at once; raises RetryableComputeError on 429/5xx (the orchestration retries)."""
+    with carrier_span(names.STOP_COMPUTE_INSTANCE, target.get("trace"), _ids(target)):
+        return _stop(target)
+
+
+def _ids(target: dict[str, Any]) -> dict[str, str]:
+    return {"workspace": str(target["workspace"]), "compute": str(target["name"])}
+
+
+def _stop(target: dict[str, Any]) -> dict[str, Any]:
     from shared import compute
 
     outcome = compute.begin_stop(Workspace.parse(target["workspace"]), target["name"])
@@ -50,12 +66,13 @@ def stop_compute_instance(target: dict[str, str]) -> dict[str, Any]:
 
 @bp.function_name(names.GET_COMPUTE_STATE)
 @bp.activity_trigger(input_name="target", activity=names.GET_COMPUTE_STATE)
-def get_compute_state(target: dict[str, str]) -> dict[str, Any]:
+def get_compute_state(target: dict[str, Any]) -> dict[str, Any]:
     """Current state and last operation of one instance, or found=False when it no longer exists."""
     from shared import compute
 
     try:
-        instance = compute.get_instance(Workspace.parse(target["workspace"]), target["name"])
+        with carrier_span(names.GET_COMPUTE_STATE, target.get("trace"), _ids(target)):
+            instance = compute.get_instance(Workspace.parse(target["workspace"]), target["name"])
     except compute.ComputeNotFoundError:
         return {"found": False, "state": None, "last_operation": None}
     return {"found": True, "state": instance.state, "last_operation": instance.last_operation}
@@ -65,6 +82,11 @@ def get_compute_state(target: dict[str, str]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload", activity=names.SAVE_SHUTDOWN_REPORT)
 def save_shutdown_report(payload: dict[str, Any]) -> str:
     """Write the report JSON to the reports container; returns `container/blob` (a re-run overwrites it)."""
+    with carrier_span(names.SAVE_SHUTDOWN_REPORT, payload.get("trace")):
+        return _save(payload)
+
+
+def _save(payload: dict[str, Any]) -> str:
     from shared import blobs
 
     container = REPORTS_CONTAINER.get()

@@ -66,7 +66,12 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     listings: dict[str, dict[str, Any]] = {}
     pending = list(run.workspaces)
     for attempt in range(1, LIST_ROUNDS + 1):
-        outputs = yield context.task_all([context.call_activity(names.LIST_COMPUTE_INSTANCES, ws) for ws in pending])
+        outputs = yield context.task_all(
+            [
+                context.call_activity(names.LIST_COMPUTE_INSTANCES, {"workspace": ws, "trace": dict(run.trace)})
+                for ws in pending
+            ]
+        )
         listings.update(zip(pending, outputs, strict=True))
         pending = [ws for ws in pending if listings[ws].get("retryable")]
         if not pending or attempt == LIST_ROUNDS:
@@ -112,6 +117,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
                         "timeout_seconds": run.stop_timeout_seconds,
                         "poll_seconds": run.poll_seconds,
                         "retry_attempts": run.stop_retry_attempts,
+                        "trace": dict(run.trace),
                     },
                     f"{context.instance_id}:stop:{first + offset}",
                 )
@@ -135,7 +141,9 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     blob_name = report_blob_name(context.instance_id, started)
     try:
         report["report_blob"] = yield context.call_activity_with_retry(
-            names.SAVE_SHUTDOWN_REPORT, REPORT_RETRY, {"blob_name": blob_name, "report": report}
+            names.SAVE_SHUTDOWN_REPORT,
+            REPORT_RETRY,
+            {"blob_name": blob_name, "report": report, "trace": dict(run.trace)},
         )
         report["report_error"] = None
     except Exception as err:  # the report is still the output; only its copy in storage is missing
@@ -157,7 +165,7 @@ def stop_monitor_orchestrator(context: df.DurableOrchestrationContext) -> Genera
     Never fails: every ending is an outcome for the report, so one instance cannot sink the others.
     """
     job: dict[str, Any] = context.get_input()
-    target = {"workspace": job["workspace"], "name": job["name"]}
+    target = {"workspace": job["workspace"], "name": job["name"], "trace": job.get("trace") or {}}
     started = context.current_utc_datetime
     timeout = int(job["timeout_seconds"])
     deadline = started + timedelta(seconds=timeout)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import InputError
@@ -44,6 +44,8 @@ class ShutdownRun:
     exclude: tuple[str, ...] = ()
     trigger: str = "http"
     stop_retry_attempts: int = STOP_RETRY_ATTEMPTS
+    # W3C trace context of the trigger: every activity's span joins the same trace (one run = one operation).
+    trace: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class ShutdownRun:
             "exclude": list(self.exclude),
             "trigger": self.trigger,
             "stop_retry_attempts": self.stop_retry_attempts,
+            "trace": dict(self.trace),
         }
 
     @classmethod
@@ -74,6 +77,7 @@ class ShutdownRun:
             exclude=tuple(data.get("exclude", ())),
             trigger=str(data.get("trigger", "http")),
             stop_retry_attempts=int(data.get("stop_retry_attempts", STOP_RETRY_ATTEMPTS)),
+            trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
         )
 
 

@@ -22,6 +22,13 @@ def traced_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHos
         "DATA_STORAGE": "UseDevelopmentStorage=true",
         "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",
         "DEVHOST_SPAN_FILE": str(data / "spans.jsonl"),
+        # devhost's embedded ARM and managed-identity stand-ins, serving the sample fleet.
+        "DEVHOST_ARM_FLEET": "devhost/standins/fleet.sample.json",
+        "DEVHOST_ARM_TRANSITION_SECONDS": "0.5",
+        "AML_WORKSPACES": "6b1d4c1e-3f2a-4c55-9e21-5a0d7c3e9f10/rg-ml-dev/ws-research,"
+        "6b1d4c1e-3f2a-4c55-9e21-5a0d7c3e9f10/rg-ml-prod/ws-prod",
+        "SHUTDOWN_POLL_SECONDS": "1",
+        "AML_POLLING_INTERVAL_SECONDS": "0.2",
         "DEVHOST_EVENTGRID_SUBSCRIPTIONS": json.dumps(
             [
                 {
@@ -81,3 +88,35 @@ def test_uploaded_file_is_one_trace_from_trigger_to_last_activity(traced_host: R
     lines = [line for line in traced_host.log_text().splitlines() if "traced/one.csv" in line]
     assert any(f"[trace {trace_id}]" in line and "triggers.scoring" in line for line in lines)
     assert any(f"[trace {trace_id}]" in line and "worker" in line for line in lines)
+
+
+def test_http_started_shutdown_is_one_trace_continuing_the_callers(traced_host: RunningHost) -> None:
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = traced_host.request(
+        "POST", "/api/shutdown", data=b"{}", headers={"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}
+    )
+    assert response.status_code == 202
+    status = traced_host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
+    assert status["runtimeStatus"] == "Completed", status
+    time.sleep(0.5)
+
+    spans = [s for s in _spans(traced_host) if s["trace_id"] == caller_trace]
+    starters = [s for s in spans if s["name"] == "start_shutdown"]
+    assert len(starters) == 1
+    activities = [
+        s
+        for s in spans
+        if s["name"] in {"list_compute_instances", "stop_compute_instance", "get_compute_state", "save_shutdown_report"}
+    ]
+    # Both workspaces listed, every instance the report says was stopped had its stop span, the report saved.
+    assert len([s for s in activities if s["name"] == "list_compute_instances"]) == 2
+    stopped = {i["name"] for i in status["output"]["instances"] if i["outcome"] == "stopped"}
+    assert (
+        stopped and {s["attributes"]["compute"] for s in activities if s["name"] == "stop_compute_instance"} == stopped
+    )
+    assert [s["name"] for s in activities].count("save_shutdown_report") == 1
+    assert all(s["parent_span_id"] == starters[0]["span_id"] for s in activities)
+    # Log lines of the run carry the caller's trace id (what App Insights shows as operation_Id).
+    assert any(
+        f"[trace {caller_trace}]" in line and "shutdown started" in line for line in traced_host.log_text().splitlines()
+    )
