@@ -61,7 +61,8 @@ package:
 	bash scripts/package.sh $(PACKAGE_ARGS)
 
 lock: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable > constraints.txt
+	{ echo '# Full transitive pins of the dev environment (pip freeze). Regenerate with `make lock` after changing a requirements file.'; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) node_modules .devhost .mypy_cache .ruff_cache .pytest_cache
