@@ -39,13 +39,18 @@ def main(argv: list[str] | None = None) -> int:
         if output.exists():
             props = output.get_blob_properties()
             if props.metadata.get("source_etag", "").strip('"') == str(uploaded["etag"]).strip('"'):
-                print(f"predictions: {args.output_container}/{name} ({props.size} bytes, "
-                      f"{props.metadata.get('rows')} rows, {props.metadata.get('bad_rows')} bad) "
-                      f"after {time.monotonic() - started:.1f} s")
+                print(
+                    f"predictions: {args.output_container}/{name} ({props.size} bytes, "
+                    f"{props.metadata.get('rows')} rows, {props.metadata.get('bad_rows')} bad) "
+                    f"after {time.monotonic() - started:.1f} s"
+                )
                 return 0
         time.sleep(0.25)
-    print(f"no predictions after {args.timeout:.0f} s; see the devhost log and the status of the run "
-          "(GET /runtime/webhooks/durabletask/instances?code=KEY)", file=sys.stderr)
+    print(
+        f"no predictions after {args.timeout:.0f} s; see the devhost log and the status of the run "
+        "(GET /runtime/webhooks/durabletask/instances?code=KEY)",
+        file=sys.stderr,
+    )
     return 1
 
 
