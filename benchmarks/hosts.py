@@ -1,0 +1,120 @@
+"""What the benchmarks share: the run context, devhost start-up, and memory readings of its worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.devhost_runner import RunningHost, start_devhost
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """Options of one harness run, handed to every benchmark."""
+
+    quick: bool
+    work_dir: Path
+
+    def scratch(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.work_dir))
+        return path
+
+
+@functools.cache
+def app_functions() -> frozenset[str]:
+    """Names of the functions function_app registers now (features still being written may be absent).
+
+    Cached: the library's get_functions() refuses to run twice on one app (it sees every name as a duplicate).
+    """
+    import function_app
+
+    return frozenset(f.get_function_name() for f in function_app.app.get_functions())
+
+
+@contextlib.contextmanager
+def devhost(
+    ctx: Context,
+    name: str,
+    settings: dict[str, str],
+    workers: int | None = None,
+    **kwargs: Any,
+) -> Iterator[RunningHost]:
+    """A devhost of the real function_app in a scratch directory, stopped (and its data removed) afterwards."""
+    data = ctx.scratch(name)
+    base = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "DATA_STORAGE": "UseDevelopmentStorage=true",
+        # The nightly timer must not fire during a benchmark.
+        "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",
+        **settings,
+    }
+    host = start_devhost(data, base, workers=workers, timeout=120, **kwargs)
+    try:
+        yield host
+    finally:
+        host.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid` (what `pgrep -P` lists), read from /proc."""
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("PPid:"):
+                if int(line.split()[1]) == pid:
+                    children.append(int(status.parent.name))
+                break
+    return sorted(children)
+
+
+def worker_pids(host: RunningHost) -> list[int]:
+    """devhost's worker processes (`python -m devhost.worker`), not Azurite's node process."""
+    workers = []
+    for pid in child_pids(host.proc.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"devhost.worker" in cmdline:
+            workers.append(pid)
+    return workers
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM: the process's peak resident set since start or since the last `reset_peak`."""
+    kib = _status_kib(pid, "VmHWM")
+    return None if kib is None else kib / 1024
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/<pid>/clear_refs), so each run has its own peak."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
