@@ -288,8 +288,41 @@ def run(ctx: Context) -> Result:
                     _delete(service, INPUT, name)
                     _delete(service, OUTPUT, name)
             baselines_done = baselines_done or workers == max(plan.worker_counts or [0])
+    if plan.worker_counts:
+        records.extend(_measure_with_telemetry(ctx, plan, inputs, result))
     summarize_scoring(result, plan, inputs, records, baselines, cores)
     return result
+
+
+TELEMETRY_CONFIG = "telemetry on"
+
+
+def _measure_with_telemetry(ctx: Context, plan: Plan, inputs: dict[int, InputFile], result: Result) -> list[RunRecord]:
+    """The middle size again with OpenTelemetry spans recorded and exported by every devhost process
+    (DEVHOST_SPAN_FILE: the SDK tracer provider plus a synchronous JSON-lines exporter)."""
+    size = plan.sizes[len(plan.sizes) // 2]
+    workers = max(plan.worker_counts)
+    spans = ctx.work_dir / f"spans-{uuid.uuid4().hex[:6]}.jsonl"
+    values = {"DEVHOST_EVENTGRID_SUBSCRIPTIONS": SUBSCRIPTIONS, "DEVHOST_SPAN_FILE": str(spans)}
+    records: list[RunRecord] = []
+    with devhost(ctx, "scoring-telemetry", values, workers=workers) as host:
+        service = _service(host.storage_connection_string)
+        _ensure_containers(service, INPUT, OUTPUT)
+        chunk = int(result.parameters["SCORING_CHUNK_BYTES"])
+        warm = generate(int(chunk * workers * 1.05), ctx.work_dir)
+        score_through_devhost(host, warm, f"warmup-{uuid.uuid4().hex[:8]}.csv", 300)
+        for rep in range(plan.repeats[size]):
+            name = f"bench-telemetry-{rep}-{uuid.uuid4().hex[:6]}.csv"
+            upload_s, processing_s, rows = score_through_devhost(host, inputs[size], name, 120 + size / 2e6)
+            records.append(
+                RunRecord(size, TELEMETRY_CONFIG, rep, upload_s, processing_s, upload_s + processing_s, [], rows)
+            )
+            log.info("%s with telemetry: processing %.2f s", size_label(size), processing_s)
+            _delete(service, INPUT, name)
+            _delete(service, OUTPUT, name)
+    result.parameters["telemetry measured at"] = size_label(size)
+    result.parameters["spans exported"] = sum(1 for _ in spans.open()) if spans.exists() else 0
+    return records
 
 
 def summarize_scoring(
@@ -321,6 +354,12 @@ def summarize_scoring(
         for workers, config in configs:
             processing = result.measure(f"w{workers}_{size}", f"{label}: {config}, processing", "s", f"a_{size}")
             processing.samples = [r.processing_seconds for r in records if r.size == size and r.config == config]
+        telemetry = [r.processing_seconds for r in records if r.size == size and r.config == TELEMETRY_CONFIG]
+        if telemetry and top:
+            on = result.measure(
+                f"telemetry_{size}", f"{label}: {_config_label(top)}, telemetry on, processing", "s", f"w{top}_{size}"
+            )
+            on.samples = telemetry
         if top:
             e2e = result.measure(f"w{top}_e2e_{size}", f"{label}: {_config_label(top)}, end to end (with upload)", "s")
             e2e.samples = [r.end_to_end_seconds for r in records if r.size == size and r.config == _config_label(top)]

@@ -8,6 +8,7 @@ the commit step turns them into input line numbers from the chunks' line counts.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
@@ -83,14 +84,23 @@ def format_predictions(values: np.ndarray[Any, Any], valid: np.ndarray[Any, Any]
     return text
 
 
+_UTF8_SLICE = 1 << 20
+
+
 def _check_utf8(data: bytes, source: str, offset: int) -> None:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ScoringError(
-            f"{source} is not UTF-8 text: byte 0x{data[err.start]:02x} at offset {offset + err.start} "
-            "cannot be decoded (save the file as UTF-8)"
-        ) from err
+    # Decoded a slice at a time and thrown away: a whole-chunk str would double the chunk's memory.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(data), _UTF8_SLICE):
+        pending = len(decoder.getstate()[0])  # bytes of a character split by the previous slice
+        try:
+            decoder.decode(view[start : start + _UTF8_SLICE], final=start + _UTF8_SLICE >= len(data))
+        except UnicodeDecodeError as err:
+            at = start - pending + err.start
+            raise ScoringError(
+                f"{source} is not UTF-8 text: byte 0x{data[at]:02x} at offset {offset + at} "
+                "cannot be decoded (save the file as UTF-8)"
+            ) from err
 
 
 @dataclass
@@ -359,13 +369,14 @@ def _assemble_fast(body: bytes, rows: _Rows, pred_text: pl.Series) -> bytes:
     if len(raw) != len(rows.starts) or raw.null_count():
         return _assemble_slow(body, rows, rows.cends == rows.starts, pred_text)
     eol = "\r\n" if rows.crlf.any() else "\n"
-    text = pl.DataFrame({"l": raw, "p": pred_text}).write_csv(
-        include_header=False, quote_style="never", line_terminator=eol
+    buffer = io.BytesIO()
+    pl.DataFrame({"l": raw, "p": pred_text}).write_csv(
+        buffer, include_header=False, quote_style="never", line_terminator=eol
     )
-    out = text.encode()
+    del raw
     if not rows.terminated[-1]:
-        out = out[: len(out) - len(eol)]
-    return out
+        buffer.truncate(buffer.tell() - len(eol))
+    return buffer.getvalue()
 
 
 def _assemble_slow(body: bytes, rows: _Rows, blank: np.ndarray[Any, Any], pred_text: pl.Series) -> bytes:

@@ -244,7 +244,7 @@ SCORING_ERRORS_CONTAINER: Setting[str] = _setting(
     "SCORING_ERRORS_CONTAINER", _parse_container, "scoring-errors", "container receiving bad-row CSVs"
 )
 SCORING_CHUNK_BYTES: Setting[int] = _setting(
-    "SCORING_CHUNK_BYTES", _parse_int(1024), str(32 * 1024 * 1024), "target size of one scoring chunk"
+    "SCORING_CHUNK_BYTES", _parse_int(1024), str(8 * 1024 * 1024), "target size of one scoring chunk"
 )
 SCORING_ERROR_THRESHOLD: Setting[int] = _setting(
     "SCORING_ERROR_THRESHOLD",
