@@ -19,11 +19,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from devhost.standins.loopback import BackgroundServer
 from devhost.standins.tls import LocalTls
 
 log = logging.getLogger(__name__)
@@ -302,8 +303,7 @@ class ArmStandin:
         self._workspaces = self._seed(description)
         for rule in faults:
             self.add_fault(rule)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer("arm-standin")
         self.base_url = ""
 
     @classmethod
@@ -410,27 +410,13 @@ class ArmStandin:
         class Handler(_Handler):
             arm = standin
 
-        server = ThreadingHTTPServer((self._host, self._port), Handler)
-        server.daemon_threads = True
-        # The handshake then runs in each connection's thread, not in the accept loop.
-        server.socket = self._tls.server_context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="arm-standin", daemon=True)
-        self._thread.start()
-        self.base_url = f"https://{self._host}:{server.server_address[1]}"
+        port = self._http.start(Handler, self._host, self._port, self._tls)
+        self.base_url = f"https://{self._host}:{port}"
         log.info("ARM stand-in on %s (%d workspaces)", self.base_url, len(self._workspaces))
         return self.base_url
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> ArmStandin:
         self.start()

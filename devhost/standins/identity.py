@@ -12,9 +12,11 @@ import logging
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from devhost.standins.loopback import BackgroundServer
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,7 @@ class IdentityStandin:
         self._issued: dict[str, str] = {}  # token -> resource
         self._lock = threading.Lock()
         self.requests = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer("identity-standin")
         self.endpoint = ""
 
     def env(self) -> dict[str, str]:
@@ -63,23 +64,13 @@ class IdentityStandin:
         class Handler(_Handler):
             identity = standin
 
-        server = ThreadingHTTPServer((self._host, self._port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="identity-standin", daemon=True)
-        self._thread.start()
-        self.endpoint = f"http://{self._host}:{server.server_address[1]}{TOKEN_PATH}"
+        port = self._http.start(Handler, self._host, self._port)
+        self.endpoint = f"http://{self._host}:{port}{TOKEN_PATH}"
         log.info("managed-identity stand-in on %s", self.endpoint)
         return self.endpoint
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> IdentityStandin:
         self.start()

@@ -13,10 +13,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from devhost.standins.loopback import BackgroundServer
 from devhost.standins.tls import LocalTls
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,7 @@ class KeyVaultStandIn:
         self._forbidden: set[str] = set()
         self._forbid_all = False
         self.stats = KeyVaultStats()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer("keyvault-standin")
 
     # --- configuration ----------------------------------------------------------------------------
     def set_secret(self, name: str, value: str, *, content_type: str | None = None) -> str:
@@ -85,9 +85,9 @@ class KeyVaultStandIn:
     # --- lifecycle --------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._http.port is None:
             raise RuntimeError("the Key Vault stand-in is not started")
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        return f"https://127.0.0.1:{self._http.port}"
 
     def start(self) -> KeyVaultStandIn:
         standin = self
@@ -95,24 +95,12 @@ class KeyVaultStandIn:
         class Handler(_Handler):
             vault = standin
 
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        server.daemon_threads = True
-        server.socket = self._tls.server_context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="keyvault-standin", daemon=True
-        )
-        self._thread.start()
+        self._http.start(Handler, "127.0.0.1", self._port, self._tls)
         logger.info("Key Vault stand-in listening on %s", self.url)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> KeyVaultStandIn:
         return self.start()
