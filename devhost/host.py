@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from devhost.azurite import ACCOUNT_NAME, Azurite, connection_string, free_port
+from devhost.azurite import Azurite, connection_string, free_port
 from devhost.config import APP_ROOT, ConfigError, HostJson, HostOptions, load_local_settings
 from devhost.durable_api import DurableApi
 from devhost.index import AppIndex, FunctionSpec, index_app, load_app
@@ -397,4 +397,4 @@ async def serve(options: HostOptions, on_ready: Callable[[DevHost], None] | None
         await host.stop()
 
 
-__all__ = ["ACCOUNT_NAME", "DevHost", "serve"]
+__all__ = ["DevHost", "serve"]
