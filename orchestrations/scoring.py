@@ -34,10 +34,14 @@ def _chunk_plan(plan: dict[str, Any], chunks: list[list[int]]) -> dict[str, Any]
     return {**plan, "chunks": chunks}
 
 
+def _parallel(run: dict[str, Any]) -> int:
+    return max(1, int(run.get("parallel") or 4))
+
+
 def _score_batches(
     context: df.DurableOrchestrationContext, plan: dict[str, Any], chunks: list[list[int]], run: dict[str, Any]
 ) -> Generator[Any, Any, list[dict[str, Any]]]:
-    parallel = max(1, int(run.get("parallel", 4)))
+    parallel = _parallel(run)
     results: list[dict[str, Any]] = []
     for start in range(0, len(chunks), parallel):
         batch = chunks[start : start + parallel]
@@ -76,7 +80,7 @@ def _score(
     results: list[dict[str, Any]] = []
     for start in range(0, len(chunks), wave_size):
         wave = chunks[start : start + wave_size]
-        child = {"plan": _chunk_plan(plan, wave), "parallel": run.get("parallel"), "trace": run.get("trace")}
+        child = {"plan": _chunk_plan(plan, wave), "parallel": _parallel(run), "trace": run.get("trace")}
         results.extend((yield context.call_sub_orchestrator(names.SCORING_WAVE_ORCHESTRATOR, child)))
         if not run.get("quiet"):
             _progress(context, results, len(chunks))

@@ -149,8 +149,14 @@ class Setting(Generic[T]):
         try:
             return self.parse(value)
         except ValueError as err:
-            shown = "<secret>" if self.secret else repr(value)
-            raise SettingsError(f"setting {self.name}={shown} is malformed: {err}") from None
+            configured = (os.environ if env is None else env).get(self.name, "")
+            if self.secret or configured.lstrip().startswith(KEYVAULT_REFERENCE_PREFIX):
+                # A value from Key Vault is as private as a secret: neither it nor a parse error quoting it is
+                # shown, only what was expected.
+                raise SettingsError(
+                    f"setting {self.name} (value not shown) is malformed: expected {self.doc}"
+                ) from None
+            raise SettingsError(f"setting {self.name}={value!r} is malformed: {err}") from None
 
     def __repr__(self) -> str:
         return f"Setting({self.name!r}, secret={self.secret})"

@@ -48,7 +48,8 @@ async def _start_shutdown(req: func.HttpRequest, client: df.DurableOrchestration
         return func.HttpResponse(json.dumps(err.to_dict()), status_code=400, mimetype="application/json")
     except SettingsError as err:
         log.error("shutdown not started: %s", err)
-        return func.HttpResponse(json.dumps({"error": str(err)}), status_code=500, mimetype="application/json")
+        body = {"error": "the app's settings are incomplete or malformed; see the app's log"}
+        return func.HttpResponse(json.dumps(body), status_code=500, mimetype="application/json")
     run = replace(run, trace=current_trace_carrier())
     instance_id = await client.start_new(names.SHUTDOWN_ORCHESTRATOR, None, run.to_dict())
     log.info("shutdown started: %s (workspaces %s, dry_run=%s)", instance_id, ",".join(run.workspaces), run.dry_run)
