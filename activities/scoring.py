@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from activities import bp
@@ -58,7 +59,8 @@ def plan_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
             features=model["features"],
             model_label=model["label"],
         )
-        return plan.to_dict()
+        card = model["model"].card
+        return replace(plan, model_name=card.name, model_version=card.version).to_dict()
 
 
 @bp.activity_trigger(input_name="payload", activity=names.SCORE_CHUNK)
@@ -77,6 +79,13 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
     }
     with carrier_span(names.SCORE_CHUNK, payload.get("trace"), attributes):
         model = _model_args()
+        version = model["model"].card.version
+        if plan.model_version and version != plan.model_version:
+            # MODEL_URI changed while the run was going (a deployment): one output must come from one model.
+            raise ScoringError(
+                f"{plan.request.source}: the run was planned with model {plan.model_name} v{plan.model_version} "
+                f"but this worker has {model['label']}; score the file again (POST /api/scoring with force)"
+            )
         result = chunk_scoring.score_chunk(
             plan,
             int(payload["index"]),
@@ -102,12 +111,11 @@ def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
         payload.get("trace"),
         {"instance_id": plan.request.run_id, "blob": plan.request.source},
     ):
-        model = _model_args()["model"]
         result = chunk_scoring.commit_predictions(
             plan,
             [ChunkResult.from_dict(r) for r in payload["results"]],
-            model_name=model.card.name,
-            model_version=model.card.version,
+            model_name=plan.model_name,
+            model_version=plan.model_version,
             error_threshold=settings.SCORING_ERROR_THRESHOLD.get(),
         )
         return result.to_dict()

@@ -59,6 +59,9 @@ class ChunkPlan:
     errors_container: str
     errors_name: str
     content_type: str = "text/csv"
+    # The model chosen when the run was planned: every chunk must be scored by it, and the commit names it.
+    model_name: str = ""
+    model_version: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,8 @@ class ChunkPlan:
             "errors_container": self.errors_container,
             "errors_name": self.errors_name,
             "content_type": self.content_type,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
         }
 
     @classmethod
@@ -96,6 +101,8 @@ class ChunkPlan:
             errors_container=str(data["errors_container"]),
             errors_name=str(data["errors_name"]),
             content_type=str(data.get("content_type", "text/csv")),
+            model_name=str(data.get("model_name", "")),
+            model_version=str(data.get("model_version", "")),
         )
 
 
