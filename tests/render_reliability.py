@@ -81,8 +81,9 @@ def render(data: dict[str, Any], notes: str = "") -> str:
         "",
         "A row is recorded only when its test passed: its assertions (exact output, nothing outside the configured",
         "containers, host still healthy, ...) held. *Tries* counts the faults injected, inputs sent or checks made",
-        "by that test. *Lost* counts input rows or committed outputs missing afterwards; *duplicated* counts rows or",
-        "runs that appeared twice.",
+        "by that test. *Lost* and *duplicated* are not counted separately: every recorded test asserts the exact",
+        "output (each input row once, in order, or nothing written at all) or one run per blob version, so a test",
+        "that lost or duplicated anything fails, records no row, and turns the run red.",
         "",
     ]
     for category, title in TITLES.items():

@@ -49,6 +49,18 @@ def _spans(host: RunningHost) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def _spans_once(host: RunningHost, trace_id: str | None, last: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The spans, once the span named `last` (ended after the run's visible result, in a worker) is exported."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = _spans(host)
+        if any(s["name"] == last and (trace_id is None or s["trace_id"] == trace_id) for s in spans):
+            return spans
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {last} span within {timeout} s: {[s['name'] for s in spans]}")
+        time.sleep(0.1)
+
+
 def test_uploaded_file_is_one_trace_from_trigger_to_last_activity(traced_host: RunningHost) -> None:
     from azure.storage.blob import BlobServiceClient
 
@@ -60,9 +72,7 @@ def test_uploaded_file_is_one_trace_from_trigger_to_last_activity(traced_host: R
     while time.monotonic() < deadline and not predictions.exists():
         time.sleep(0.2)
     assert predictions.exists(), traced_host.log_text()[-3000:]
-    time.sleep(0.5)  # the last activity's span is exported when it ends, just after the commit
-
-    spans = _spans(traced_host)
+    spans = _spans_once(traced_host, None, "commit_predictions")
     trigger = [
         s for s in spans if s["name"] == "on_blob_created" and "traced/one.csv" in s["attributes"].get("subject", "")
     ]
@@ -98,9 +108,7 @@ def test_http_started_shutdown_is_one_trace_continuing_the_callers(traced_host: 
     assert response.status_code == 202
     status = traced_host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
     assert status["runtimeStatus"] == "Completed", status
-    time.sleep(0.5)
-
-    spans = [s for s in _spans(traced_host) if s["trace_id"] == caller_trace]
+    spans = [s for s in _spans_once(traced_host, caller_trace, "save_shutdown_report") if s["trace_id"] == caller_trace]
     starters = [s for s in spans if s["name"] == "start_shutdown"]
     assert len(starters) == 1
     activities = [

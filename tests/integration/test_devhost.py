@@ -139,11 +139,15 @@ def test_terminate_a_running_instance(sample_host: RunningHost) -> None:
 
 
 def test_list_instances_filters_by_status(sample_host: RunningHost) -> None:
-    _start(sample_host, "failing_orchestrator")
-    time.sleep(1.0)
+    failed = _start(sample_host, "failing_orchestrator").json()
+    completed = _start(sample_host, "hello_orchestrator").json()
+    sample_host.wait_for_completion(failed["statusQueryGetUri"])
+    sample_host.wait_for_completion(completed["statusQueryGetUri"])
     listed = sample_host.request("GET", "/runtime/webhooks/durabletask/instances?runtimeStatus=Failed")
     assert listed.status_code == 200
-    assert listed.json() and all(item["runtimeStatus"] == "Failed" for item in listed.json())
+    ids = {item["instanceId"] for item in listed.json()}
+    assert failed["id"] in ids and completed["id"] not in ids
+    assert all(item["runtimeStatus"] == "Failed" for item in listed.json())
     bad = sample_host.request("GET", "/runtime/webhooks/durabletask/instances?runtimeStatus=Sleeping")
     assert bad.status_code == 400 and "Sleeping" in bad.json()["error"]
 
@@ -216,13 +220,14 @@ def test_timer_with_every_second_schedule_fires(sample_host: RunningHost) -> Non
     ticks = Path(sample_host.settings["SAMPLE_STATE_DIR"]) / "ticks.jsonl"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if ticks.exists() and len(ticks.read_text().splitlines()) >= 2:
+        if ticks.exists() and len(ticks.read_text().splitlines()) >= 3:
             break
         time.sleep(0.2)
     lines = [json.loads(line) for line in ticks.read_text().splitlines()]
-    assert len(lines) >= 2
-    assert all(line["past_due"] is False for line in lines)
-    assert lines[1]["at"] - lines[0]["at"] == pytest.approx(1.0, abs=0.5)
+    assert len(lines) >= 3
+    # About one tick a second: N ticks span about N-1 seconds (loose, for a loaded machine).
+    span = lines[-1]["at"] - lines[0]["at"]
+    assert len(lines) - 3 <= span <= len(lines) + 1
 
 
 def _eventgrid(
