@@ -161,25 +161,17 @@ class DurableApi:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             return ApiResponse(400, {"ExceptionMessage": f"the orchestration input is not valid JSON: {err}"})
         instance_id = instance_id or None
-        if instance_id:
-            existing = self.client.get_orchestration_state(instance_id, fetch_payloads=False)
-            if existing is not None and existing.runtime_status not in TERMINAL:
-                return ApiResponse(
-                    409,
-                    {
-                        "ExceptionMessage": f"An orchestration with instance ID '{instance_id}' "
-                        f"already exists and is {_STATUS_NAMES[existing.runtime_status]}."
-                    },
-                )
         try:
+            # The engine refuses an id whose instance is pending, running or suspended (_REPLACEABLE): one
+            # atomic call instead of a status check followed by a start.
             new_id = self._schedule(registered, orchestration_input, instance_id, traceparent)
         except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.ALREADY_EXISTS:
-                return ApiResponse(
-                    409,
-                    {"ExceptionMessage": f"An orchestration with instance ID '{instance_id}' already exists."},
-                )
-            raise
+            if err.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            existing = self.client.get_orchestration_state(str(instance_id), fetch_payloads=False)
+            status = _STATUS_NAMES.get(existing.runtime_status, "live") if existing else "live"
+            message = f"An orchestration with instance ID '{instance_id}' already exists and is {status}."
+            return ApiResponse(409, {"ExceptionMessage": message})
         log.info("started %s instance %s", registered, new_id)
         urls = self.management_urls(origin, new_id)
         return ApiResponse(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})

@@ -43,7 +43,6 @@ class DevhostBackend(InMemoryOrchestrationBackend):
         super().__init__(max_history_size=max_history_size, port=port)
         self._activity_capacity = activity_capacity
         self._streams: list[_Stream] = []
-        self.redispatched = 0
 
     def start(self) -> str:
         self._shutdown_event.clear()
@@ -94,7 +93,6 @@ class DevhostBackend(InMemoryOrchestrationBackend):
                 if work.instance_id in self._instances:
                     log.warning("worker lost activity %s of %s; dispatching it again", work.name, work.instance_id)
                     self._activity_queue.appendleft(work)
-                    self.redispatched += 1
             for instance_id in stream.orchestrations:
                 instance = self._instances.get(instance_id)
                 if instance is None or instance_id not in self._orchestration_in_flight:
@@ -104,7 +102,6 @@ class DevhostBackend(InMemoryOrchestrationBackend):
                 instance.dispatched_events.clear()
                 self._orchestration_in_flight.discard(instance_id)
                 self._enqueue_orchestration(instance_id)
-                self.redispatched += 1
             self._work_available.set()
 
     def CompleteActivityTask(  # noqa: N802

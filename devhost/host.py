@@ -126,11 +126,10 @@ class WorkerPool:
                     )
                     self._spawn(slot)
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p is not None]
-
     def stop(self) -> None:
         self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join()  # so it cannot start a worker after the ones below are stopped
         for proc in self.processes:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -164,7 +163,9 @@ class DevHost:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.options.host}:{self.options.port}"
+        """How devhost reaches itself (relay, timers, the durable client): loopback when it listens everywhere."""
+        host = "127.0.0.1" if self.options.host in {"0.0.0.0", "::", ""} else self.options.host
+        return f"http://{host}:{self.options.port}"
 
     # --- start-up ---------------------------------------------------------------------------------------
     def _prepare_environment(self) -> None:
@@ -181,7 +182,7 @@ class DevHost:
         os.environ["DEVHOST_KEY"] = self.key
         opts.state_dir.mkdir(parents=True, exist_ok=True)
 
-        storage = connection_string(opts.host if opts.host != "0.0.0.0" else "127.0.0.1", opts.azurite_port)
+        storage = connection_string("127.0.0.1", opts.azurite_port)  # Azurite listens on loopback
         if opts.azurite:
             self.azurite = Azurite(opts.state_dir / "azurite", port=opts.azurite_port).start()
             storage = self.azurite.connection_string
@@ -205,15 +206,15 @@ class DevHost:
 
         from devhost.engine import DevhostBackend
 
-        for name in ("durabletask", "durabletask-worker", "durabletask-client"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         port = free_port()
         self.backend = DevhostBackend(port, activity_capacity=host_json.max_concurrent_activities)
         address = self.backend.start()
         engine_log = logging.getLogger("devhost.engine")
         engine_log.setLevel(logging.WARNING)
         self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)
-        count = int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or self.options.workers or os.cpu_count() or 1)
+        count = (
+            self.options.workers or int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or 0) or os.cpu_count() or 1
+        )
         self.workers = WorkerPool(
             count,
             address,
@@ -234,8 +235,8 @@ class DevHost:
         self.index = index = index_app(app)
         durable = await asyncio.get_running_loop().run_in_executor(None, self._start_durable, index, host_json)
         rpc_token = secrets.token_hex(16)
-        rpc_base = f"http://127.0.0.1:{opts.port}/_rpc/{rpc_token}/durabletask/"
-        invoker = Invoker(index, str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
+        rpc_base = f"{self.base_url}/_rpc/{rpc_token}/durabletask/"
+        invoker = Invoker(str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
         self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token)
         self._runner = web.AppRunner(self.server.application(), access_log=None)
         await self._runner.setup()

@@ -69,9 +69,6 @@ class FunctionSpec:
     def auth_level(self) -> str:
         return str(self.trigger.get("authLevel", "FUNCTION")).lower()
 
-    def binding_of_type(self, kind: str) -> dict[str, Any] | None:
-        return next((b for b in self.bindings if b.get("type") == kind), None)
-
     @property
     def orchestrator_function(self) -> Callable[..., Any]:
         inner = getattr(self.func, "orchestrator_function", None)

@@ -6,6 +6,7 @@ import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
@@ -94,7 +95,7 @@ class DevContext(func.Context):
 
 
 def build_kwargs(
-    spec: FunctionSpec, trigger_value: Any, context: DevContext, durable_client_json: str | None
+    spec: FunctionSpec, trigger_value: Any, context: DevContext, durable_client_json: Callable[[], str | None]
 ) -> dict[str, Any]:
     """Arguments by binding name, as the worker passes them; `context` only when the function declares it."""
     kwargs: dict[str, Any] = {spec.trigger["name"]: trigger_value}
@@ -102,9 +103,10 @@ def build_kwargs(
         if binding is spec.trigger or str(binding.get("direction", "")).upper() != "IN":
             continue
         if binding.get("type") == "durableClient":
-            if durable_client_json is None:
+            client_json = durable_client_json()  # built only for functions that have the binding
+            if client_json is None:
                 raise RuntimeError(f"function {spec.name} needs a durableClient but no Durable engine runs")
-            kwargs[binding["name"]] = durable_client_json
+            kwargs[binding["name"]] = client_json
         else:
             raise RuntimeError(f"function {spec.name}: input binding type {binding.get('type')!r} is not supported")
     if "context" in spec.parameters and "context" not in kwargs:

@@ -149,6 +149,7 @@ class BlobRelay:
     def poll_once(self) -> int:
         """One pass over the containers; returns how many events were delivered."""
         delivered = 0
+        dirty = False
         for container in sorted({s.container for s in self.subscriptions}):
             client = self._service.get_container_client(container)
             try:
@@ -170,17 +171,23 @@ class BlobRelay:
                 for sub in targets:
                     self._sequencer += 1
                     event = blob_created_event(self._service.url, container, blob, self._sequencer, self.topic)
-                    ok = self.deliver(sub.function, event) and ok
+                    try:
+                        ok = self.deliver(sub.function, event) and ok
+                    except Exception as err:  # host stopping or overloaded: back off like any failure
+                        log.warning("delivery of %s to %s failed: %s", event["subject"], sub.function, err)
+                        ok = False
                     delivered += 1
                 if ok:
                     # Remember only what the function accepted: a failed delivery is retried later, with
                     # exponential backoff (capped at a minute), like Event Grid's retry of non-2xx answers.
                     self._delivered[key] = etag
                     self._retry.pop(f"{key}@{etag}", None)
-                    self._save_state()
+                    dirty = True
                 else:
                     delay = min(60.0, 0.5 * 2**attempts)
                     self._retry[f"{key}@{etag}"] = (attempts + 1, time.monotonic() + delay)
+        if dirty:
+            self._save_state()  # once a pass: the file grows with every blob ever delivered
         return delivered
 
     def _run(self) -> None:

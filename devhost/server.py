@@ -41,13 +41,11 @@ class Invoker:
 
     def __init__(
         self,
-        index: AppIndex,
         script_root: str,
         durable: DurableApi | None,
         rpc_base_url: str,
         timeout: float | None,
     ):
-        self.index = index
         self.script_root = script_root
         self.durable = durable
         self.rpc_base_url = rpc_base_url
@@ -65,7 +63,7 @@ class Invoker:
         tracestate: str = "",
     ) -> Any:
         context = DevContext(spec.name, self.script_root, child_traceparent(traceparent), tracestate)
-        kwargs = build_kwargs(spec, trigger_value, context, self.client_json(origin))
+        kwargs = build_kwargs(spec, trigger_value, context, partial(self.client_json, origin))
         started = time.perf_counter()
         log.info("Executing '%s' (Id=%s)", spec.name, context.invocation_id)
         try:

@@ -51,6 +51,21 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     secrets_setting = env.get("DEVHOST_KEYVAULT_SECRETS", "").strip()
     if not fleet_setting and not secrets_setting:
         return []
+    # Check the settings before anything starts, so a bad one leaves no stand-in running.
+    fleet = Path(fleet_setting) if fleet_setting else None
+    if fleet is not None and not fleet.is_absolute():
+        fleet = APP_ROOT / fleet
+    if fleet is not None and not fleet.exists():
+        raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
+    secrets: dict[str, Any] = {}
+    if secrets_setting:
+        try:
+            secrets = json.loads(secrets_setting)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"DEVHOST_KEYVAULT_SECRETS is not a JSON object: {err}") from None
+        if not isinstance(secrets, dict):
+            raise ConfigError("DEVHOST_KEYVAULT_SECRETS must be a JSON object of secret name -> value")
+
     from devhost.standins.identity import IdentityStandin
     from devhost.standins.tls import make_local_tls
 
@@ -63,13 +78,9 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         env.setdefault(name, value)
     env["REQUESTS_CA_BUNDLE"] = str(_combined_bundle(env, tls.ca_bundle, state_dir / "tls" / "ca-bundle.pem"))
 
-    if fleet_setting:
+    if fleet is not None:
         from devhost.standins.arm import ArmStandin
 
-        fleet = Path(fleet_setting)
-        fleet = fleet if fleet.is_absolute() else APP_ROOT / fleet
-        if not fleet.exists():
-            raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
         transition = float(env.get("DEVHOST_ARM_TRANSITION_SECONDS", "5") or 5)
         arm = ArmStandin(fleet, tls, transition_seconds=transition, token_validator=identity.is_valid)
         url = arm.start()
@@ -79,12 +90,6 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     if secrets_setting:
         from devhost.standins.keyvault import KeyVaultStandIn
 
-        try:
-            secrets = json.loads(secrets_setting)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"DEVHOST_KEYVAULT_SECRETS is not a JSON object: {err}") from None
-        if not isinstance(secrets, dict):
-            raise ConfigError("DEVHOST_KEYVAULT_SECRETS must be a JSON object of secret name -> value")
         vault = KeyVaultStandIn(tls, token_validator=identity.is_valid)
         vault.start()
         for name, value in secrets.items():

@@ -113,7 +113,7 @@ def start_devhost(
         command += ["--workers", str(workers)]
     if not azurite:
         command.append("--no-azurite")
-    child_env = {k: v for k, v in os.environ.items() if k not in values and k != "FUNCTIONS_WORKER_PROCESS_COUNT"}
+    child_env = {k: v for k, v in os.environ.items() if k not in values}
     child_env.update(env or {})
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
