@@ -164,6 +164,11 @@ def _retry_policy(config: _ClientConfig) -> Any:
     )
 
 
+def ml_client(workspace: Workspace, env: Mapping[str, str] | None = None) -> MLClient:
+    """The process's MLClient of `workspace`, pointed at AML_ARM_ENDPOINT, with the bounded retry policy."""
+    return _client(workspace, env)
+
+
 def _client(workspace: Workspace, env: Mapping[str, str] | None = None) -> MLClient:
     """The process's MLClient of `workspace` (constructing one makes no request)."""
     config = _ClientConfig.from_env(env)

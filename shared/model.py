@@ -368,10 +368,10 @@ def _load_azureml(uri: str, env: Mapping[str, str] | None) -> LoadedModel:
         raise ModelError(f"model URI {uri!r} is malformed: expected azureml:NAME:VERSION")
     name, version = match.groups()
     workspace = model_workspace(env)
-    from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
+    from shared.compute import ml_client
 
-    client = MLClient(DefaultAzureCredential(), workspace.subscription_id, workspace.resource_group, workspace.name)
+    # The same client as compute shutdown: the configured ARM endpoint (Azure or the stand-in), bounded retries.
+    client = ml_client(workspace, env)
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         try:
             client.models.download(name=name, version=version, download_path=tmp)
