@@ -94,16 +94,21 @@ def unsafe_name_reason(name: str) -> str | None:
 
 
 def ignore_reason(blob: BlobCreated, input_container: str) -> str | None:
-    """Why this blob is not scored (None: it is)."""
-    if blob.container != input_container:
-        return f"container {blob.container!r} is not the input container {input_container!r}"
-    if not blob.name.lower().endswith(".csv"):
-        return f"blob {blob.name!r} does not end in .csv"
+    """Why the blob of an event is not scored (None: it is)."""
     if blob.api in _IGNORED_APIS:
         return f"api {blob.api} creates an empty file; its FlushWithClose event carries the data"
-    if len(blob.name) > MAX_BLOB_NAME:
-        return f"blob name is {len(blob.name)} characters, more than {MAX_BLOB_NAME}"
-    return unsafe_name_reason(blob.name)
+    return not_scored_reason(blob.container, blob.name, input_container)
+
+
+def not_scored_reason(container: str, name: str, input_container: str) -> str | None:
+    """Why a blob is never scored, however it is named to us (event or HTTP request); None: it may be."""
+    if container != input_container:
+        return f"container {container!r} is not the input container {input_container!r}"
+    if not name.lower().endswith(".csv"):
+        return f"blob {name!r} does not end in .csv"
+    if len(name) > MAX_BLOB_NAME:
+        return f"blob name is {len(name)} characters, more than {MAX_BLOB_NAME}"
+    return unsafe_name_reason(name)
 
 
 def scoring_instance_id(account: str, container: str, name: str, etag: str) -> str:

@@ -18,6 +18,7 @@ from shared import names
 from shared.errors import InputError, NotFoundError, SettingsError
 from shared.scoring_events import (
     ignore_reason,
+    not_scored_reason,
     parse_blob_created,
     parse_scoring_body,
     request_for,
@@ -131,10 +132,9 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
     except SettingsError as err:
         log.error("scoring not started: %s", err)
         return _json(500, {"error": "the app's settings are incomplete; see the log"})
-    if body.container != input_container:
-        return _json(400, {"error": f"container {body.container!r} is not the input container {input_container!r}"})
-    if not body.name.lower().endswith(".csv"):
-        return _json(400, {"error": f"blob {body.name!r} is not a .csv file"})
+    reason = not_scored_reason(body.container, body.name, input_container)
+    if reason:
+        return _json(400, {"error": reason})
     from shared.blobs import blob_info, blob_service_client
     from shared.scoring_events import account_of
     from shared.scoring_payloads import ScoringRequest
@@ -146,11 +146,10 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
     account = account_of(blob_service_client().get_blob_client(body.container, body.name).url)
     etag = info.etag.strip('"')
     instance_id = scoring_instance_id(account, body.container, body.name, etag)
-    existing = await _existing_status(client, instance_id)
     if body.force:
         # A forced run is a new run of the same version (e.g. after a new model): its own id and blocks.
         instance_id = f"{instance_id}-{uuid.uuid4().hex[:12]}"
-    elif existing is not None and existing not in RESTARTABLE:
+    elif (existing := await _existing_status(client, instance_id)) is not None and existing not in RESTARTABLE:
         log.info(
             "scoring of %s/%s (eTag %s) already exists as %s (%s)",
             body.container,

@@ -676,7 +676,7 @@ def test_http_start_finds_the_run_the_upload_started(host: RunningHost) -> None:
     [
         ({"container": INPUT, "name": "no-such-file.csv"}, 404, f"{INPUT}/no-such-file.csv does not exist"),
         ({"container": "predictions", "name": "x.csv"}, 400, "is not the input container 'incoming'"),
-        ({"container": INPUT, "name": "notes.txt"}, 400, "not a .csv"),
+        ({"container": INPUT, "name": "notes.txt"}, 400, "does not end in .csv"),
         ({"name": "x.csv"}, 400, "'container'"),
         ({"container": INPUT, "name": ""}, 400, "'name'"),
         ({"container": INPUT, "name": "x.csv", "force": "yes"}, 400, "'force'"),
