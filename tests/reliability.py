@@ -37,44 +37,14 @@ class Row:
 
 
 class Recorder:
-    """Collects rows for the whole session; tests call `record` once their assertions have passed."""
+    """Collects rows for the whole session; tests record through their TestRecorder once assertions passed."""
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
 
-    def record(
-        self,
-        category: str,
-        case: str,
-        *,
-        tries: int,
-        outcome: str,
-        data_lost: int = 0,
-        data_duplicated: int = 0,
-        test: str = "",
-        seconds: float = 0.0,
-        soak: bool = False,
-    ) -> None:
-        if category not in CATEGORIES:
-            raise ValueError(f"category {category!r} is not one of {CATEGORIES}")
-        self.rows.append(
-            Row(
-                category,
-                case,
-                int(tries),
-                outcome,
-                int(data_lost),
-                int(data_duplicated),
-                test,
-                round(seconds, 2),
-                soak,
-                datetime.now(UTC).isoformat(timespec="seconds"),
-            )
-        )
-
 
 class TestRecorder:
-    """What a test holds: the session recorder plus the test's node id and start time."""
+    """What a test holds: the session's rows plus the test's node id and start time."""
 
     __test__ = False  # not a test class, despite the name
 
@@ -94,16 +64,21 @@ class TestRecorder:
         data_lost: int = 0,
         data_duplicated: int = 0,
     ) -> None:
-        self._recorder.record(
-            category,
-            case,
-            tries=tries,
-            outcome=outcome,
-            data_lost=data_lost,
-            data_duplicated=data_duplicated,
-            test=self._test,
-            seconds=time.perf_counter() - self._started,
-            soak=self._soak,
+        if category not in CATEGORIES:
+            raise ValueError(f"category {category!r} is not one of {CATEGORIES}")
+        self._recorder.rows.append(
+            Row(
+                category,
+                case,
+                int(tries),
+                outcome,
+                int(data_lost),
+                int(data_duplicated),
+                self._test,
+                round(time.perf_counter() - self._started, 2),
+                self._soak,
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            )
         )
 
 
