@@ -657,6 +657,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         status, headers, body = self.arm.handle(self.command, parts.path, query, self.headers.get("Authorization"))
         payload = b"" if body is None else json.dumps(body).encode()
+        # Recorded before the answer leaves: a client that has its answer must find the request in the log.
+        with self.arm._lock:
+            self.arm.log.append(RequestRecord(self.command, parts.path, parts.query, status, time.monotonic()))
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -665,8 +668,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-        with self.arm._lock:
-            self.arm.log.append(RequestRecord(self.command, parts.path, parts.query, status, time.monotonic()))
 
     do_GET = _serve  # noqa: N815 - http.server's naming
     do_POST = _serve  # noqa: N815
