@@ -1,13 +1,29 @@
-"""The Functions app: composes the blueprints of triggers, orchestrations and activities, nothing else."""
+"""The Functions app: composes the blueprints of triggers, orchestrations and activities, nothing else.
+
+Each module holds its own Blueprint; the only wiring besides is the settings' Key Vault resolver.
+"""
 
 import azure.durable_functions as df
 import azure.functions as func
 
-import activities
-import orchestrations
-import triggers
+from activities import compute as compute_activities
+from activities import scoring as scoring_activities
+from orchestrations import scoring as scoring_orchestrations
+from orchestrations import shutdown as shutdown_orchestrations
+from shared import keyvault
+from triggers import health, model_http, scoring, shutdown
+
+keyvault.install()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(triggers.bp)
-app.register_functions(orchestrations.bp)
-app.register_functions(activities.bp)
+for module in (
+    health,
+    model_http,
+    scoring,
+    shutdown,
+    scoring_orchestrations,
+    shutdown_orchestrations,
+    compute_activities,
+    scoring_activities,
+):
+    app.register_functions(module.bp)

@@ -1,10 +1,4 @@
-"""Thin activity adapters: unpack JSON input -> call shared/ -> return JSON-able output."""
+"""Thin activity adapters: unpack JSON input -> call shared/ -> return JSON-able output.
 
-import azure.durable_functions as df
-
-bp = df.Blueprint()
-
-# Each module registers its functions on `bp` when imported.
-from activities import compute, scoring  # noqa: E402
-
-__all__ = ["bp", "compute", "scoring"]
+Each module holds its own Blueprint `bp`; function_app.py composes them (no `bp` here imported back).
+"""

@@ -6,10 +6,13 @@ import json
 import logging
 from typing import Any
 
-from activities import bp
+import azure.durable_functions as df
+
 from shared import names
 from shared.settings import REPORTS_CONTAINER, Workspace
 from shared.telemetry import carrier_span
+
+bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 

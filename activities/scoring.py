@@ -7,9 +7,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from activities import bp
+import azure.durable_functions as df
+
 from shared import names
 from shared.errors import InputError, ModelError, NotFoundError, ScoringError
+
+bp = df.Blueprint()
 
 # Failures that the same input will always reproduce: reported to the orchestrator as a value instead of
 # raised, so they are not retried and the run fails with exactly this message.

@@ -94,6 +94,11 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         vault.start()
         for name, value in secrets.items():
             vault.set_secret(str(name), str(value))
-        env.setdefault("KEYVAULT_URL_TEMPLATE", vault.url)
         started.append(_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault))
+        # The app keeps calling https://<vault>.vault.azure.net, with every SDK check on; the proxy brings it here.
+        from devhost.standins.proxy import ForwardProxy
+
+        proxy = ForwardProxy({".vault.azure.net": int(vault.url.rsplit(":", 1)[1])}).start()
+        env.update(proxy.env(env.get("NO_PROXY", "") or env.get("no_proxy", "")))
+        started.append(_Named(f"HTTPS proxy {proxy.url}: *.vault.azure.net -> the Key Vault stand-in", proxy))
     return started

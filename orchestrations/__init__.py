@@ -1,10 +1,4 @@
-"""Deterministic orchestrator generators: only context calls, no I/O, no clock, no environment."""
+"""Deterministic orchestrator generators: only context calls, no I/O, no clock, no environment.
 
-import azure.durable_functions as df
-
-bp = df.Blueprint()
-
-# Each module registers its functions on `bp` when imported.
-from orchestrations import scoring, shutdown  # noqa: E402
-
-__all__ = ["bp", "scoring", "shutdown"]
+Each module holds its own Blueprint `bp`; function_app.py composes them (no `bp` here imported back).
+"""

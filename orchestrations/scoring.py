@@ -12,9 +12,10 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations import bp
 from shared import names
 from shared.errors import ScoringError
+
+bp = df.Blueprint()
 
 # Transient failures (storage hiccups, a worker lost mid-chunk) are retried; a deterministic failure
 # (bad input) fails the same way three times within seconds and the run reports it.

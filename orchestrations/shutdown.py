@@ -12,7 +12,6 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations import bp
 from shared import names
 from shared.compute import ComputeInstance
 from shared.errors import ComputeError
@@ -28,6 +27,8 @@ from shared.shutdown_report import (
     stop_result,
 )
 from shared.shutdown_request import ShutdownRun
+
+bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 

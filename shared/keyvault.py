@@ -19,8 +19,8 @@ from shared.errors import SettingsError
 from shared.settings import (
     KEYVAULT_REFERENCE_PREFIX,
     KEYVAULT_REFRESH_SECONDS,
-    KEYVAULT_URL_TEMPLATE,
     Setting,
+    use_reference_resolver,
 )
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ class KeyVaultReference:
         return f"secret '{self.name}'{version} in Key Vault '{self.vault}' ({self.vault_url})"
 
 
-def parse_reference(setting_name: str, reference: str, url_template: str = "") -> KeyVaultReference:
-    """Parse both App Service syntaxes; a `url_template` (KEYVAULT_URL_TEMPLATE) replaces the vault's URL."""
+def parse_reference(setting_name: str, reference: str) -> KeyVaultReference:
+    """Parse both App Service syntaxes."""
     text = reference.strip()
     if not (text.startswith(KEYVAULT_REFERENCE_PREFIX) and text.endswith(")")):
         raise _malformed(setting_name, reference, "expected @Microsoft.KeyVault(...)")
@@ -86,14 +86,7 @@ def parse_reference(setting_name: str, reference: str, url_template: str = "") -
         raise _malformed(setting_name, reference, f"secret name {name!r} is not a Key Vault secret name")
     if version is not None and not _VERSION_RE.match(version):
         raise _malformed(setting_name, reference, f"secret version {version!r} is not a Key Vault version")
-    vault_url = own_url
-    if url_template:
-        vault_url = url_template.replace("{vault}", vault).rstrip("/")
-        if urlparse(vault_url).scheme != "https" or not urlparse(vault_url).hostname:
-            raise SettingsError(
-                f"setting {KEYVAULT_URL_TEMPLATE.name}={url_template!r} is malformed: expected an https URL"
-            )
-    return KeyVaultReference(vault=vault, name=name, version=version, vault_url=vault_url)
+    return KeyVaultReference(vault=vault, name=name, version=version, vault_url=own_url)
 
 
 def _parse_secret_uri(setting_name: str, reference: str, uri: str) -> tuple[str, str, str | None, str]:
@@ -121,7 +114,7 @@ class _Cached:
 _lock = threading.Lock()
 _key_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _cache: dict[tuple[str, str, str], _Cached] = {}
-_clients: dict[tuple[str, bool], SecretClient] = {}
+_clients: dict[str, SecretClient] = {}
 
 
 class _State:
@@ -133,9 +126,8 @@ class _State:
 
 def resolve_reference(setting_name: str, reference: str, env: Mapping[str, str]) -> str:
     """The secret a setting's Key Vault reference points to, from the cache while it is fresh."""
-    template = _plain(KEYVAULT_URL_TEMPLATE, env)
     refresh_seconds = _plain(KEYVAULT_REFRESH_SECONDS, env)
-    ref = parse_reference(setting_name, reference, template)
+    ref = parse_reference(setting_name, reference)
     key = (ref.vault_url, ref.name, ref.version or "")
     with _lock:
         key_lock = _key_locks.setdefault(key, threading.Lock())
@@ -144,7 +136,7 @@ def resolve_reference(setting_name: str, reference: str, env: Mapping[str, str])
         cached = _cache.get(key)
         if cached is not None and time.monotonic() - cached.fetched_at < refresh_seconds:
             return cached.value
-        value = _fetch(setting_name, ref, verify_challenge_resource=not template)
+        value = _fetch(setting_name, ref)
         with _lock:
             _cache[key] = _Cached(value, time.monotonic())
             # Very short values ("1", "true") would garble every log line and are not worth hiding.
@@ -183,7 +175,7 @@ def _plain(setting: Setting[Any], env: Mapping[str, str]) -> Any:
     return setting.get({setting.name: value} if value is not None else {})
 
 
-def _client(vault_url: str, verify_challenge_resource: bool) -> SecretClient:
+def _client(vault_url: str) -> SecretClient:
     from azure.identity import DefaultAzureCredential
     from azure.keyvault.secrets import SecretClient
 
@@ -191,16 +183,15 @@ def _client(vault_url: str, verify_challenge_resource: bool) -> SecretClient:
         if _State.credential is None:
             # Reads IDENTITY_ENDPOINT/IDENTITY_HEADER (App Service, devhost) or AZURE_* from the process env.
             _State.credential = DefaultAzureCredential()
-        client = _clients.get((vault_url, verify_challenge_resource))
+        client = _clients.get(vault_url)
         if client is None:
-            # A vault behind KEYVAULT_URL_TEMPLATE (a loopback stand-in) cannot sit under the challenge's
-            # resource domain (vault.azure.net), so the SDK's domain check is off for it, and only for it.
-            client = SecretClient(vault_url, _State.credential, verify_challenge_resource=verify_challenge_resource)
-            _clients[(vault_url, verify_challenge_resource)] = client
+            # The SDK's challenge-resource check stays on: a token for vault.azure.net only goes to that domain.
+            client = SecretClient(vault_url, _State.credential)
+            _clients[vault_url] = client
         return client
 
 
-def _fetch(setting_name: str, ref: KeyVaultReference, *, verify_challenge_resource: bool) -> str:
+def _fetch(setting_name: str, ref: KeyVaultReference) -> str:
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -210,7 +201,7 @@ def _fetch(setting_name: str, ref: KeyVaultReference, *, verify_challenge_resour
 
     where = f"setting {setting_name}: Key Vault reference to {ref.describe()}"
     try:
-        secret = _client(ref.vault_url, verify_challenge_resource).get_secret(ref.name, ref.version)
+        secret = _client(ref.vault_url).get_secret(ref.name, ref.version)
     except ResourceNotFoundError as err:
         raise SettingsError(f"{where} cannot be resolved: the secret does not exist (404)") from err
     except ClientAuthenticationError as err:
@@ -258,3 +249,8 @@ def _install_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
+
+
+def install() -> None:
+    """Make this module the settings' resolver of Key Vault references (called by the composition root)."""
+    use_reference_resolver(resolve_reference)

@@ -23,6 +23,17 @@ DEFAULT_MODEL_URI = str(APP_ROOT / "models" / "height-weight")
 
 KEYVAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 
+# (setting name, reference, environ) -> the secret. Handed in by the composition root (function_app.py installs
+# shared.keyvault's), so this module never imports the Key Vault SDK's users back: no import cycle.
+ReferenceResolver = Callable[[str, str, Mapping[str, str]], str]
+_reference_resolver: ReferenceResolver | None = None
+
+
+def use_reference_resolver(resolver: ReferenceResolver | None) -> None:
+    """Install how Key Vault references found in settings are resolved (None: references are refused)."""
+    global _reference_resolver  # noqa: PLW0603 - one process-wide hook, set once at start
+    _reference_resolver = resolver
+
 
 def _parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
@@ -137,9 +148,12 @@ class Setting(Generic[T]):
             return self.default
         if value.lstrip().startswith(KEYVAULT_REFERENCE_PREFIX):
             # The platform leaves an unresolvable reference as its literal text; resolve it ourselves.
-            from shared.keyvault import resolve_reference
-
-            return resolve_reference(self.name, value.strip(), env)
+            if _reference_resolver is None:
+                raise SettingsError(
+                    f"setting {self.name} is a Key Vault reference, but no resolver is installed "
+                    "(function_app installs shared.keyvault's: import it, or call shared.keyvault.install())"
+                )
+            return _reference_resolver(self.name, value.strip(), env)
         return value
 
     def get(self, env: Mapping[str, str] | None = None) -> T:
@@ -292,13 +306,6 @@ KEYVAULT_REFRESH_SECONDS: Setting[int] = _setting(
     _parse_int(0),
     str(24 * 3600),
     "how long a resolved Key Vault reference is cached",
-)
-KEYVAULT_URL_TEMPLATE: Setting[str] = _setting(
-    "KEYVAULT_URL_TEMPLATE",
-    _parse_str,
-    "",
-    "local/test only: vault URL for references, '{vault}' = vault name (e.g. https://127.0.0.1:8443); "
-    "empty = the vault's own https://{vault}.vault.azure.net",
 )
 APPLICATIONINSIGHTS_CONNECTION_STRING: Setting[str] = _setting(
     "APPLICATIONINSIGHTS_CONNECTION_STRING",

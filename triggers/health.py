@@ -2,9 +2,10 @@
 
 import json
 
+import azure.durable_functions as df
 import azure.functions as func
 
-from triggers import bp
+bp = df.Blueprint()
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -7,10 +7,12 @@ Runtime are imported on the first call, not when the app is indexed.
 import json
 import logging
 
+import azure.durable_functions as df
 import azure.functions as func
 
 from shared.errors import AppError, InputError
-from triggers import bp
+
+bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "scoring is unavailable: the model or its settings failed to load (see the app's logs)"

@@ -26,7 +26,8 @@ from shared.scoring_events import (
 )
 from shared.settings import SCORING_INPUT_CONTAINER, SCORING_PARALLEL_CHUNKS, SCORING_WAVE_SIZE
 from shared.telemetry import current_trace_carrier, trigger_span
-from triggers import bp
+
+bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from shared.errors import SettingsError
 from shared.settings import ShutdownSettings
 from shared.shutdown_request import RequestFieldError, default_run, parse_shutdown_body
 from shared.telemetry import current_trace_carrier, trigger_span
-from triggers import bp
+
+bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class LocalTls:
-    """Server certificate for 127.0.0.1/localhost and the CA file clients trust (REQUESTS_CA_BUNDLE)."""
+    """Server certificate for loopback and *.vault.azure.net, and the CA file clients trust (REQUESTS_CA_BUNDLE)."""
 
     ca_bundle: Path
     server_context: ssl.SSLContext
@@ -20,7 +20,8 @@ def make_local_tls(directory: Path) -> LocalTls:
 
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
+    # Vault names too: through devhost's forward proxy the app calls https://<name>.vault.azure.net itself.
+    cert = ca.issue_cert("127.0.0.1", "localhost", "*.vault.azure.net")
     ca_bundle = directory / "standin-ca.pem"
     ca.cert_pem.write_to_path(str(ca_bundle))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -12,10 +12,11 @@ import pytest
 
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.keyvault import KeyVaultStandIn
+from devhost.standins.proxy import ForwardProxy
 from devhost.standins.tls import LocalTls, make_local_tls
 from shared import keyvault
 from shared.errors import SettingsError
-from shared.settings import DATA_STORAGE
+from shared.settings import DATA_STORAGE, use_reference_resolver
 
 SECRET = "DefaultEndpointsProtocol=https;AccountKey=c2VjcmV0LXZhbHVlLTEyMzQ1Ng=="
 
@@ -45,24 +46,42 @@ def identity(tls: LocalTls) -> Iterator[IdentityStandin]:
         yield standin
 
 
+@pytest.fixture(autouse=True, scope="module")
+def resolver() -> Iterator[None]:
+    keyvault.install()  # what function_app does at start
+    yield
+    use_reference_resolver(None)
+
+
 @pytest.fixture
-def vault(tls: LocalTls, identity: IdentityStandin) -> Iterator[KeyVaultStandIn]:
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardProxy]:
+    """devhost's HTTPS proxy: the app calls https://<vault>.vault.azure.net as in Azure, and lands on a stand-in."""
+    with ForwardProxy() as forward:
+        for name, value in forward.env().items():
+            monkeypatch.setenv(name, value)
+        yield forward
+
+
+@pytest.fixture
+def vault(tls: LocalTls, identity: IdentityStandin, proxy: ForwardProxy) -> Iterator[KeyVaultStandIn]:
     keyvault.reset_cache()  # a fresh credential and clients per test: no token or value carried over
     with KeyVaultStandIn(tls, token_validator=identity.is_valid) as standin:
+        proxy.route(".vault.azure.net", int(standin.url.rsplit(":", 1)[1]))
         yield standin
     keyvault.reset_cache()
 
 
-def env_for(vault: KeyVaultStandIn, reference: str, **extra: str) -> dict[str, str]:
-    return {"KEYVAULT_URL_TEMPLATE": vault.url, "DATA_STORAGE": reference, **extra}
+def env_for(reference: str, **extra: str) -> dict[str, str]:
+    return {"DATA_STORAGE": reference, **extra}
 
 
 @pytest.mark.parametrize(
     "reference",
     [
-        "@Microsoft.KeyVault(SecretUri=https://appvault.vault.azure.net/secrets/storage-conn)",
-        "@Microsoft.KeyVault(SecretUri=https://appvault.vault.azure.net/secrets/storage-conn/)",
-        "@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)",
+        # One vault name each: the SDK remembers a vault's challenge per URL for the life of the process.
+        "@Microsoft.KeyVault(SecretUri=https://uri-vault.vault.azure.net/secrets/storage-conn)",
+        "@Microsoft.KeyVault(SecretUri=https://slash-vault.vault.azure.net/secrets/storage-conn/)",
+        "@Microsoft.KeyVault(VaultName=named-vault;SecretName=storage-conn)",
     ],
 )
 def test_reference_resolves_to_latest_version(vault: KeyVaultStandIn, identity: IdentityStandin, reference: str):
@@ -70,7 +89,7 @@ def test_reference_resolves_to_latest_version(vault: KeyVaultStandIn, identity: 
     vault.set_secret("storage-conn", SECRET)
     tokens_before = identity.requests
 
-    assert DATA_STORAGE.get(env_for(vault, reference)) == SECRET
+    assert DATA_STORAGE.get(env_for(reference)) == SECRET
     # The SDK did the challenge dance, then read with a token of the app's managed identity.
     assert vault.stats.challenges == 1
     assert identity.requests == tokens_before + 1
@@ -88,13 +107,13 @@ def test_versioned_reference_resolves_that_version(vault: KeyVaultStandIn, templ
     first = vault.set_secret("storage-conn", SECRET)
     vault.set_secret("storage-conn", "newer value")
 
-    assert DATA_STORAGE.get(env_for(vault, template.format(version=first))) == SECRET
+    assert DATA_STORAGE.get(env_for(template.format(version=first))) == SECRET
 
 
 def test_missing_secret_names_setting_vault_and_secret(vault: KeyVaultStandIn):
     reference = "@Microsoft.KeyVault(VaultName=appvault;SecretName=nope)"
     with pytest.raises(SettingsError) as caught:
-        DATA_STORAGE.get(env_for(vault, reference))
+        DATA_STORAGE.get(env_for(reference))
     message = str(caught.value)
     assert "DATA_STORAGE" in message
     assert "'nope'" in message and "'appvault'" in message
@@ -105,7 +124,7 @@ def test_forbidden_secret_says_what_to_grant_and_not_the_value(vault: KeyVaultSt
     vault.set_secret("storage-conn", SECRET)
     vault.forbid("storage-conn")
     with pytest.raises(SettingsError) as caught:
-        DATA_STORAGE.get(env_for(vault, "@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)"))
+        DATA_STORAGE.get(env_for("@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)"))
     message = str(caught.value)
     assert "DATA_STORAGE" in message and "'storage-conn'" in message
     assert "forbidden (403)" in message and "Key Vault Secrets User" in message
@@ -116,26 +135,23 @@ def test_whole_vault_forbidden(vault: KeyVaultStandIn):
     vault.set_secret("storage-conn", SECRET)
     vault.forbid()
     with pytest.raises(SettingsError, match=r"forbidden \(403\)"):
-        DATA_STORAGE.get(env_for(vault, "@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)"))
+        DATA_STORAGE.get(env_for("@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)"))
 
 
-def test_unreachable_vault_is_a_clear_error(vault: KeyVaultStandIn):
+def test_unreachable_vault_is_a_clear_error(vault: KeyVaultStandIn, proxy: ForwardProxy):
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {
-        "KEYVAULT_URL_TEMPLATE": f"https://127.0.0.1:{port}",
-        "DATA_STORAGE": "@Microsoft.KeyVault(VaultName=gonevault;SecretName=storage-conn)",
-    }
+    proxy.route("gonevault.vault.azure.net", port)
     with pytest.raises(SettingsError) as caught:
-        DATA_STORAGE.get(env)
+        DATA_STORAGE.get(env_for("@Microsoft.KeyVault(VaultName=gonevault;SecretName=storage-conn)"))
     message = str(caught.value)
     assert "DATA_STORAGE" in message and "'gonevault'" in message and "'storage-conn'" in message
     assert "unreachable" in message
 
 
-def test_vault_url_not_under_vault_domain_is_refused_without_template(vault: KeyVaultStandIn):
-    # Why KEYVAULT_URL_TEMPLATE exists: the SDK refuses to send a vault.azure.net token to another domain.
+def test_vault_url_not_under_vault_domain_is_refused(vault: KeyVaultStandIn):
+    # The SDK's challenge check stays on: a vault.azure.net token is never sent to another domain.
     vault.set_secret("storage-conn", SECRET)
     port = vault.url.rsplit(":", 1)[1]
     reference = f"@Microsoft.KeyVault(SecretUri=https://localhost:{port}/secrets/storage-conn)"
@@ -144,11 +160,18 @@ def test_vault_url_not_under_vault_domain_is_refused_without_template(vault: Key
     assert vault.stats.secret_reads == 0
 
 
+def test_a_reference_without_an_installed_resolver_is_refused_by_name():
+    use_reference_resolver(None)
+    try:
+        with pytest.raises(SettingsError, match="DATA_STORAGE is a Key Vault reference, but no resolver"):
+            DATA_STORAGE.get(env_for("@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)"))
+    finally:
+        keyvault.install()
+
+
 def test_value_is_cached_until_refresh_time_then_reread(vault: KeyVaultStandIn):
     vault.set_secret("storage-conn", SECRET)
-    env = env_for(
-        vault, "@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)", KEYVAULT_REFRESH_SECONDS="1"
-    )
+    env = env_for("@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)", KEYVAULT_REFRESH_SECONDS="1")
     assert DATA_STORAGE.get(env) == SECRET
     vault.set_secret("storage-conn", "rotated value")
     assert DATA_STORAGE.get(env) == SECRET
@@ -161,7 +184,7 @@ def test_value_is_cached_until_refresh_time_then_reread(vault: KeyVaultStandIn):
 
 def test_no_secret_value_in_debug_logs(vault: KeyVaultStandIn, caplog: pytest.LogCaptureFixture):
     vault.set_secret("storage-conn", SECRET)
-    env = env_for(vault, "@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)")
+    env = env_for("@Microsoft.KeyVault(VaultName=appvault;SecretName=storage-conn)")
     with caplog.at_level(logging.DEBUG):
         assert DATA_STORAGE.get(env) == SECRET
         logging.getLogger("tests.careless").warning("connecting with %s", SECRET)

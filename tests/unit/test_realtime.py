@@ -13,10 +13,10 @@ import azure.functions as func
 import numpy as np
 import pytest
 
-import triggers
 from shared import realtime
 from shared.errors import InputError
 from shared.model import clear_model_cache, load_model
+from triggers import model_http
 
 FEATURES = ("height",)
 MAX = 1024 * 1024
@@ -25,7 +25,7 @@ MAX = 1024 * 1024
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
     app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-    app.register_functions(triggers.bp)
+    app.register_functions(model_http.bp)
     return {f.get_function_name(): f for f in app.get_functions()}
 
 

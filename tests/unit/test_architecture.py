@@ -1,0 +1,145 @@
+"""The layering of DESIGN.md, checked on the source: who imports whom, and no import cycles.
+
+Imports are read with `ast` from every module of the app and of devhost, at any depth (a lazy import inside a
+function closes a cycle as surely as one at the top), so this needs no import of the app itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("shared", "triggers", "orchestrations", "activities", "devhost", "training")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _sources() -> dict[str, Path]:
+    modules = {"function_app": ROOT / "function_app.py"}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            modules[_module_name(path)] = path
+    return modules
+
+
+MODULES = _sources()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The project modules `name` imports (`from pkg import mod` counts as importing pkg.mod when it is one)."""
+    found: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_checker_sees_a_cycle_when_there_is_one():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_in_the_app_or_devhost():
+    assert _cycles(GRAPH) == []
+
+
+def test_the_settings_never_import_the_key_vault_resolver():
+    assert "shared.keyvault" not in GRAPH["shared.settings"]
+
+
+@pytest.mark.parametrize("layer", ["triggers", "orchestrations", "activities"])
+def test_function_modules_do_not_import_each_other(layer: str):
+    others = {"triggers", "orchestrations", "activities", "devhost", "function_app"} - {layer}
+    for name, imported in GRAPH.items():
+        if name.split(".")[0] == layer:
+            wrong = {target for target in imported if target.split(".")[0] in others}
+            assert not wrong, f"{name} imports {sorted(wrong)}"
+
+
+def test_shared_never_imports_functions_durable_or_devhost():
+    for name, path in MODULES.items():
+        if not name.startswith("shared"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for imported in names:
+                assert not imported.startswith(("azure.functions", "azure.durable_functions", "devhost")), (
+                    f"{name} imports {imported}"
+                )
+
+
+def test_each_function_module_holds_its_own_blueprint():
+    for package in ("triggers", "orchestrations", "activities"):
+        init = (ROOT / package / "__init__.py").read_text()
+        assert "Blueprint(" not in init, f"{package}/__init__.py defines a blueprint that modules import back"
+        for path in (ROOT / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert "bp = df.Blueprint()" in path.read_text(), f"{path.name} has no Blueprint of its own"
+                assert path.stem in (ROOT / "function_app.py").read_text(), f"function_app.py misses {path}"
