@@ -6,6 +6,7 @@ Run `make test` (and `make soak` for the long cases), then `python -m tests.rend
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -14,22 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "reports" / "reliability.json"
 TARGET = ROOT / "docs" / "reliability.md"
-NOTES = """## Defects found (open ones are strict xfail tests naming file and line)
-
-- `shared/csv_chunks.py` `read_header`: a header line holding a lone CR (classic Mac line endings) raises
-  `_csv.Error`, not ScoringError: the activity crashes and is retried instead of failing clearly.
-- `shared/csv_chunks.py` `_next_row_start_in_quotes`: realigning around one long quoted field with many line
-  breaks is quadratic (a 2 MiB field of 1M line breaks at 1 KiB chunks ran > 5 min).
-- `shared/shutdown_request.py` `parse_shutdown_body`: 100k-deep JSON raises RecursionError -> 500, not 400.
-- `constraints.txt` lacks `pandas==3.1.1` (pinned in requirements-dev.txt, installed): run `make lock`.
-- Fixed: `shared/realtime.py` (`POST /api/score`) and `devhost/eventgrid.py` (Event Grid webhook) answered
-  100k-deep JSON with a 500 (RecursionError); both now answer 400.
-- Unconfirmed: concurrent deliveries of the same new blob version could both call `start_new` (the loser gets
-  409 -> 500 to Event Grid, which redelivers); not reproduced in our runs (non-strict xfail).
-- An unterminated quote fails with "could not align chunk boundaries ... set SCORING_CHUNK_BYTES larger", which
-  is clear but misleading for that cause.
-
-## What survives a restart of the host
+NOTES = """## What survives a restart of the host
 
 The Durable engine of devhost is in memory: a running orchestration is lost when devhost stops. Blobs live in
 Azurite's data folder and survive; the input is intact and no partial predictions are ever committed (blocks
@@ -53,11 +39,34 @@ TITLES = {
 }
 
 
+def known_defects(tests_dir: Path = ROOT / "tests") -> list[str]:
+    """Every open defect, read from the tests themselves: each is an `xfail` marker with its reason."""
+    found: list[str] = []
+    for path in sorted(tests_dir.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "xfail"
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "mark"
+            ):
+                reason = next((k.value for k in node.keywords if k.arg == "reason"), None)
+                text = reason.value if isinstance(reason, ast.Constant) else "(no reason given)"
+                found.append(f"- `{path.relative_to(tests_dir.parent)}:{node.lineno}`: {text}")
+    return found
+
+
+def _defects_section(defects: list[str]) -> list[str]:
+    out = ["## Known defects", "", "Read from the `xfail` markers of the tests when this page was rendered.", ""]
+    return [*out, *(defects or ["None: every defect found so far has a fix and a test that guards it."]), ""]
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(data: dict[str, Any], notes: str = "") -> str:
+def render(data: dict[str, Any], notes: str = "", defects: list[str] | None = None) -> str:
     rows: list[dict[str, Any]] = list(data.get("rows", []))
     faults = sum(r["tries"] for r in rows if r["category"] == "fault")
     inputs = sum(r["tries"] for r in rows if r["category"] == "bad input")
@@ -103,6 +112,7 @@ def render(data: dict[str, Any], notes: str = "") -> str:
                 f"{r['data_duplicated']} | {r['seconds']:.1f} | `{_cell(test)}` |"
             )
         out.append("")
+    out += _defects_section(known_defects() if defects is None else defects)
     if notes.strip():
         out += [notes.strip(), ""]
     return "\n".join(out)
