@@ -21,7 +21,7 @@ from shared.errors import ScoringError
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
 MAX_REALIGN_ROUNDS = 2
 # Commits that found some staged blocks discarded by another run's commit (see chunk_scoring.commit_predictions).
-MAX_COMMIT_ROUNDS = 3
+MAX_COMMIT_ROUNDS = 5
 
 
 def _checked(result: dict[str, Any]) -> dict[str, Any]:

@@ -279,14 +279,23 @@ def commit_blocks(
     return str(result.get("etag", ""))
 
 
-def delete_blob(container: str, name: str, env: Mapping[str, str] | None = None) -> bool:
-    """Delete a blob if it exists; True if something was deleted (a repeat deletes nothing and succeeds)."""
-    from azure.core.exceptions import ResourceNotFoundError
+def delete_blob(
+    container: str, name: str, env: Mapping[str, str] | None = None, *, if_match: str | None = None
+) -> bool:
+    """Delete a blob if it exists; True if something was deleted (a repeat deletes nothing and succeeds).
 
+    With `if_match`, only that version is deleted: False when the blob was written since (it is left alone).
+    """
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+    kwargs: dict[str, Any] = {}
+    if if_match:
+        kwargs = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
     with _storage_errors("delete", container, name):
         try:
-            blob_service_client(env).get_blob_client(container, name).delete_blob()
-        except ResourceNotFoundError:
+            blob_service_client(env).get_blob_client(container, name).delete_blob(**kwargs)
+        except (ResourceNotFoundError, ResourceModifiedError):
             return False
     return True
 

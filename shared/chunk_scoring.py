@@ -621,7 +621,10 @@ def commit_predictions(
     target = (plan.errors_container, plan.errors_name) if over else (plan.output_container, plan.output_name)
 
     for _ in range(COMMIT_ATTEMPTS):
-        done = blobs.find_blob(*target, env)
+        # Both outputs are looked at before the input is checked: a newer version's run can then commit neither
+        # between this run's check and its (conditional) commits without making them fail.
+        errors_before = blobs.find_blob(plan.errors_container, plan.errors_name, env)
+        done = errors_before if over else blobs.find_blob(*target, env)
         if done is not None and done.metadata.get("run_key") == req.run_key:
             log.info("%s was already committed by this run", req.source)
             if over:
@@ -656,7 +659,7 @@ def commit_predictions(
                 return CommitResult(**{**result.__dict__, "committed": False, "restage": lost})
         try:
             if bad:
-                _commit_errors(plan, ordered, metadata, env)
+                _commit_errors(plan, ordered, metadata, errors_before, env)
             if over:
                 _delete_parts(plan, ordered, env)
                 raise ScoringError(reason)
@@ -673,10 +676,9 @@ def commit_predictions(
         except (OutputChangedError, BlocksLostError) as err:
             log.info("%s: %s; looking again", req.source, err)
             continue
-        if not bad:
-            stale = blobs.find_blob(plan.errors_container, plan.errors_name, env)
-            if stale is not None and stale.metadata.get("source_etag") != req.etag.strip('"'):
-                blobs.delete_blob(plan.errors_container, plan.errors_name, env)  # it described an older version
+        if not bad and errors_before is not None and _stale(errors_before, req, env):
+            # Deleted only as it was seen: a newer version's run may be writing its own errors CSV by now.
+            blobs.delete_blob(plan.errors_container, plan.errors_name, env, if_match=errors_before.etag)
         _delete_parts(plan, ordered, env)
         log.info(
             "committed %s/%s: %s rows, %s bad, model %s",
@@ -693,13 +695,25 @@ def commit_predictions(
     )
 
 
+def _same_source(output: blobs.BlobInfo, request: ScoringRequest) -> bool:
+    return output.metadata.get("source_etag", "").strip('"') == request.etag.strip('"')
+
+
+def _stale(errors: blobs.BlobInfo, request: ScoringRequest, env: Mapping[str, str] | None) -> bool:
+    """An errors CSV of another version, while the input still is this run's version: it describes an older one."""
+    if _same_source(errors, request):
+        return False
+    current = blobs.find_blob(request.container, request.name, env)
+    return current is not None and current.etag == request.etag
+
+
 def _superseded_by(output: blobs.BlobInfo, request: ScoringRequest) -> bool:
     """Whether `output`, committed by another run, already is what this run would write, or should win over it.
 
     Same input version and this run not forced (its predictions would be the same); or both forced and the other
     one requested later (force means "the newest request's predictions", whichever run ends first).
     """
-    if output.metadata.get("source_etag", "").strip('"') != request.etag.strip('"'):
+    if not _same_source(output, request):
         return False  # an older version's output (newer ones are refused earlier, by the input's ETag)
     return not request.force or output.metadata.get("requested", "") > request.requested
 
@@ -708,15 +722,15 @@ def _commit_errors(
     plan: ChunkPlan,
     ordered: Sequence[ChunkResult],
     metadata: Mapping[str, str],
+    before: blobs.BlobInfo | None,
     env: Mapping[str, str] | None,
 ) -> None:
-    """Stage the parts as blocks of the errors CSV and commit them, unless another run committed it meanwhile.
+    """Stage the parts as blocks of the errors CSV and commit them, unless it changed since `before` was seen.
 
     Raises OutputChangedError / BlocksLostError for the caller to look again; parts stay until the end, so
     staging them again is cheap.
     """
     req = plan.request
-    before = blobs.find_blob(plan.errors_container, plan.errors_name, env)
     blocks: list[str] = []
     lines_before = 0
     for r in ordered:

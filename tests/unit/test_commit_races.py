@@ -118,3 +118,15 @@ def test_a_run_of_a_replaced_version_commits_nothing(place: Place) -> None:
     with pytest.raises(SourceChangedError, match=f"x.csv was replaced by eTag {new_etag} while it was being scored"):
         commit(place, old, old_results)
     assert blobs.find_blob(place.out, place.name, place.env) is None
+
+
+def test_the_errors_csv_of_an_older_version_goes_when_the_new_version_has_no_bad_rows(place: Place) -> None:
+    blobs.upload(place.inp, place.name, DATA + b"2000,tall\n", env=place.env)
+    old = plan(place, "old")
+    assert commit(place, old, score(place, old)).bad_rows == 1
+    assert blobs.find_blob(place.err, place.name, place.env) is not None
+    blobs.upload(place.inp, place.name, DATA, env=place.env)
+    new = plan(place, "new")
+    assert commit(place, new, score(place, new)).bad_rows == 0
+    assert place.read_output() == EXPECTED
+    assert blobs.find_blob(place.err, place.name, place.env) is None
