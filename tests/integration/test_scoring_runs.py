@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 
 # Many small chunks scored one at a time: a run of a few hundred KB lasts long enough to start another beside it.
 CHUNK = 16 * 1024
-ROWS = 30_000
+ROWS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_force_while_the_first_run_is_scoring_leaves_one_complete_output(host: R
 
 
 def test_forced_runs_started_together_leave_one_complete_output(host: RunningHost) -> None:
-    source = people(ROWS, seed=32)
+    source = people(ROWS // 2, seed=32)
     name = unique("force-twice")
     etag = upload(host, name, source.data())
     ids = [start(host, {"container": INPUT, "name": name, "force": True}).json()["id"] for _ in range(3)]
