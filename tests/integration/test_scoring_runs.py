@@ -179,3 +179,26 @@ def test_a_file_that_is_not_utf8_says_so(host: RunningHost) -> None:
     assert run["runtimeStatus"] == "Failed"
     _no_service_xml(run["output"])
     assert f"{INPUT}/{name} is not UTF-8 text: byte 0xe9" in run["output"], run["output"]
+
+
+# Guards (these messages were already plain): what a user reads when a whole file cannot be scored.
+WHOLE_FILE = {
+    "utf-16": ("id,height\n1,170\n".encode("utf-16"), "is not UTF-8 text: byte 0xff at offset 0"),
+    "gzip": (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + bytes(range(256)) * 4, "is not UTF-8 text: byte 0x8b"),
+    "empty": (b"", "is empty: a header line naming the columns is required"),
+    "no-height": (b"id,weight\n1,70\n", "lacks column 'height' required by model"),
+    "unclosed-quote": (b'id,height,note\n1,170,"open\n2,180,x\n', "a quoted field is not closed"),
+}
+
+
+@pytest.mark.parametrize("case", WHOLE_FILE, ids=list(WHOLE_FILE))
+def test_whole_file_failures_say_what_is_wrong(host: RunningHost, case: str) -> None:
+    data, expected = WHOLE_FILE[case]
+    name = unique(f"whole-{case}")
+    upload(host, name, data)
+    response = start(host, {"container": INPUT, "name": name})
+    run = host.wait_for_completion(response.json()["statusQueryGetUri"])
+    assert run["runtimeStatus"] == "Failed"
+    _no_service_xml(run["output"])
+    assert f"{INPUT}/{name}" in run["output"] and expected in run["output"], run["output"]
+    assert download(host, OUTPUT, name) is None
