@@ -2,6 +2,8 @@
 
 Both start `scoring_orchestrator` under an id derived from the blob version, so a redelivered event or a repeated
 request finds the run that exists instead of starting another; a Failed or Terminated run may be started again.
+`force` starts another run of the version that supersedes the runs before it: their predictions never stay over
+its own (the commit step settles it; see shared/chunk_scoring.commit_predictions).
 """
 
 from __future__ import annotations
