@@ -21,6 +21,8 @@ bp = df.Blueprint()
 # (bad input) fails the same way three times within seconds and the run reports it.
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
 MAX_REALIGN_ROUNDS = 2
+# Commits that found some staged blocks discarded by another run's commit (see chunk_scoring.commit_predictions).
+MAX_COMMIT_ROUNDS = 5
 
 
 def _checked(result: dict[str, Any]) -> dict[str, Any]:
@@ -144,13 +146,27 @@ def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
             "rows": sum(int(r["rows"]) for r in results),
         }
     )
-    committed = _checked(
-        (
-            yield context.call_activity_with_retry(
-                names.COMMIT_PREDICTIONS, RETRY, {"plan": plan, "results": results, "trace": trace}
+    for _ in range(MAX_COMMIT_ROUNDS):
+        committed = _checked(
+            (
+                yield context.call_activity_with_retry(
+                    names.COMMIT_PREDICTIONS, RETRY, {"plan": plan, "results": results, "trace": trace}
+                )
             )
         )
-    )
+        lost = set(committed.get("restage") or [])
+        if not lost:
+            break
+        # Another run of this output committed first, which discarded the blocks this run had staged (Azure keeps
+        # only the blocks a commit lists). Score those chunks again, quietly, and commit again.
+        rescored = yield from _score(context, plan, [c for c in plan["chunks"] if c[0] in lost], {**run, "quiet": True})
+        by_index = {r["index"]: r for r in results} | {r["index"]: r for r in rescored}
+        results = [by_index[c[0]] for c in plan["chunks"]]
+    else:
+        raise ScoringError(
+            f"{request['container']}/{request['name']}: other runs of the same output kept committing while this "
+            f"run committed ({MAX_COMMIT_ROUNDS} rounds); score the file again (POST /api/scoring with force)"
+        )
     context.set_custom_status(
         {"stage": "done", "chunks_done": len(results), "chunks_total": len(results), "rows": committed["rows"]}
     )

@@ -2,6 +2,8 @@
 
 Every write here is safe to repeat (Durable runs activities at least once): blocks are staged under ids
 derived from the chunk, block lists are committed whole, deletes and container creation ignore "already done".
+Storage errors leave this module as our own errors (StorageError and subclasses, SourceChangedError) whose
+messages name the blob and the service's error code: never the service's XML body.
 """
 
 from __future__ import annotations
@@ -9,12 +11,20 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import settings
-from shared.errors import NotFoundError, ScoringError, SettingsError
+from shared.errors import (
+    BlocksLostError,
+    NotFoundError,
+    OutputChangedError,
+    SettingsError,
+    SourceChangedError,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -54,6 +64,43 @@ def blob_service_client(env: Mapping[str, str] | None = None) -> BlobServiceClie
         return client
 
 
+def _etag(etag: str) -> str:
+    """An ETag as Event Grid and our messages show it: without the HTTP quotes."""
+    return etag.strip('"')
+
+
+@contextmanager
+def _storage_errors(action: str, container: str, name: str = "") -> Iterator[None]:
+    """Turn azure-core's errors (their str() carries the service's XML body) into a StorageError naming the blob."""
+    from azure.core.exceptions import AzureError, HttpResponseError
+
+    try:
+        yield
+    except HttpResponseError as err:
+        code = getattr(err, "error_code", None) or err.reason or "no error code"
+        where = f"{container}/{name}" if name else container
+        raise StorageError(f"blob storage could not {action} {where}: {code} (HTTP {err.status_code})") from err
+    except AzureError as err:
+        # No HTTP answer at all (connection refused, timeout): the first line says which.
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        where = f"{container}/{name}" if name else container
+        raise StorageError(f"blob storage could not {action} {where}: {first}") from err
+
+
+def source_changed(container: str, name: str, etag: str, env: Mapping[str, str] | None = None) -> SourceChangedError:
+    """What became of an input blob that no longer has `etag`, in plain words: deleted, or replaced by which eTag."""
+    current = find_blob(container, name, env)
+    if current is None:
+        return SourceChangedError(
+            f"{container}/{name} was deleted while it was being scored (this run scored eTag {_etag(etag)}); "
+            "nothing was committed"
+        )
+    return SourceChangedError(
+        f"{container}/{name} was replaced by eTag {_etag(current.etag)} while it was being scored (this run scored "
+        f"eTag {_etag(etag)}); nothing was committed: the new version's own upload event scores it"
+    )
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     """What scoring needs to know about a blob before reading it."""
@@ -77,11 +124,12 @@ def ensure_container(container: str, env: Mapping[str, str] | None = None) -> No
     """Create `container` if it does not exist (idempotent, also under a race with another writer)."""
     from azure.core.exceptions import ResourceExistsError
 
-    try:
-        blob_service_client(env).create_container(container)
-        log.info("created container %s", container)
-    except ResourceExistsError:
-        pass
+    with _storage_errors("create container", container):
+        try:
+            blob_service_client(env).create_container(container)
+            log.info("created container %s", container)
+        except ResourceExistsError:
+            pass
 
 
 def blob_info(container: str, name: str, env: Mapping[str, str] | None = None) -> BlobInfo:
@@ -89,10 +137,11 @@ def blob_info(container: str, name: str, env: Mapping[str, str] | None = None) -
     from azure.core.exceptions import ResourceNotFoundError
 
     client = blob_service_client(env).get_blob_client(container, name)
-    try:
-        props = client.get_blob_properties()
-    except ResourceNotFoundError as err:
-        raise NotFoundError(f"blob {container}/{name} does not exist") from err
+    with _storage_errors("read the properties of", container, name):
+        try:
+            props = client.get_blob_properties()
+        except ResourceNotFoundError as err:
+            raise NotFoundError(f"blob {container}/{name} does not exist") from err
     return BlobInfo(
         container=container,
         name=name,
@@ -120,7 +169,7 @@ def read_range(
     etag: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> bytes:
-    """Bytes [start, end) of a blob; with `etag`, fails with ScoringError if the blob changed since."""
+    """Bytes [start, end) of a blob; with `etag`, SourceChangedError (deleted / replaced) if it changed since."""
     if end <= start:
         return b""
     from azure.core import MatchConditions
@@ -130,15 +179,16 @@ def read_range(
     kwargs: dict[str, Any] = {}
     if etag:
         kwargs = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-    try:
-        return bytes(client.download_blob(offset=start, length=end - start, **kwargs).readall())
-    except ResourceModifiedError as err:
-        raise ScoringError(
-            f"blob {container}/{name} changed while it was being scored (expected ETag {etag}); "
-            "the new version is scored by its own run"
-        ) from err
-    except ResourceNotFoundError as err:
-        raise NotFoundError(f"blob {container}/{name} does not exist (any more)") from err
+    with _storage_errors("read", container, name):
+        try:
+            return bytes(client.download_blob(offset=start, length=end - start, **kwargs).readall())
+        except ResourceModifiedError:
+            pass  # the blob no longer has `etag`
+        except ResourceNotFoundError as err:
+            if not etag:
+                raise NotFoundError(f"blob {container}/{name} does not exist") from err
+    # A deleted blob answers a conditional read with 404 or 412, depending on the service: look which it was.
+    raise source_changed(container, name, etag or "", env)
 
 
 def upload(
@@ -153,17 +203,32 @@ def upload(
     """Write a whole (small) blob, replacing any previous content."""
     from azure.storage.blob import ContentSettings
 
-    blob_service_client(env).get_blob_client(container, name).upload_blob(
-        data,
-        overwrite=True,
-        content_settings=ContentSettings(content_type=content_type),
-        metadata=dict(metadata or {}),
-    )
+    with _storage_errors("write", container, name):
+        blob_service_client(env).get_blob_client(container, name).upload_blob(
+            data,
+            overwrite=True,
+            content_settings=ContentSettings(content_type=content_type),
+            metadata=dict(metadata or {}),
+        )
 
 
 def stage_block(container: str, name: str, block: str, data: bytes, env: Mapping[str, str] | None = None) -> None:
     """Stage `data` as uncommitted block `block` of a blob; staging the same id again replaces it."""
-    blob_service_client(env).get_blob_client(container, name).stage_block(block, data, length=len(data))
+    with _storage_errors("stage a block of", container, name):
+        blob_service_client(env).get_blob_client(container, name).stage_block(block, data, length=len(data))
+
+
+def uncommitted_blocks(container: str, name: str, env: Mapping[str, str] | None = None) -> set[str]:
+    """Ids of the blob's staged, not yet committed blocks (empty when there is no such blob)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    client = blob_service_client(env).get_blob_client(container, name)
+    with _storage_errors("list the staged blocks of", container, name):
+        try:
+            _, uncommitted = client.get_block_list("uncommitted")
+        except ResourceNotFoundError:
+            return set()
+    return {str(b.id) for b in uncommitted}
 
 
 def commit_blocks(
@@ -174,40 +239,64 @@ def commit_blocks(
     content_type: str = "text/csv",
     metadata: Mapping[str, str] | None = None,
     if_match: str | None = None,
+    if_missing: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> str:
     """Make the blob exactly `blocks` in this order, atomically; returns the new ETag.
 
     Committing the same list twice gives the same blob (committed blocks can be listed again).
-    With `if_match`, the commit fails unless the blob still has that ETag (ResourceModifiedError).
+    With `if_match` (the blob must still have that ETag) or `if_missing` (the blob must not exist yet) the commit
+    happens only if nobody committed the blob since the caller looked: OutputChangedError otherwise.
+    BlocksLostError when a listed block is neither staged nor committed (another commit discarded it).
     """
     from azure.core import MatchConditions
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
     from azure.storage.blob import BlobBlock, ContentSettings
 
     kwargs: dict[str, Any] = {}
     if if_match:
         kwargs = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
-    result = (
-        blob_service_client(env)
-        .get_blob_client(container, name)
-        .commit_block_list(
-            [BlobBlock(block_id=b) for b in blocks],
-            content_settings=ContentSettings(content_type=content_type),
-            metadata=dict(metadata or {}),
-            **kwargs,
-        )
-    )
+    elif if_missing:
+        kwargs = {"match_condition": MatchConditions.IfMissing}
+    client = blob_service_client(env).get_blob_client(container, name)
+    with _storage_errors("commit", container, name):
+        try:
+            result = client.commit_block_list(
+                [BlobBlock(block_id=b) for b in blocks],
+                content_settings=ContentSettings(content_type=content_type),
+                metadata=dict(metadata or {}),
+                **kwargs,
+            )
+        except (ResourceModifiedError, ResourceExistsError) as err:
+            # 412 for If-Match; If-None-Match: * on an existing blob answers 409 BlobAlreadyExists.
+            raise OutputChangedError(f"{container}/{name} was committed by another run meanwhile") from err
+        except HttpResponseError as err:
+            if getattr(err, "error_code", None) != "InvalidBlockList":
+                raise
+            raise BlocksLostError(
+                f"the staged blocks of {container}/{name} were discarded by another run's commit"
+            ) from err
     return str(result.get("etag", ""))
 
 
-def delete_blob(container: str, name: str, env: Mapping[str, str] | None = None) -> bool:
-    """Delete a blob if it exists; True if something was deleted (a repeat deletes nothing and succeeds)."""
-    from azure.core.exceptions import ResourceNotFoundError
+def delete_blob(
+    container: str, name: str, env: Mapping[str, str] | None = None, *, if_match: str | None = None
+) -> bool:
+    """Delete a blob if it exists; True if something was deleted (a repeat deletes nothing and succeeds).
 
-    try:
-        blob_service_client(env).get_blob_client(container, name).delete_blob()
-    except ResourceNotFoundError:
-        return False
+    With `if_match`, only that version is deleted: False when the blob was written since (it is left alone).
+    """
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+    kwargs: dict[str, Any] = {}
+    if if_match:
+        kwargs = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+    with _storage_errors("delete", container, name):
+        try:
+            blob_service_client(env).get_blob_client(container, name).delete_blob(**kwargs)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
     return True
 
 
@@ -215,7 +304,8 @@ def list_names(container: str, prefix: str, env: Mapping[str, str] | None = None
     """Names of the blobs under `prefix` (empty when the container does not exist)."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    try:
-        return [b.name for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)]
-    except ResourceNotFoundError:
-        return []
+    with _storage_errors("list", container):
+        try:
+            return [b.name for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)]
+        except ResourceNotFoundError:
+            return []

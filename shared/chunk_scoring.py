@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import blobs
 from shared.csv_chunks import ChunkRange, CsvHeader, plan_chunks, realign
-from shared.errors import ScoringError
+from shared.errors import BlocksLostError, NotFoundError, OutputChangedError, ScoringError, SourceChangedError
 from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 if TYPE_CHECKING:
@@ -421,11 +421,17 @@ def plan_scoring(
     env: Mapping[str, str] | None = None,
 ) -> ChunkPlan:
     """Read the blob's properties and header, check the model's columns, and plan line-aligned chunks."""
-    info = blobs.blob_info(request.container, request.name, env)
+    info = blobs.find_blob(request.container, request.name, env)
+    if info is None and request.etag:
+        raise SourceChangedError(
+            f"{request.source} was deleted before it was scored (the run was for eTag {request.etag.strip(chr(34))})"
+        )
+    if info is None:
+        raise NotFoundError(f"blob {request.source} does not exist")
     if request.etag and info.etag.strip('"') != request.etag.strip('"'):
-        raise ScoringError(
-            f"{request.source} has changed (ETag {info.etag}, event said {request.etag}); "
-            "the new version is scored by its own run"
+        raise SourceChangedError(
+            f"{request.source} was replaced by eTag {info.etag.strip(chr(34))} before it was scored (the run was "
+            f"for eTag {request.etag.strip(chr(34))}); nothing was committed: the new version's own event scores it"
         )
     request = ScoringRequest(
         account=request.account,
@@ -435,6 +441,7 @@ def plan_scoring(
         size=info.size,
         force=request.force,
         run_id=request.run_id,
+        requested=request.requested,
     )
 
     def read(start: int, end: int) -> bytes:
@@ -540,6 +547,10 @@ def score_chunk(
     )
 
 
+# Rounds of "look at the output, commit if still right" when other runs keep committing in between.
+COMMIT_ATTEMPTS = 5
+
+
 def commit_predictions(
     plan: ChunkPlan,
     results: Sequence[ChunkResult],
@@ -553,6 +564,21 @@ def commit_predictions(
 
     Safe to run again: a blob already committed by this run is reported, not rewritten. Over the error
     threshold only the errors CSV is committed and ScoringError says why.
+
+    Several runs may score one output at once (a forced run beside the first run of a version, events of two
+    versions close together). Committing a block list discards every block of the blob that it does not list,
+    so each run stages its blocks under ids of its own (`run_key`) and commits optimistically: it looks at the
+    output, decides, and commits with If-Match on the ETag it saw (If-None-Match when there was no output).
+    Storage enforces that nobody committed in between, with any number of workers and without locks that a
+    lost worker could leave held. The decision:
+
+    - the input no longer has this run's eTag (deleted or replaced): fail saying so; the newer version's run
+      writes its output, and an older run can never overwrite it;
+    - the output already holds this version from another run and this run is not forced, or it was forced before
+      the run that wrote the output: nothing to write, the run ends "superseded" (committed false); otherwise a
+      forced run writes its own predictions over it (force supersedes, whichever run ends first);
+    - another run's commit discarded some of this run's staged blocks: `restage` lists those chunks, which the
+      orchestrator scores again before committing again.
     """
     req = plan.request
     by_index = {r.index: r for r in results}
@@ -590,62 +616,120 @@ def commit_predictions(
         "model_version": _ascii(model_version),
         "run_id": _ascii(req.run_id),
         "run_key": req.run_key,
+        "requested": req.requested,
     }
+    target = (plan.errors_container, plan.errors_name) if over else (plan.output_container, plan.output_name)
 
-    done = blobs.find_blob(
-        plan.errors_container if over else plan.output_container,
-        plan.errors_name if over else plan.output_name,
-        env,
-    )
-    if done is not None and done.metadata.get("run_key") == req.run_key:
-        log.info("%s was already committed by this run", req.source)
-        if over:
-            raise ScoringError(reason)
-        return CommitResult(**{**result.__dict__, "etag": done.etag})
+    for _ in range(COMMIT_ATTEMPTS):
+        # Both outputs are looked at before the input is checked: a newer version's run can then commit neither
+        # between this run's check and its (conditional) commits without making them fail.
+        errors_before = blobs.find_blob(plan.errors_container, plan.errors_name, env)
+        done = errors_before if over else blobs.find_blob(*target, env)
+        if done is not None and done.metadata.get("run_key") == req.run_key:
+            log.info("%s was already committed by this run", req.source)
+            if over:
+                raise ScoringError(reason)
+            return CommitResult(**{**result.__dict__, "etag": done.etag})
 
-    current = blobs.blob_info(req.container, req.name, env)
-    if current.etag != req.etag:
-        raise ScoringError(
-            f"{req.source} changed while it was being scored (ETag {current.etag}, scored {req.etag}); "
-            "the new version is scored by its own run"
-        )
+        current = blobs.find_blob(req.container, req.name, env)
+        if current is None or current.etag != req.etag:
+            _delete_parts(plan, ordered, env)
+            raise blobs.source_changed(req.container, req.name, req.etag, env)
 
-    if bad:
-        _commit_errors(plan, ordered, metadata, env)
-    if over:
+        if not over and done is not None and _superseded_by(done, req):
+            _delete_parts(plan, ordered, env)
+            other = done.metadata.get("run_id", "another run")
+            log.info("%s: %s/%s already holds this version, from run %s", req.source, *target, other)
+            return CommitResult(
+                **{
+                    **result.__dict__,
+                    "committed": False,
+                    "etag": done.etag,
+                    "reason": f"superseded: {plan.output_container}/{plan.output_name} already holds the "
+                    f"predictions of this version (eTag {req.etag.strip(chr(34))}) from run {other}",
+                }
+            )
+
+        blocks = [r.output_block for r in ordered if r.output_block]
+        if not over:
+            staged = blobs.uncommitted_blocks(plan.output_container, plan.output_name, env)
+            lost = [r.index for r in ordered if r.output_block and r.output_block not in staged]
+            if lost:
+                log.info("%s: %s staged blocks were discarded by another run's commit", req.source, len(lost))
+                return CommitResult(**{**result.__dict__, "committed": False, "restage": lost})
+        try:
+            if bad:
+                _commit_errors(plan, ordered, metadata, errors_before, env)
+            if over:
+                _delete_parts(plan, ordered, env)
+                raise ScoringError(reason)
+            etag = blobs.commit_blocks(
+                plan.output_container,
+                plan.output_name,
+                blocks,
+                content_type=plan.content_type,
+                metadata=metadata,
+                if_match=done.etag if done is not None else None,
+                if_missing=done is None,
+                env=env,
+            )
+        except (OutputChangedError, BlocksLostError) as err:
+            log.info("%s: %s; looking again", req.source, err)
+            continue
+        if not bad and errors_before is not None and _stale(errors_before, req, env):
+            # Deleted only as it was seen: a newer version's run may be writing its own errors CSV by now.
+            blobs.delete_blob(plan.errors_container, plan.errors_name, env, if_match=errors_before.etag)
         _delete_parts(plan, ordered, env)
-        raise ScoringError(reason)
-    blocks = [r.output_block for r in ordered if r.output_block]
-    etag = blobs.commit_blocks(
-        plan.output_container,
-        plan.output_name,
-        blocks,
-        content_type=plan.content_type,
-        metadata=metadata,
-        env=env,
+        log.info(
+            "committed %s/%s: %s rows, %s bad, model %s",
+            plan.output_container,
+            plan.output_name,
+            rows,
+            bad,
+            model,
+        )
+        return CommitResult(**{**result.__dict__, "etag": etag})
+    raise ScoringError(
+        f"cannot commit {plan.output_container}/{plan.output_name}: other runs committed it {COMMIT_ATTEMPTS} "
+        "times while this run tried; score the file again (POST /api/scoring with force)"
     )
-    if not bad:
-        stale = blobs.find_blob(plan.errors_container, plan.errors_name, env)
-        if stale is not None and stale.metadata.get("source_etag") != req.etag.strip('"'):
-            blobs.delete_blob(plan.errors_container, plan.errors_name, env)  # it described an older version
-    _delete_parts(plan, ordered, env)
-    log.info(
-        "committed %s/%s: %s rows, %s bad, model %s",
-        plan.output_container,
-        plan.output_name,
-        rows,
-        bad,
-        model,
-    )
-    return CommitResult(**{**result.__dict__, "etag": etag})
+
+
+def _same_source(output: blobs.BlobInfo, request: ScoringRequest) -> bool:
+    return output.metadata.get("source_etag", "").strip('"') == request.etag.strip('"')
+
+
+def _stale(errors: blobs.BlobInfo, request: ScoringRequest, env: Mapping[str, str] | None) -> bool:
+    """An errors CSV of another version, while the input still is this run's version: it describes an older one."""
+    if _same_source(errors, request):
+        return False
+    current = blobs.find_blob(request.container, request.name, env)
+    return current is not None and current.etag == request.etag
+
+
+def _superseded_by(output: blobs.BlobInfo, request: ScoringRequest) -> bool:
+    """Whether `output`, committed by another run, already is what this run would write, or should win over it.
+
+    Same input version and this run not forced (its predictions would be the same); or both forced and the other
+    one requested later (force means "the newest request's predictions", whichever run ends first).
+    """
+    if not _same_source(output, request):
+        return False  # an older version's output (newer ones are refused earlier, by the input's ETag)
+    return not request.force or output.metadata.get("requested", "") > request.requested
 
 
 def _commit_errors(
     plan: ChunkPlan,
     ordered: Sequence[ChunkResult],
     metadata: Mapping[str, str],
+    before: blobs.BlobInfo | None,
     env: Mapping[str, str] | None,
 ) -> None:
+    """Stage the parts as blocks of the errors CSV and commit them, unless it changed since `before` was seen.
+
+    Raises OutputChangedError / BlocksLostError for the caller to look again; parts stay until the end, so
+    staging them again is cheap.
+    """
     req = plan.request
     blocks: list[str] = []
     lines_before = 0
@@ -663,7 +747,15 @@ def _commit_errors(
             blobs.stage_block(plan.errors_container, plan.errors_name, block, data, env)
             blocks.append(block)
         lines_before += r.lines
-    blobs.commit_blocks(plan.errors_container, plan.errors_name, blocks, metadata=metadata, env=env)
+    blobs.commit_blocks(
+        plan.errors_container,
+        plan.errors_name,
+        blocks,
+        metadata=metadata,
+        if_match=before.etag if before is not None else None,
+        if_missing=before is None,
+        env=env,
+    )
 
 
 def _delete_parts(plan: ChunkPlan, ordered: Sequence[ChunkResult], env: Mapping[str, str] | None) -> None:

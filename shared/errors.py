@@ -27,3 +27,19 @@ class ComputeError(AppError):
 
 class ScoringError(AppError):
     """A scoring run cannot complete (bad input beyond the error threshold, missing columns, ...)."""
+
+
+class StorageError(AppError):
+    """Blob storage refused or failed an operation; the message names the blob and the service's error code."""
+
+
+class OutputChangedError(StorageError):
+    """A conditional commit lost a race: another run committed the blob since this run looked at it."""
+
+
+class BlocksLostError(StorageError):
+    """Staged blocks of this run are gone: another run's commit of the same blob discarded them."""
+
+
+class SourceChangedError(ScoringError):
+    """The input blob was deleted or replaced while a run was scoring it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.csv_chunks import ChunkRange, CsvHeader
@@ -20,6 +20,9 @@ class ScoringRequest:
     size: int
     force: bool = False
     run_id: str = ""
+    # When a forced run was requested (UTC, fixed-width text, so it sorts): of two forced runs of one version,
+    # the later request's predictions are the ones that stay.
+    requested: str = ""
 
     @property
     def source(self) -> str:
@@ -44,6 +47,7 @@ class ScoringRequest:
             size=int(data.get("size", 0)),
             force=bool(data.get("force", False)),
             run_id=str(data.get("run_id", "")),
+            requested=str(data.get("requested", "")),
         )
 
 
@@ -149,6 +153,8 @@ class CommitResult:
     model: str = ""
     reason: str = ""
     chunks: int = 0
+    # Chunks whose staged blocks another run's commit discarded: score them again, then commit again.
+    restage: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

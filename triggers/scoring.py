@@ -2,6 +2,8 @@
 
 Both start `scoring_orchestrator` under an id derived from the blob version, so a redelivered event or a repeated
 request finds the run that exists instead of starting another; a Failed or Terminated run may be started again.
+`force` starts another run of the version that supersedes the runs before it: their predictions never stay over
+its own (the commit step settles it; see shared/chunk_scoring.commit_predictions).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -162,7 +165,15 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         response: func.HttpResponse = client.create_check_status_response(req, instance_id)
         return response
     request = ScoringRequest(
-        account=account, container=body.container, name=body.name, etag=etag, size=info.size, force=body.force
+        account=account,
+        container=body.container,
+        name=body.name,
+        etag=etag,
+        size=info.size,
+        force=body.force,
+        # Force supersedes: of the runs of this version, the latest forced request's predictions stay (the commit
+        # step compares this stamp; see chunk_scoring.commit_predictions).
+        requested=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if body.force else "",
     )
     if await _start_once(client, instance_id, _run_input(request.to_dict())):
         log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)

@@ -567,7 +567,7 @@ def test_an_event_for_a_version_already_replaced_commits_nothing(one_chunk_host:
     assert deliver(host, [blob_event(host, name, etag_old, len(old.data()))]).status_code == 202
     stale = wait_for_run(host, name)
     assert stale["runtimeStatus"] == "Failed"
-    assert "changed" in stale["output"] and f"{INPUT}/{name}" in stale["output"]
+    assert f"{INPUT}/{name} was replaced by eTag {etag_new} before it was scored" in stale["output"]
     assert download(host, OUTPUT, name) is None
     assert deliver(host, [blob_event(host, name, etag_new, len(new.data()))]).status_code == 202
     latest = next(r for r in wait_for_runs(host, name, 2) if r["input"]["request"]["etag"] == etag_new)

@@ -9,7 +9,7 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.errors import NotFoundError, ScoringError
+from shared.errors import BlocksLostError, NotFoundError, OutputChangedError, SourceChangedError, StorageError
 
 
 @pytest.fixture
@@ -54,7 +54,11 @@ def test_read_range_refuses_a_changed_blob(env: dict[str, str], container: str) 
     etag = blobs.blob_info(container, "in.csv", env).etag
     assert blobs.read_range(container, "in.csv", 4, 8, etag=etag, env=env) == b"1,2\n"
     blobs.upload(container, "in.csv", b"a,b\n3,4\n", env=env)
-    with pytest.raises(ScoringError, match="changed while it was being scored"):
+    new_etag = blobs.blob_info(container, "in.csv", env).etag.strip('"')
+    with pytest.raises(SourceChangedError, match=f"{container}/in.csv was replaced by eTag {new_etag} while"):
+        blobs.read_range(container, "in.csv", 4, 8, etag=etag, env=env)
+    blobs.delete_blob(container, "in.csv", env)
+    with pytest.raises(SourceChangedError, match=f"{container}/in.csv was deleted while it was being scored"):
         blobs.read_range(container, "in.csv", 4, 8, etag=etag, env=env)
 
 
@@ -64,3 +68,28 @@ def test_missing_blob_and_repeated_delete(env: dict[str, str], container: str) -
     blobs.upload(container, "x.csv", b"x", env=env)
     assert blobs.delete_blob(container, "x.csv", env) is True
     assert blobs.delete_blob(container, "x.csv", env) is False
+
+
+def test_a_commit_that_discards_another_writers_blocks_is_caught(env: dict[str, str], container: str) -> None:
+    # Two writers stage blocks of one blob; the first commit discards the second's staged blocks (as Azure does).
+    first, second = blobs.block_id(0, "aaaaaaaaaaaaaaaa"), blobs.block_id(0, "bbbbbbbbbbbbbbbb")
+    blobs.stage_block(container, "out.csv", first, b"first;", env)
+    blobs.stage_block(container, "out.csv", second, b"second;", env)
+    assert blobs.uncommitted_blocks(container, "out.csv", env) == {first, second}
+    etag = blobs.commit_blocks(container, "out.csv", [first], if_missing=True, env=env)
+    assert blobs.uncommitted_blocks(container, "out.csv", env) == set()
+    with pytest.raises(OutputChangedError, match=f"{container}/out.csv was committed by another run"):
+        blobs.commit_blocks(container, "out.csv", [second], if_missing=True, env=env)
+    with pytest.raises(BlocksLostError, match="discarded by another run's commit") as lost:
+        blobs.commit_blocks(container, "out.csv", [second], if_match=etag, env=env)
+    assert "<?xml" not in str(lost.value) and "RequestId" not in str(lost.value)
+    with pytest.raises(OutputChangedError):
+        blobs.commit_blocks(container, "out.csv", [first], if_match='"0x1"', env=env)
+
+
+def test_storage_errors_name_the_blob_and_code_without_the_service_body(env: dict[str, str]) -> None:
+    with pytest.raises(StorageError) as refused:
+        blobs.stage_block("no-such-container-x", "a.csv", blobs.block_id(0), b"x", env)
+    message = str(refused.value)
+    assert message.startswith("blob storage could not stage a block of no-such-container-x/a.csv: ContainerNotFound")
+    assert "<?xml" not in message and "RequestId" not in message
