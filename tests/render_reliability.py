@@ -52,7 +52,7 @@ def known_defects(tests_dir: Path = ROOT / "tests") -> list[str]:
                 and node.func.value.attr == "mark"
             ):
                 reason = next((k.value for k in node.keywords if k.arg == "reason"), None)
-                text = reason.value if isinstance(reason, ast.Constant) else "(no reason given)"
+                text = str(reason.value) if isinstance(reason, ast.Constant) else "(no reason given)"
                 found.append(f"- `{path.relative_to(tests_dir.parent)}:{node.lineno}`: {text}")
     return found
 
