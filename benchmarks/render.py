@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.core import Measure, Result
-from benchmarks.svg import render_svg
+from benchmarks.core import Measure, Plot, Result
+from benchmarks.svg import RangeMap, render_svg
 
 
 def fmt(value: float | None) -> str:
@@ -170,13 +170,42 @@ def render_page(results: Sequence[Result], plot_prefix: str, run_info: Mapping[s
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300)
+
+
+def point_ranges(result: Result, plot: Plot) -> list[RangeMap]:
+    """Min-max over the runs behind each plotted median, found among the result's measures.
+
+    A plot stores medians only; the runs are in the measures. A point is a measure's median (its range is the
+    samples' min-max) or a rate x / median (its range is x / max .. x / min). Points no measure explains (a
+    theoretical line, an extrapolation from one run) get no range.
+    """
+    measures = [m for m in result.measures if len(m.samples) >= 2 and m.median]
+    out: list[RangeMap] = []
+    for series in plot.series:
+        found: RangeMap = {}
+        for x, y in series.points:
+            for m in measures:
+                median = float(m.median or 0.0)
+                low, high = min(m.samples), max(m.samples)
+                if _close(median, y):
+                    found[x] = (low, high)
+                    break
+                if low > 0 and _close(x / median, y):
+                    found[x] = (x / high, x / low)
+                    break
+        out.append(found)
+    return out
+
+
 def write_page(
     results: Sequence[Result], doc_path: Path, results_dir: Path, run_info: Mapping[str, Any] | None
 ) -> None:
     """Write the SVG plots beside the results and the page that links them."""
     for result in results:
         for plot in result.plots:
-            (results_dir / plot.file).write_text(render_svg(plot), encoding="utf-8")
+            (results_dir / plot.file).write_text(render_svg(plot, point_ranges(result, plot)), encoding="utf-8")
     prefix = os.path.relpath(results_dir, doc_path.parent).replace(os.sep, "/") + "/"
     doc_path.parent.mkdir(parents=True, exist_ok=True)
     doc_path.write_text(render_page(results, prefix, run_info), encoding="utf-8")
