@@ -85,10 +85,12 @@ async def _instance_statuses(client: df.DurableOrchestrationClient, now: datetim
     listed = await client.get_status_by(created_time_from=now - INSTANCE_WINDOW)
     scoring = [s for s in listed if s.name == names.SCORING_ORCHESTRATOR]
     scoring.sort(key=lambda s: s.created_time or now, reverse=True)
+    # Reconcile runs (the schedules feature) show while they run too, whatever their orchestrator's exact name.
     live = [
         s
         for s in listed
-        if s.name == names.SHUTDOWN_ORCHESTRATOR and getattr(s.runtime_status, "name", "") in dashboard.LIVE_STATUSES
+        if (s.name == names.SHUTDOWN_ORCHESTRATOR or "reconcile" in (s.name or ""))
+        and getattr(s.runtime_status, "name", "") in dashboard.LIVE_STATUSES
     ]
     wanted = [s.instance_id for s in scoring[:SCORING_RUNS_SHOWN] + live if s.instance_id]
     details = await asyncio.gather(*(client.get_status(i, show_input=True) for i in wanted))

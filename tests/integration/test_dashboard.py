@@ -275,6 +275,29 @@ def test_a_person_sees_the_runs_the_instances_and_the_scoring_in_a_real_browser(
     assert SCREENSHOT.stat().st_size > 20_000
 
 
+def test_a_shutdown_in_progress_is_shown_and_the_page_refreshes_itself(site: Site) -> None:
+    host = site.host
+    site.arm.reload(FLEET)
+    site.arm.transition_seconds = 6.0
+    try:
+        response = host.request("POST", "/api/shutdown", data=b"{}")
+        assert response.status_code == 202, response.text
+        urls = response.json()
+        deadline = time.monotonic() + 30
+        page = ""
+        while time.monotonic() < deadline:
+            page = host.request("GET", "/api/dashboard").text
+            if "Running now" in page and "instances done" in page:
+                break
+            time.sleep(0.3)
+        assert f"Running now: shutdown_orchestrator <code>{urls['id']}</code>" in page, page[:3000]
+        assert "<meta http-equiv=refresh content=10>" in page
+        host.wait_for_completion(urls["statusQueryGetUri"], timeout=60)
+        assert "Running now" not in host.request("GET", "/api/dashboard").text
+    finally:
+        site.arm.transition_seconds = 0.3
+
+
 def test_bad_parameters_are_named_and_files_outside_the_scoring_containers_are_refused(site: Site) -> None:
     host = site.host
     month = host.request("GET", "/api/dashboard?month=2026-13")
