@@ -261,6 +261,8 @@ def render_page(page: Page, link: LinkFn) -> str:
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
+        # Links carry `?code=` (the function key): never send them on as a Referer.
+        "<meta name=referrer content=no-referrer>",
         # Refresh while something runs, so progress moves without any script.
         "<meta http-equiv=refresh content=10>" if live else "",
         "<title>Operations dashboard</title><style>",
