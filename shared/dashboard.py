@@ -430,10 +430,10 @@ def daily_savings(reports: Iterable[SavedReport], month: str) -> tuple[dict[str,
     return per_day, currency, unestimated
 
 
-def _nice_max(value: float) -> float:
+def _nice_step(value: float) -> float:
     """The smallest 1, 2, 2.5 or 5 x 10^k at or above `value`: round axis ticks."""
     if value <= 0:
-        return 1.0
+        return 0.25
     magnitude = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if step * magnitude >= value * (1 - 1e-12):
@@ -445,16 +445,18 @@ def savings_chart_svg(per_day: Mapping[str, float], currency: str) -> str:
     """A bar per day with a labelled y axis; each bar has a tooltip (`<title>`) with the day and amount."""
     width, height, left, bottom, top, right = 760, 220, 64, 28, 12, 8
     days = list(per_day)
-    top_value = _nice_max(max(per_day.values(), default=0.0))
+    step = _nice_step(max(per_day.values(), default=0.0) / 4)
+    steps = max(1, math.ceil(max(per_day.values(), default=0.0) / step - 1e-9))
+    top_value = step * steps
     plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / max(1, len(days))
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
         f"role='img' aria-label='estimated savings per day'>"
     ]
-    for i in range(5):
-        value = top_value * i / 4
-        y = top + plot_h - plot_h * i / 4
+    for i in range(steps + 1):
+        value = step * i
+        y = top + plot_h - plot_h * i / steps
         parts.append(f"<line x1='{left}' x2='{width - right}' y1='{y:.1f}' y2='{y:.1f}' stroke='#d0d7de'/>")
         parts.append(
             f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end' font-size='11' fill='#57606a'>{value:,.2f}</text>"
