@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 SCORING_RUNS_SHOWN = 20
 INSTANCE_WINDOW = timedelta(days=30)
+# Scoring runs' instance ids start so (shared.scoring_events.scoring_instance_id, also with `force`).
+SCORING_ID_PREFIX = "score-"
 
 
 def schedules_overview() -> list[dict[str, Any]] | None:
@@ -79,19 +81,20 @@ async def show_dashboard(req: func.HttpRequest, client: df.DurableOrchestrationC
 async def _instance_statuses(client: df.DurableOrchestrationClient, now: datetime) -> list[dict[str, Any]]:
     """The newest scoring runs and the shutdowns running now, each with input and custom status.
 
-    The instance list carries neither input nor (on every host) custom status: list once, then ask for the few
-    shown, concurrently.
+    A list carries neither input nor (on every host) custom status: list, then ask for the few shown, concurrently.
     """
-    listed = await client.get_status_by(created_time_from=now - INSTANCE_WINDOW)
-    scoring = [s for s in listed if s.name == names.SCORING_ORCHESTRATOR]
+    # Two narrow queries rather than one list of everything: hosts answer a list in pages (the 1.x client reads
+    # the first), so each query asks only for what the page shows.
+    scoring, live = await asyncio.gather(
+        client.get_status_by(created_time_from=now - INSTANCE_WINDOW, instance_id_prefix=SCORING_ID_PREFIX),
+        client.get_status_by(
+            runtime_status=[df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending]
+        ),
+    )
+    scoring = [s for s in scoring if s.name == names.SCORING_ORCHESTRATOR]
     scoring.sort(key=lambda s: s.created_time or now, reverse=True)
     # Reconcile runs (the schedules feature) show while they run too, whatever their orchestrator's exact name.
-    live = [
-        s
-        for s in listed
-        if (s.name == names.SHUTDOWN_ORCHESTRATOR or "reconcile" in (s.name or ""))
-        and getattr(s.runtime_status, "name", "") in dashboard.LIVE_STATUSES
-    ]
+    live = [s for s in live if s.name == names.SHUTDOWN_ORCHESTRATOR or "reconcile" in (s.name or "")]
     wanted = [s.instance_id for s in scoring[:SCORING_RUNS_SHOWN] + live if s.instance_id]
     details = await asyncio.gather(*(client.get_status(i, show_input=True) for i in wanted))
     out = []
