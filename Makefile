@@ -54,8 +54,10 @@ audit:
 reliability:
 	$(PY) -m tests.render_reliability
 
+# `make train DATA=my.csv` (a path or a blob URL; columns height, weight) trains on your own data instead.
+DATA ?= data/height_weight.csv
 train: $(STAMP)
-	$(PY) -m training --data data/height_weight.csv --out models/height-weight
+	$(PY) -m training --data $(DATA) --out models/height-weight
 
 package:
 	bash scripts/package.sh $(PACKAGE_ARGS)

@@ -11,12 +11,13 @@ from activities import scoring as scoring_activities
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
 from shared import keyvault
-from triggers import health, model_http, scoring, shutdown
+from triggers import dashboard, health, model_http, scoring, shutdown
 
 keyvault.install()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for module in (
+    dashboard,
     health,
     model_http,
     scoring,

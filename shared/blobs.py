@@ -309,3 +309,62 @@ def list_names(container: str, prefix: str, env: Mapping[str, str] | None = None
             return [b.name for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)]
         except ResourceNotFoundError:
             return []
+
+
+# --- read helpers of the dashboard ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobListing:
+    """A blob as a listing shows it: enough to tell whether a cached copy is still current."""
+
+    name: str
+    etag: str
+    size: int
+    last_modified: str  # ISO 8601, UTC
+
+
+def list_blobs(container: str, prefix: str, env: Mapping[str, str] | None = None) -> list[BlobListing]:
+    """The blobs under `prefix` with ETag, size and time (empty when the container does not exist)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return [
+            BlobListing(
+                name=b.name,
+                etag=str(b.etag),
+                size=int(b.size or 0),
+                last_modified=b.last_modified.isoformat() if b.last_modified else "",
+            )
+            for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)
+        ]
+    except ResourceNotFoundError:
+        return []
+
+
+def read_blob(container: str, name: str, env: Mapping[str, str] | None = None) -> bytes:
+    """The whole content of a (small) blob; NotFoundError naming it when it does not exist."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return bytes(blob_service_client(env).get_blob_client(container, name).download_blob().readall())
+    except ResourceNotFoundError as err:
+        raise NotFoundError(f"blob {container}/{name} does not exist") from err
+
+
+def read_blobs(
+    container: str, names: Sequence[str], env: Mapping[str, str] | None = None, *, workers: int = 8
+) -> dict[str, bytes | None]:
+    """Several small blobs read at once (each read is one round trip); None for a blob deleted meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(name: str) -> bytes | None:
+        try:
+            return read_blob(container, name, env)
+        except NotFoundError:
+            return None
+
+    if len(names) <= 1:
+        return {name: read(name) for name in names}
+    with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
+        return dict(zip(names, pool.map(read, names), strict=True))

@@ -1,0 +1,187 @@
+"""The dashboard page rendered from plain data: escaping, reconcile fields when present, old reports, inputs."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.dashboard import (
+    DashboardInputError,
+    Page,
+    SavedReport,
+    daily_savings,
+    page_link,
+    parse_month,
+    parse_run,
+    render_page,
+    scoring_run_from_status,
+    select_report,
+)
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+EVIL = "<script>alert('x')</script>"
+
+
+def _entry(name: str, outcome: str = "stopped", **extra: Any) -> dict[str, Any]:
+    return {
+        "workspace": "sub/rg/ws",
+        "name": name,
+        "state_before": "Running",
+        "decision": "stop",
+        "reason": "stop (Running, opt-out mode)",
+        "outcome": outcome,
+        "error": None,
+        **extra,
+    }
+
+
+def _report(kind: str, run_id: str, at: str, instances: list[dict[str, Any]], **totals: Any) -> SavedReport:
+    counts: dict[str, Any] = {"stopped": sum(i["outcome"] == "stopped" for i in instances), **totals}
+    data = {
+        "instance_id": run_id,
+        "trigger": "timer",
+        "dry_run": False,
+        "mode": "opt-out",
+        "started_at": at,
+        "finished_at": at,
+        "seconds": 3.0,
+        "totals": counts,
+        "workspaces": [{"workspace": "sub/rg/ws", "instances": len(instances), "error": None}],
+        "instances": instances,
+    }
+    return SavedReport(kind, f"{kind}/{at[:10].replace('-', '/')}/{run_id}.json", data)
+
+
+def _page(reports: list[SavedReport], **kwargs: Any) -> str:
+    page = Page(
+        reports=reports,
+        selected=kwargs.pop("selected", reports[0] if reports else None),
+        month="2026-11",
+        scoring=kwargs.pop("scoring", []),
+        schedules=kwargs.pop("schedules", None),
+        now=NOW,
+        **kwargs,
+    )
+    return render_page(page, page_link({"code": "k&y"}))
+
+
+def test_user_data_is_escaped_everywhere_it_appears() -> None:
+    report = _report(
+        "shutdown",
+        "run-1",
+        "2026-11-28T22:00:00+00:00",
+        [_entry(EVIL, reason=f"keep-alive-until={EVIL!r} is not an ISO 8601 time", error=EVIL)],
+    )
+    scoring = scoring_run_from_status(
+        {
+            "name": "scoring_orchestrator",
+            "instanceId": "score-1",
+            "runtimeStatus": "Failed",
+            "input": {"request": {"container": "incoming", "name": f"{EVIL}.csv"}},
+            "output": f"Orchestrator function failed: {EVIL}",
+        }
+    )
+    schedules = [{"name": EVIL, "timezone": "Europe/Berlin", "next_transitions": [], "instances": [EVIL]}]
+    html = _page([report], scoring=[scoring], schedules=schedules)
+    assert "<script" not in html
+    assert html.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;") >= 6
+    # The key of a `?code=` link is kept and quoted, never raw in an attribute.
+    assert "?code=k%26y&amp;run=run-1" in html
+
+
+def test_reconcile_fields_are_shown_when_present_and_old_reports_render_without_them() -> None:
+    reconcile = _report(
+        "reconcile",
+        "rec-1",
+        "2026-11-29T07:00:00+00:00",
+        [
+            _entry(
+                "ci-a",
+                "started",
+                vm_size="STANDARD_DS3_V2",
+                hourly_price=0.293,
+                currency="USD",
+                price_source="retail",
+                estimated_hours_saved=10.0,
+                estimated_savings=2.93,
+            )
+        ],
+        started=1,
+        estimated_savings=2.93,
+        currency="USD",
+        arm_requests={"reads": 3, "writes": 1},
+    )
+    old = _report("shutdown", "old-1", "2026-11-28T22:00:00+00:00", [_entry("ci-b")])
+    html = _page([reconcile, old])
+    runs = html.split("<section id=run>")[0]
+    assert "2.93 USD" in runs and "3 reads, 1 writes" in runs
+    assert re.search(r"<td>reconcile</td>.*?<td class=n>1</td>", runs)  # started
+    detail = html.split("<section id=run>")[1].split("</section>")[0]
+    assert "STANDARD_DS3_V2" in detail and "0.29 USD" in detail and "10.0" in detail
+    # The old report: no savings columns, a dash for savings, no error.
+    old_html = _page([old])
+    assert "VM size" not in old_html and "—" in old_html and "ARM requests" not in old_html
+
+
+def test_month_savings_sum_per_day_and_skip_dry_runs() -> None:
+    a = _report("shutdown", "a", "2026-11-03T22:00:00+00:00", [_entry("x")], estimated_savings=5.5, currency="EUR")
+    b = _report("reconcile", "b", "2026-11-03T07:00:00+00:00", [_entry("y")], estimated_savings=1.0)
+    c = _report("shutdown", "c", "2026-11-04T22:00:00+00:00", [_entry("z")])
+    dry = _report("shutdown", "d", "2026-11-05T22:00:00+00:00", [_entry("w")], estimated_savings=9.0)
+    dry = SavedReport(dry.kind, dry.blob, {**dry.data, "dry_run": True})
+    other_month = _report("shutdown", "e", "2026-10-31T22:00:00+00:00", [_entry("v")], estimated_savings=7.0)
+    per_day, currency, unestimated = daily_savings([a, b, c, dry, other_month], "2026-11")
+    assert len(per_day) == 30 and per_day["2026-11-03"] == 6.5 and per_day["2026-11-05"] == 0.0
+    assert currency == "EUR" and unestimated == 1
+    html = _page([a, b, c])
+    assert "6.50 EUR" in html and "<svg" in html and "2026-11-03: 6.50 EUR" in html
+
+
+def test_scoring_runs_show_progress_while_running_and_files_when_done() -> None:
+    running = scoring_run_from_status(
+        {
+            "name": "scoring_orchestrator",
+            "instanceId": "score-r",
+            "runtimeStatus": "Running",
+            "input": {"request": {"container": "incoming", "name": "big.csv"}},
+            "customStatus": {"stage": "scoring", "chunks_done": 3, "chunks_total": 8, "rows": 120},
+        }
+    )
+    done = scoring_run_from_status(
+        {
+            "name": "scoring_orchestrator",
+            "instanceId": "score-d",
+            "runtimeStatus": "Completed",
+            "input": {"request": {"container": "incoming", "name": "a b.csv"}},
+            "output": {
+                "source": "incoming/a b.csv",
+                "rows": 10,
+                "bad_rows": 2,
+                "output_container": "predictions",
+                "output_name": "a b.csv",
+                "errors_container": "scoring-errors",
+                "errors_name": "a b.csv",
+            },
+        }
+    )
+    html = _page([], scoring=[running, done])
+    assert "<progress value='3' max='8'></progress> 3 / 8 chunks" in html
+    assert "http-equiv=refresh" in html  # moves on by itself while a run is going on
+    assert "?code=k%26y&amp;download=predictions%2Fa%20b.csv" in html
+    assert "download=scoring-errors%2Fa%20b.csv" in html
+    assert "No shutdown or reconcile run has saved a report yet." in html
+    assert "No schedules configured." in html
+    assert "http-equiv=refresh" not in _page([], scoring=[done])
+
+
+def test_bad_query_parameters_name_the_parameter_and_what_was_expected() -> None:
+    with pytest.raises(DashboardInputError, match=r"month='2026-1' is malformed: expected YYYY-MM"):
+        parse_month("2026-1", NOW)
+    assert parse_month(None, NOW) == "2026-11"
+    with pytest.raises(DashboardInputError, match=r"run='\.\./x y'"):
+        parse_run("../x y")
+    with pytest.raises(LookupError, match="nope"):
+        select_report([], "nope")

@@ -1,0 +1,110 @@
+"""`GET /api/dashboard`: the operator's HTML page (runs, savings, schedules, scoring); `?code=` works in a browser.
+
+Reports come from the reports container, scoring runs from the Durable client's instance list; the page itself is
+rendered by shared.dashboard. `?run=<id>` shows an older run, `?month=YYYY-MM` another month's savings,
+`?download=<container>/<name>` serves a predictions or bad-rows file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared import dashboard, dashboard_data, names
+from shared.errors import NotFoundError
+
+bp = df.Blueprint()
+
+log = logging.getLogger(__name__)
+
+SCORING_RUNS_SHOWN = 20
+INSTANCE_WINDOW = timedelta(days=30)
+# Scoring runs' instance ids start so (shared.scoring_events.scoring_instance_id, also with `force`).
+SCORING_ID_PREFIX = "score-"
+
+
+def schedules_overview() -> list[dict[str, Any]] | None:
+    """The schedules with their next transitions, as `GET /api/schedules` lists them; None without schedules.
+
+    To wire when the schedules module is merged: return its overview (each `{"name", "timezone",
+    "next_transitions": [{"at", "local", "action"}], "instances"}`); until then the page says none are configured.
+    """
+    return None
+
+
+def _text(status: int, message: str) -> func.HttpResponse:
+    return func.HttpResponse(message, status_code=status, mimetype="text/plain", charset="utf-8")
+
+
+@bp.function_name("dashboard")
+@bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def show_dashboard(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    now = datetime.now(UTC)
+    try:
+        if req.params.get("download"):
+            file = await asyncio.to_thread(dashboard_data.download, req.params["download"])
+            disposition = f'attachment; filename="{file.name.rsplit("/", 1)[-1].replace(chr(34), "")}"'
+            return func.HttpResponse(
+                file.data, mimetype=file.content_type, headers={"Content-Disposition": disposition}
+            )
+        month = dashboard.parse_month(req.params.get("month"), now)
+        run_id = dashboard.parse_run(req.params.get("run"))
+        loaded, statuses = await asyncio.gather(
+            asyncio.to_thread(dashboard_data.load_reports, month, run_id), _instance_statuses(client, now)
+        )
+        selected = dashboard.select_report(loaded.reports, run_id)
+    except dashboard.DashboardInputError as err:
+        return _text(400, str(err))
+    except (NotFoundError, LookupError) as err:
+        return _text(404, str(err))
+    page = dashboard.Page(
+        reports=loaded.reports,
+        selected=selected,
+        month=month,
+        scoring=[dashboard.scoring_run_from_status(s) for s in statuses if s.get("name") == names.SCORING_ORCHESTRATOR],
+        schedules=schedules_overview(),
+        now=now,
+        live_shutdowns=[s for s in statuses if s.get("name") != names.SCORING_ORCHESTRATOR],
+        notes=loaded.notes,
+        total_runs=loaded.total,
+    )
+    link = dashboard.page_link({"code": req.params.get("code", ""), "month": req.params.get("month", "")})
+    return func.HttpResponse(dashboard.render_page(page, link), mimetype="text/html", charset="utf-8")
+
+
+async def _instance_statuses(client: df.DurableOrchestrationClient, now: datetime) -> list[dict[str, Any]]:
+    """The newest scoring runs and the shutdowns running now, each with input and custom status.
+
+    A list carries neither input nor (on every host) custom status: list, then ask for the few shown, concurrently.
+    """
+    # Two narrow queries rather than one list of everything: hosts answer a list in pages (the 1.x client reads
+    # the first), so each query asks only for what the page shows.
+    scoring, live = await asyncio.gather(
+        client.get_status_by(created_time_from=now - INSTANCE_WINDOW, instance_id_prefix=SCORING_ID_PREFIX),
+        client.get_status_by(
+            runtime_status=[df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending]
+        ),
+    )
+    scoring = [s for s in scoring if s.name == names.SCORING_ORCHESTRATOR]
+    scoring.sort(key=lambda s: s.created_time or now, reverse=True)
+    # Reconcile runs (the schedules feature) show while they run too, whatever their orchestrator's exact name.
+    live = [s for s in live if s.name == names.SHUTDOWN_ORCHESTRATOR or "reconcile" in (s.name or "")]
+    wanted = [s.instance_id for s in scoring[:SCORING_RUNS_SHOWN] + live if s.instance_id]
+    details = await asyncio.gather(*(client.get_status(i, show_input=True) for i in wanted))
+    out = []
+    for status in details:
+        body = status.to_json()
+        if isinstance(body.get("input"), str):
+            try:  # some hosts hand the input over as JSON text
+                body["input"] = json.loads(str(body["input"]))
+            except json.JSONDecodeError:
+                pass
+        out.append(dict(body))
+    return out
