@@ -21,7 +21,6 @@ NOTES = """## Defects found (open ones are strict xfail tests naming file and li
 - `shared/csv_chunks.py` `_next_row_start_in_quotes`: realigning around one long quoted field with many line
   breaks is quadratic (a 2 MiB field of 1M line breaks at 1 KiB chunks ran > 5 min).
 - `shared/shutdown_request.py` `parse_shutdown_body`: 100k-deep JSON raises RecursionError -> 500, not 400.
-- `constraints.txt` lacks `pandas==3.1.1` (pinned in requirements-dev.txt, installed): run `make lock`.
 - Fixed: `shared/realtime.py` (`POST /api/score`) and `devhost/eventgrid.py` (Event Grid webhook) answered
   100k-deep JSON with a 500 (RecursionError); both now answer 400.
 - Unconfirmed: concurrent deliveries of the same new blob version could both call `start_new` (the loser gets
@@ -39,11 +38,11 @@ blocks of the lost run are overwritten. In Azure, the task hub in Storage keeps 
 
 ## Dependency audit
 
-`make audit` runs `pip-audit==2.10.1` (installed in its own `.venv-audit`) over every pin of `constraints.txt`
+`make audit` runs `pip-audit==2.10.1` (installed in its own `.venv-audit`) over every pin of `requirements-dev.txt`
 (`--no-deps --disable-pip --strict`): it needs network access to PyPI's vulnerability data (or
 `--vulnerability-service osv`). It was not run on our build machines, whose network policy forbids bulk
 registry queries; CI machines with internet run it. Offline alternative: `osv-scanner` with a downloaded
-offline database (`--offline --download-offline-databases` once, then `--offline`) on `constraints.txt`.
+offline database (`--offline --download-offline-databases` once, then `--offline`) on `requirements-dev.txt`.
 """
 
 TITLES = {
