@@ -11,11 +11,14 @@ ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Dependencies first, so code changes reuse this layer; constraints.txt pins every transitive package.
-COPY requirements.txt constraints.txt /tmp/
-RUN pip install -r /tmp/requirements.txt -c /tmp/constraints.txt
+# Dependencies first, so code changes reuse this layer; requirements.txt pins every transitive package with
+# its hashes, so the image holds exactly the locked set.
+COPY requirements.txt /tmp/
+RUN pip install --require-hashes -r /tmp/requirements.txt
 
-COPY function_app.py host.json requirements.txt /home/site/wwwroot/
+# build.json (optional: `bash scripts/build-info.sh build.json` before `docker build`) names the commit that
+# /api/health reports; without it the image reports "unknown".
+COPY function_app.py host.json requirements.txt build.jso[n] /home/site/wwwroot/
 COPY shared/ /home/site/wwwroot/shared/
 COPY triggers/ /home/site/wwwroot/triggers/
 COPY orchestrations/ /home/site/wwwroot/orchestrations/

@@ -7,13 +7,15 @@ NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 PACKAGE_ARGS ?= --with-deps --output dist/app.zip
 
-.PHONY: run test lint fmt bench soak train lock clean setup audit reliability package
+.PHONY: run test lint fmt bench soak train lock clean setup audit reliability package infra-scan
 
 setup: $(STAMP) $(NPM_STAMP) local.settings.json
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+# requirements-dev.txt is the whole dev environment (runtime + dev, every package pinned with its hashes), so
+# pip installs exactly the locked files and refuses anything it cannot verify.
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $(STAMP)
 
 $(NPM_STAMP): package.json package-lock.json
@@ -45,10 +47,10 @@ soak: setup
 	$(PY) -m pytest -m soak -p no:cacheprovider $(PYTEST_ARGS)
 
 # Dependency audit against PyPI's/OSV's advisories (needs network); pip-audit lives in its own venv so the
-# app's pinned environment stays exactly constraints.txt. Every pin is audited as is (--no-deps, no resolver).
+# app's pinned environment stays exactly the lock. Every pin is audited as is (--no-deps, no resolver).
 audit:
 	test -x .venv-audit/bin/pip-audit || ($(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install --quiet pip-audit==2.10.1)
-	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip -r constraints.txt
+	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip -r requirements-dev.txt
 
 # docs/reliability.md from reports/reliability.json (written by `make test` and `make soak`).
 reliability:
@@ -62,9 +64,43 @@ train: $(STAMP)
 package:
 	bash scripts/package.sh $(PACKAGE_ARGS)
 
-lock: $(STAMP)
-	{ echo '# Full transitive pins of the dev environment (pip freeze). Regenerate with `make lock` after changing a requirements file.'; \
-	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+# Locks with hashes from requirements.in / requirements-dev.in, resolved by uv (pinned, in its own .venv-lock)
+# for the Functions image (Linux x86_64, CPython 3.11). uv keeps every version the existing lock pins unless an
+# .in file asks otherwise, so running it twice gives the same files; to upgrade a package, change its .in pin
+# (or pass LOCK_ARGS=--upgrade-package=NAME).
+UV_VERSION := 0.13.8
+UV := .venv-lock/bin/uv
+LOCK_ARGS ?=
+COMPILE = $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command 'make lock' $(LOCK_ARGS)
+
+$(UV):
+	test -x .venv-lock/bin/python || $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(COMPILE) requirements.in -o requirements.txt
+	$(COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(COMPILE) requirements-checkov.in -o requirements-checkov.txt
+
+# Policy scan of the Bicep templates (checkov, pinned and hash-checked in its own .venv-checkov: its dependencies
+# would disturb the app's). Offline once installed: --skip-download keeps it from fetching guidelines or
+# policies. Every finding is fixed or skipped in the template with a `checkov:skip=ID: reason` comment.
+# main.bicep is skipped: checkov's Bicep parser does not know lambdas (map/filter), and main.bicep declares only
+# the resource group and module calls, which no checkov policy covers; the modules' resources are all scanned.
+# A template checkov cannot parse would not be scanned at all, so a parsing error fails the target.
+CHECKOV_STAMP := .venv-checkov/.installed
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+infra-scan: $(CHECKOV_STAMP)
+	.venv-checkov/bin/checkov --directory infra --framework bicep --skip-path infra/main.bicep --skip-download \
+	  --compact --quiet > .venv-checkov/scan.txt; status=$$?; cat .venv-checkov/scan.txt; \
+	if grep -q "Parsing errors" .venv-checkov/scan.txt; then \
+	  echo "infra-scan: checkov could not parse a template above, so it was not scanned" >&2; exit 1; fi; \
+	exit $$status
 
 clean:
-	rm -rf $(VENV) node_modules .devhost .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-lock .venv-checkov node_modules .devhost .mypy_cache .ruff_cache .pytest_cache

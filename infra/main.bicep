@@ -60,6 +60,11 @@ param maximumInstanceCount int = 40
 @description('Memory of each instance, in MB. Scoring chunks of 32 MB with polars fit in 2048.')
 param instanceMemoryMB int = 2048
 
+@minValue(0)
+@maxValue(20)
+@description('Always-ready instances of the `durable` function group (recommended for Durable Functions on Flex Consumption: orchestrations start without a cold start after an idle period). Billed at the baseline rate while idle; 0 scales to zero.')
+param durableAlwaysReady int = 1
+
 @secure()
 @description('Secret app settings, as { SETTING_NAME: value }: each becomes a Key Vault secret and the app setting a Key Vault reference. Nothing is secret by default (every connection uses the managed identity).')
 param appSecrets object = {}
@@ -212,6 +217,7 @@ module functionApp 'modules/functionapp.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    durableAlwaysReady: durableAlwaysReady
     appSettings: {
       DATA_STORAGE__serviceUri: dataStorage.outputs.blobEndpoint
       DATA_STORAGE__credential: 'managedidentity'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the deployment package of the Functions app: a zip of the app code (function_app.py, host.json,
-# requirements.txt and the app packages), and with --with-deps also its pinned dependencies for Linux x64 /
-# Python 3.11 under .python_packages/lib/site-packages, so the platform runs it without a remote build.
+# requirements.txt and the app packages) and build.json (commit and build time, reported by /api/health), and
+# with --with-deps also its locked dependencies for Linux x64 / Python 3.11 under
+# .python_packages/lib/site-packages, so the platform runs it without a remote build.
 #
 #   scripts/package.sh [--with-deps] [--output dist/app.zip]
 #
@@ -40,20 +41,22 @@ for dir in "${app_dirs[@]}"; do
   fi
 done
 
+bash scripts/build-info.sh "$stage/build.json"
+
 if ((with_deps)); then
-  # Binary wheels for the Functions Linux image (x86_64, glibc, CPython 3.11), pinned by constraints.txt,
-  # whatever machine builds the package.
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+  # Binary wheels for the Functions Linux image (x86_64, glibc, CPython 3.11), exactly the lock: every package
+  # of requirements.txt at its pinned version, each file checked against its hash, whatever machine builds it.
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --require-hashes \
     --target "$stage/.python_packages/lib/site-packages" \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
     --implementation cp --python-version 3.11 --only-binary=:all: \
-    -r requirements.txt -c constraints.txt
+    -r requirements.txt
 fi
 
 mkdir -p "$(dirname "$output")"
 output="$(cd "$(dirname "$output")" && pwd)/$(basename "$output")"
 rm -f "$output"
-# Fixed timestamps and sorted entries: the same sources give the same zip.
+# Fixed timestamps and sorted entries: the same sources (and SOURCE_DATE_EPOCH for build.json) give the same zip.
 find "$stage" -exec touch -h -d '1980-01-02T00:00:00Z' {} +
 (cd "$stage" && find . -mindepth 1 -print | LC_ALL=C sort | sed 's#^\./##' | zip -q -X -y -@ "$output")
 echo "package: $output ($(du -h "$output" | cut -f1))"

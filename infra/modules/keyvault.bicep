@@ -9,6 +9,10 @@ param tags object = {}
 param secrets object = {}
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: this deployment has no virtual network: the Functions host, Event Grid and operators reach it over its public endpoint, and every request needs an Entra token (RBAC)
+  // checkov:skip=CKV_AZURE_189: this deployment has no virtual network: the Functions host, Event Grid and operators reach it over its public endpoint, and every request needs an Entra token (RBAC)
+  // checkov:skip=CKV_AZURE_110: purge protection cannot be turned off again and would keep `azd down --purge` from freeing the name; soft delete keeps deleted secrets 90 days
+  // checkov:skip=CKV_AZURE_42: recoverable through soft delete (90 days); purge protection is left off, see CKV_AZURE_110
   name: name
   location: location
   tags: tags
@@ -27,10 +31,12 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 
 resource vaultSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [
   for secret in items(secrets): {
+    // checkov:skip=CKV_AZURE_41: an expiry would make the app setting that references the secret fail at that date with no one told; secrets are rotated by redeploying appSecrets
     parent: vault
     name: replace(secret.key, '_', '-')
     properties: {
       value: secret.value
+      contentType: 'text/plain'
     }
   }
 ]

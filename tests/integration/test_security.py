@@ -258,34 +258,36 @@ def test_no_secret_or_token_leaks_from_a_shutdown_and_a_scoring_run(
     )
 
 
-def test_dependencies_are_pinned_and_the_environment_matches_the_constraints(reliability: TestRecorder) -> None:
-    checked = 0
-    for path in sorted(APP_ROOT.glob("requirements*.txt")):
-        for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if not line or line.startswith("-r "):
-                continue
-            assert re.fullmatch(r"[A-Za-z0-9_.\[\],-]+==[A-Za-z0-9_.+!-]+", line), (
-                f"{path.name}: {line!r} is not pinned"
-            )
-            checked += 1
-    pins = {}
-    for line in (APP_ROOT / "constraints.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    unpinned = []
+def _locked(path: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a hashed lock (`make lock`); fails on any other requirement line."""
+    pins: dict[str, tuple[str, int]] = {}
+    for entry in re.sub(r"\\\n", " ", path.read_text()).splitlines():
+        entry = entry.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+!-]+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", entry)
+        assert match, f"{path.name}: {entry[:80]!r} is not name==version with its hashes"
+        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+        pins[name] = (match.group(2), match.group(3).count("--hash="))
+    return pins
+
+
+def test_dependencies_are_locked_with_hashes_and_the_environment_matches_the_lock(reliability: TestRecorder) -> None:
+    runtime = _locked(APP_ROOT / "requirements.txt")
+    dev = _locked(APP_ROOT / "requirements-dev.txt")
+    # The dev environment runs exactly the runtime versions Azure installs.
+    assert {name: dev.get(name) for name in runtime} == runtime
+    unlocked = []
     for dist in metadata.distributions():
         name = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
         if name in {"pip", "setuptools", "wheel"}:
             continue
-        if pins.get(name) != dist.version:
-            unpinned.append(f"{name}=={dist.version} (constraints: {pins.get(name)})")
-    assert not unpinned, unpinned
+        if dev.get(name, ("",))[0] != dist.version:
+            unlocked.append(f"{name}=={dist.version} (lock: {dev.get(name, ('none',))[0]})")
+    assert not unlocked, unlocked
     reliability.record(
         "security",
-        "dependencies pinned: requirements*.txt lines are name==version; constraints.txt = installed set",
-        tries=checked + len(pins),
-        outcome="all pinned",
+        "dependencies locked: requirements*.txt are name==version with sha256 hashes; installed set = the dev lock",
+        tries=len(runtime) + len(dev),
+        outcome="all locked",
     )
