@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from shared import json_body
 from shared.errors import InputError
 from shared.scoring_payloads import ScoringRequest
 
@@ -52,12 +53,11 @@ def parse_blob_created(event_id: str, event_type: str, subject: str, data: Any) 
     etag = str(data.get("eTag") or "").strip('"')
     if not url or not etag:
         raise InputError(f"event {event_id}: data.url and data.eTag are required")
-    try:
-        size = int(data.get("contentLength") or 0)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"event {event_id}: data.contentLength {data.get('contentLength')!r} is not a number"
-        ) from None
+    length = data.get("contentLength") or 0
+    # A float or a string would slip through int(); a size is a non-negative integer, as Event Grid sends it.
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise InputError(f"event {event_id}: data.contentLength {length!r} is not a non-negative integer")
+    size = length
     return BlobCreated(
         event_id=event_id,
         account=account_of(url),
@@ -129,9 +129,11 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
     if not body.strip():
         raise InputError('body is empty; expected JSON {"container": "...", "name": "..."}')
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        data = json_body.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise InputError("body is nested too deeply; expected a flat JSON object") from None
     if not isinstance(data, dict):
         raise InputError(f"body must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - {"container", "name", "force"})
