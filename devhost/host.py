@@ -238,7 +238,7 @@ class DevHost:
         rpc_base = f"{self.base_url}/_rpc/{rpc_token}/durabletask/"
         invoker = Invoker(str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
         self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token)
-        self._runner = web.AppRunner(self.server.application(), access_log=None)
+        self._runner = web.AppRunner(self.server.application(), access_log=None, **self.server.runner_options())
         await self._runner.setup()
         await web.TCPSite(self._runner, opts.host, opts.port, backlog=1024).start()
         self._session = ClientSession(timeout=ClientTimeout(total=600))
