@@ -85,6 +85,7 @@ class ParseErrorLogger(logging.Logger):
         from aiohttp.http_exceptions import HttpProcessingError
 
         if isinstance(exc_info, HttpProcessingError):
+            # The class names the problem (LineTooLong, BadStatusLine, ...); its message quotes the request.
             self.warning("refused a malformed request (%s, HTTP %s)", type(exc_info).__name__, exc_info.code)
             return
         super().exception(msg, *args, exc_info=exc_info, **kwargs)
