@@ -31,6 +31,9 @@ class Delivery:
 def parse_delivery(body: bytes, event_type_header: str | None, content_type: str | None) -> Delivery:
     header = (event_type_header or "").strip()
     is_cloudevents = "cloudevents" in (content_type or "").lower()
+    # The header decides first, as in the Functions host's Event Grid extension (HttpRequestProcessor).
+    if header not in {"Notification", "SubscriptionValidation"} and (header or not is_cloudevents):
+        raise DeliveryError(f"header aeg-event-type is {header!r}; expected 'Notification' or 'SubscriptionValidation'")
     try:
         payload = jsonbody.loads(body, root="events")
     except jsonbody.JsonNumberError as err:
@@ -60,11 +63,9 @@ def parse_delivery(body: bytes, event_type_header: str | None, content_type: str
                 f"a SubscriptionValidation delivery must hold one {VALIDATION_EVENT} event with data.validationCode"
             )
         return Delivery("validation", tuple(payload), code)
-    if header == "Notification" or (not header and is_cloudevents):
-        if any(e.get("eventType") == VALIDATION_EVENT for e in payload):
-            raise DeliveryError(f"{VALIDATION_EVENT} must come with header aeg-event-type: SubscriptionValidation")
-        return Delivery("notification", tuple(payload))
-    raise DeliveryError(f"header aeg-event-type is {header!r}; expected 'Notification' or 'SubscriptionValidation'")
+    if any(e.get("eventType") == VALIDATION_EVENT for e in payload):
+        raise DeliveryError(f"{VALIDATION_EVENT} must come with header aeg-event-type: SubscriptionValidation")
+    return Delivery("notification", tuple(payload))
 
 
 def _check_event(position: int, event: Any) -> None:
