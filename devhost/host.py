@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from devhost import logsafe
 from devhost.azurite import Azurite, connection_string, free_port
 from devhost.config import APP_ROOT, ConfigError, HostJson, HostOptions, load_local_settings
 from devhost.durable_api import DurableApi
@@ -98,7 +99,7 @@ class WorkerPool:
             if line.strip().endswith("ready"):
                 self._ready[slot].set()
             else:
-                sys.stdout.write(line)
+                sys.stdout.write(logsafe.safe(line))  # what a worker prints bypasses its log formatter
 
     def start(self, timeout: float = 60.0) -> None:
         for slot in range(self.count):
