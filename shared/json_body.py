@@ -18,6 +18,20 @@ from typing import Any
 from shared.errors import InputError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A float overflows only with a long digit run or a large exponent: under 250 digits and an exponent under 30 a
+# number stays below 1e280 (a float64 reaches 1.8e308). A body that matches (a string may, harmlessly) takes the
+# slow parse, which checks every number with a Python hook.
+_BIG_FLOAT = r"[0-9]{250}|[eE]\+?0*(?:[0-9]{3}|[3-9][0-9])"
+_BIG_FLOAT_BYTES = re.compile(_BIG_FLOAT.encode())
+_BIG_FLOAT_TEXT = re.compile(_BIG_FLOAT)
+
+
+def _may_hold_extremes(body: bytes | str) -> bool:
+    if isinstance(body, bytes):
+        return b"NaN" in body or b"Infinity" in body or _BIG_FLOAT_BYTES.search(body) is not None
+    return "NaN" in body or "Infinity" in body or _BIG_FLOAT_TEXT.search(body) is not None
+
+
 _SHOWN = 24  # characters of an offending number quoted in a message
 
 
@@ -65,6 +79,15 @@ def loads(body: bytes | str) -> Any:
 
     json.JSONDecodeError, UnicodeDecodeError and RecursionError propagate: each caller words those its way.
     """
+    if not _may_hold_extremes(body):
+        # The C parser alone (a hook per number costs ~20x on large bodies); only the integer digit limit can
+        # still fail, as a plain ValueError without a position: then the slow parse below locates it.
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise
+        except ValueError:
+            pass
     found: list[_Extreme] = []
 
     def keep_int(text: str) -> int | _Extreme:
