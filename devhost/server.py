@@ -278,7 +278,13 @@ class HostServer:
                     )
                 )
             except Exception as err:  # the converter raises ValueError, TypeError, ... for what it cannot read
-                return _json(400, {"error": f"events[{position}] cannot be passed to {spec.name}: {err}"})
+                # Its only parsing is of the event time, and it reads UTC alone (no +01:00 offsets).
+                field = "time" if "specversion" in event else "eventTime"
+                error = (
+                    f"events[{position}].{field}: the Python worker reads UTC date-times such as "
+                    f"2026-11-26T10:00:00Z, got {event.get(field)!r} ({err})"
+                )
+                return _json(400, {"error": error})
         for event, value in zip(delivery.events, values, strict=True):
             try:
                 await self.invoker.invoke(spec, value, self._origin(request), request.headers.get("traceparent"))
