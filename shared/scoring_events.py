@@ -100,9 +100,8 @@ def foreign_reason(blob: BlobCreated, account: str) -> str | None:
     The run id and the blob read come from configuration, never from the event's URL: a forged delivery naming
     another host must not start a run (nor several runs of one version, one per host).
     """
-    url_account = account_of(blob.url)
-    if url_account.lower() != account.lower():
-        return f"data.url names storage account {url_account!r}, not the configured account {account!r}"
+    if blob.account.lower() != account.lower():
+        return f"data.url names storage account {blob.account!r}, not the configured account {account!r}"
     url_container = container_of(blob.url)
     if url_container != blob.container:
         return f"data.url names container {url_container!r} but the subject names {blob.container!r}"
