@@ -11,7 +11,8 @@ from pathlib import Path
 from devhost.config import APP_ROOT, ConfigError, HostOptions
 from devhost.host import serve
 from devhost.index import AppLoadError
-from devhost.spans import QUIET_LOGGERS, TraceIdFormatter
+from devhost.logsafe import SafeFormatter
+from devhost.spans import QUIET_LOGGERS
 
 
 def parse_args(argv: list[str] | None) -> HostOptions:
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None) -> HostOptions:
 
 def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(TraceIdFormatter("[%(asctime)s] %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter("[%(asctime)s] %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

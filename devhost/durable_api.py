@@ -17,6 +17,8 @@ import grpc
 from durabletask import client as dtc
 from durabletask.internal import orchestrator_service_pb2 as pb
 
+from devhost import jsonbody
+
 log = logging.getLogger(__name__)
 
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
@@ -59,19 +61,20 @@ class ApiResponse:
         return json.dumps(self.body).encode()
 
 
-def decode_client_json(body: bytes) -> Any:
+def decode_client_json(body: bytes, root: str = "input") -> Any:
     """A JSON body as the extension reads it.
 
     `DurableOrchestrationClient` serializes inputs and event data itself and then posts that text as a JSON
     string (double encoding); the extension hands the inner text to the orchestrator, whose `get_input()`
     decodes it. A body that is plain JSON (curl) is taken as it is.
+    Number extremes (integers past Python's digit limit, NaN, 1e400) raise JsonNumberError naming the field.
     """
     if not body.strip():
         return None
-    value = json.loads(body)
+    value = jsonbody.loads(body, root=root)
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return jsonbody.loads(value, root=root)
         except json.JSONDecodeError:
             return value
     return value
@@ -158,8 +161,12 @@ class DurableApi:
             )
         try:
             orchestration_input = decode_client_json(body)
+        except jsonbody.JsonNumberError as err:
+            return ApiResponse(400, {"ExceptionMessage": f"the orchestration input is refused: {err}"})
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             return ApiResponse(400, {"ExceptionMessage": f"the orchestration input is not valid JSON: {err}"})
+        except RecursionError:
+            return ApiResponse(400, {"ExceptionMessage": "the orchestration input is nested too deeply"})
         instance_id = instance_id or None
         try:
             # The engine refuses an id whose instance is pending, running or suspended (_REPLACEABLE): one
@@ -251,7 +258,7 @@ class DurableApi:
         try:
             created_from = _parse_time(query.get("createdTimeFrom"))
             created_to = _parse_time(query.get("createdTimeTo"))
-            top = int(query["top"]) if query.get("top") else None
+            top = _parse_top(query.get("top"))
         except ValueError as err:
             return ApiResponse(400, {"error": str(err)})
         states = self.client.get_all_orchestration_states(
@@ -303,9 +310,13 @@ class DurableApi:
 
     def raise_event(self, instance_id: str, event_name: str, body: bytes) -> ApiResponse:
         try:
-            data = decode_client_json(body)
+            data = decode_client_json(body, root="data")
+        except jsonbody.JsonNumberError as err:
+            return ApiResponse(400, {"error": f"the event data is refused: {err}"})
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             return ApiResponse(400, {"error": f"the event data is not valid JSON: {err}"})
+        except RecursionError:
+            return ApiResponse(400, {"error": "the event data is nested too deeply"})
         refused = self._require_live(instance_id)
         if refused:
             return refused
@@ -336,3 +347,12 @@ def _parse_time(text: str | None) -> datetime | None:
     except ValueError:
         raise ValueError(f"expected an ISO 8601 time, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_top(text: str | None) -> int | None:
+    if not text:
+        return None
+    # int() of a very long digit string raises a ValueError naming sys.set_int_max_str_digits: say what we want.
+    if not text.strip().isdigit() or len(text.strip()) > 9:
+        raise ValueError(f"top: expected a whole number of at most 9 digits, got {text[:24]!r}")
+    return int(text)

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from devhost import logsafe
 from devhost.azurite import Azurite, connection_string, free_port
 from devhost.config import APP_ROOT, ConfigError, HostJson, HostOptions, load_local_settings
 from devhost.durable_api import DurableApi
@@ -98,7 +99,7 @@ class WorkerPool:
             if line.strip().endswith("ready"):
                 self._ready[slot].set()
             else:
-                sys.stdout.write(line)
+                sys.stdout.write(logsafe.safe(line))  # what a worker prints bypasses its log formatter
 
     def start(self, timeout: float = 60.0) -> None:
         for slot in range(self.count):
@@ -238,7 +239,7 @@ class DevHost:
         rpc_base = f"{self.base_url}/_rpc/{rpc_token}/durabletask/"
         invoker = Invoker(str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
         self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token)
-        self._runner = web.AppRunner(self.server.application(), access_log=None)
+        self._runner = web.AppRunner(self.server.application(), access_log=None, **self.server.runner_options())
         await self._runner.setup()
         await web.TCPSite(self._runner, opts.host, opts.port, backlog=1024).start()
         self._session = ClientSession(timeout=ClientTimeout(total=600))

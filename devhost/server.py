@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 from aiohttp import web
 
+from devhost import logsafe
 from devhost.durable_api import WEBHOOK_PREFIX, ApiResponse, DurableApi
 from devhost.eventgrid import DeliveryError, parse_delivery
 from devhost.index import AppIndex, FunctionSpec
@@ -24,6 +25,12 @@ from devhost.invocation import DevContext, build_kwargs, child_traceparent
 log = logging.getLogger("devhost")
 
 MAX_REQUEST_BODY = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize
+# Kestrel's defaults in front of the Functions host: request line 8 KiB (414 beyond), all headers 32 KiB (431).
+MAX_REQUEST_LINE = 8192
+MAX_REQUEST_HEADERS = 32 * 1024
+# aiohttp's own parser limits sit above those, so the host answers 414/431 itself; past these aiohttp answers 400
+# (logged as one line by ParseErrorLogger).
+PARSER_MAX_LINE = 64 * 1024
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -108,11 +115,35 @@ class HostServer:
         self.durable = durable
         self.rpc_prefix = f"/_rpc/{rpc_token}/durabletask"
         self.started = datetime.now(UTC)
+        logsafe.register_secret(key)
+        logsafe.register_secret(rpc_token)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
+
+    @staticmethod
+    def runner_options() -> dict[str, Any]:
+        """Keyword arguments of the AppRunner serving `application()`: parser limits and a quiet parse-error log."""
+        return {
+            "max_line_size": PARSER_MAX_LINE,
+            "max_field_size": PARSER_MAX_LINE,
+            "logger": logsafe.ParseErrorLogger(),
+        }
+
+    @staticmethod
+    def _oversized(request: web.Request) -> web.Response | None:
+        line = len(request.method) + 1 + len(request.raw_path) + len(" HTTP/1.1")
+        if line > MAX_REQUEST_LINE:
+            return _json(
+                414,
+                {"error": f"the request line is {line} bytes, more than {MAX_REQUEST_LINE}; send long input as a body"},
+            )
+        headers = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+        if headers > MAX_REQUEST_HEADERS:
+            return _json(431, {"error": f"the request headers are {headers} bytes, more than {MAX_REQUEST_HEADERS}"})
+        return None
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _has_key(self, request: web.Request) -> bool:
@@ -125,6 +156,10 @@ class HostServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        oversized = self._oversized(request)
+        if oversized is not None:
+            log.warning("refused %s request: HTTP %s (%s)", request.method, oversized.status, oversized.reason)
+            return oversized
         try:
             if path.startswith(self.rpc_prefix + "/"):
                 return await self._durable(request, path[len(self.rpc_prefix) :])
@@ -231,10 +266,26 @@ class HostServer:
             return _json(200, {"validationResponse": delivery.validation_code})
         from azure.functions.eventgrid import EventGridEventInConverter
 
-        for event in delivery.events:
-            value = EventGridEventInConverter.decode(
-                func.meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None
-            )
+        # Every event is converted before the first is invoked: a delivery the function cannot receive starts
+        # nothing (400; Event Grid does not retry a 400). The Functions host would invoke the good events and
+        # answer 500, making Event Grid redeliver the whole batch, the started ones included.
+        values = []
+        for position, event in enumerate(delivery.events):
+            try:
+                values.append(
+                    EventGridEventInConverter.decode(
+                        func.meta.Datum(type="json", value=json.dumps(event)), trigger_metadata=None
+                    )
+                )
+            except Exception as err:  # the converter raises ValueError, TypeError, ... for what it cannot read
+                # Its only parsing is of the event time, and it reads UTC alone (no +01:00 offsets).
+                field = "time" if "specversion" in event else "eventTime"
+                error = (
+                    f"events[{position}].{field}: the Python worker reads UTC date-times such as "
+                    f"2026-11-26T10:00:00Z, got {event.get(field)!r} ({err})"
+                )
+                return _json(400, {"error": error})
+        for event, value in zip(delivery.events, values, strict=True):
             try:
                 await self.invoker.invoke(spec, value, self._origin(request), request.headers.get("traceparent"))
             except FunctionFailed as failed:

@@ -20,7 +20,8 @@ from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 from devhost.durable_adapter import make_activity, make_orchestrator
 from devhost.index import AppIndex, AppLoadError, index_app, load_app
-from devhost.spans import QUIET_LOGGERS, TraceIdFormatter, install_span_file
+from devhost.logsafe import SafeFormatter
+from devhost.spans import QUIET_LOGGERS, install_span_file
 
 log = logging.getLogger("devhost.worker")
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(TraceIdFormatter(f"[%(asctime)s] {args.name} %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter(f"[%(asctime)s] {args.name} %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

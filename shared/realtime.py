@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import numpy.typing as npt
 
+from shared import json_body
 from shared.errors import InputError
 
 HEIGHT = "height"
@@ -126,26 +127,10 @@ def parse_score_body(
     return _parse_json(body, features, max_rows)
 
 
-@dataclass(frozen=True)
-class _NonFinite:
-    """A NaN/Infinity literal of a JSON body, kept until validation so the error names its field."""
-
-    literal: str
-
-
-def _non_finite_message(literal: str) -> str:
-    return f"body contains {literal}: expected finite numbers (JSON has no NaN or Infinity)"
-
-
 def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreRequest:
-    literals: list[str] = []
-
-    def keep_constant(literal: str) -> _NonFinite:
-        literals.append(literal)
-        return _NonFinite(literal)
-
     try:
-        data = json.loads(body, parse_constant=keep_constant)
+        # Number extremes (NaN, 1e400, integers past Python's digit limit) raise InputError naming the field.
+        data = json_body.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(
             f"body is not valid JSON ({err}): expected {JSON_EXAMPLE}, or send Content-Type: text/csv"
@@ -167,17 +152,10 @@ def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreReq
             if feature not in row:
                 raise InputError(f"rows[{i}].{feature} is missing: expected a finite number")
             values[j, i] = _json_number(row[feature], f"rows[{i}].{feature}")
-    if literals:  # in a field the model does not read: still not JSON, refuse it as before
-        raise InputError(_non_finite_message(literals[0]))
     return ScoreRequest({feature: values[j] for j, feature in enumerate(features)}, len(rows))
 
 
 def _json_number(value: Any, where: str) -> float:
-    if isinstance(value, _NonFinite):
-        raise InputError(
-            f"{where}: got {value.literal}, expected a finite number "
-            f"(the body contains {value.literal}; JSON has no NaN or Infinity)"
-        )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{where}: expected a finite number, got {json.dumps(value)}")
     try:

@@ -1,7 +1,8 @@
 """What starts a scoring run: a BlobCreated event or an HTTP request, turned into a `ScoringRequest` and an id.
 
-The orchestration instance id is derived from the blob's account, container, name and eTag, so a redelivered
-event (Event Grid delivers at least once) maps to the run that already exists instead of starting another.
+The orchestration instance id is derived from the configured data account and the blob's container, name and
+eTag, so a redelivered event (Event Grid delivers at least once) maps to the run that already exists instead of
+starting another, and an event naming another storage host cannot make a second id for the same version.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from shared import json_body
 from shared.errors import InputError
 from shared.scoring_payloads import ScoringRequest
 
@@ -52,12 +54,11 @@ def parse_blob_created(event_id: str, event_type: str, subject: str, data: Any) 
     etag = str(data.get("eTag") or "").strip('"')
     if not url or not etag:
         raise InputError(f"event {event_id}: data.url and data.eTag are required")
-    try:
-        size = int(data.get("contentLength") or 0)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"event {event_id}: data.contentLength {data.get('contentLength')!r} is not a number"
-        ) from None
+    length = data.get("contentLength") or 0
+    # A float or a string would slip through int(); a size is a non-negative integer, as Event Grid sends it.
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise InputError(f"event {event_id}: data.contentLength {length!r} is not a non-negative integer")
+    size = length
     return BlobCreated(
         event_id=event_id,
         account=account_of(url),
@@ -70,13 +71,41 @@ def parse_blob_created(event_id: str, event_type: str, subject: str, data: Any) 
     )
 
 
+def _is_path_style(host: str) -> bool:
+    # Azurite (and any emulator on an IP address) puts the account in the path: http://127.0.0.1:10000/acct/...
+    return host in {"127.0.0.1", "localhost"} or host.replace(".", "").isdigit()
+
+
 def account_of(url: str) -> str:
     """Storage account of a blob URL: the host's first label, or the first path segment for Azurite URLs."""
     parsed = urlparse(url)
     host = parsed.hostname or ""
-    if host in {"127.0.0.1", "localhost"} or host.replace(".", "").isdigit():
+    if _is_path_style(host):
         return unquote(parsed.path.lstrip("/").split("/", 1)[0])
     return host.split(".", 1)[0]
+
+
+def container_of(url: str) -> str:
+    """Container of a blob URL (the path segment after the account for Azurite URLs)."""
+    parsed = urlparse(url)
+    segments = parsed.path.lstrip("/").split("/")
+    if _is_path_style(parsed.hostname or ""):
+        segments = segments[1:]
+    return unquote(segments[0]) if segments else ""
+
+
+def foreign_reason(blob: BlobCreated, account: str) -> str | None:
+    """Why an event is not about our storage (None: it is). `account` is the configured data account.
+
+    The run id and the blob read come from configuration, never from the event's URL: a forged delivery naming
+    another host must not start a run (nor several runs of one version, one per host).
+    """
+    if blob.account.lower() != account.lower():
+        return f"data.url names storage account {blob.account!r}, not the configured account {account!r}"
+    url_container = container_of(blob.url)
+    if url_container != blob.container:
+        return f"data.url names container {url_container!r} but the subject names {blob.container!r}"
+    return None
 
 
 def unsafe_name_reason(name: str) -> str | None:
@@ -129,9 +158,11 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
     if not body.strip():
         raise InputError('body is empty; expected JSON {"container": "...", "name": "..."}')
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        data = json_body.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise InputError("body is nested too deeply; expected a flat JSON object") from None
     if not isinstance(data, dict):
         raise InputError(f"body must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - {"container", "name", "force"})
@@ -153,7 +184,6 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
     return ScoringHttpRequest(container=data["container"], name=name, force=force)
 
 
-def request_for(blob: BlobCreated) -> ScoringRequest:
-    return ScoringRequest(
-        account=blob.account, container=blob.container, name=blob.name, etag=blob.etag, size=blob.size
-    )
+def request_for(blob: BlobCreated, account: str) -> ScoringRequest:
+    """The run's request; `account` is the configured data account (checked against the event by foreign_reason)."""
+    return ScoringRequest(account=account, container=blob.container, name=blob.name, etag=blob.etag, size=blob.size)

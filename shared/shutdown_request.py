@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import json_body
 from shared.errors import InputError
 from shared.settings import ShutdownSettings, Workspace
 
@@ -143,7 +144,9 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
     if not text.strip():
         return run
     try:
-        parsed = json.loads(text)
+        parsed = json_body.loads(text)
+    except json_body.JsonNumberError as err:
+        raise RequestFieldError(err.field, str(err)) from None
     except json.JSONDecodeError as err:
         raise RequestFieldError(
             "body", f"body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -199,8 +200,50 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# C0 controls (line breaks included), DEL, C1 controls and the Unicode line/paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_TRACEBACK_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # a traceback keeps its lines
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes (`\\x00`, `\\x1b`, `\\n`-as-`\\x0a`): one log line."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escaped_arg(value: Any) -> Any:
+    if value is None or isinstance(value, int | float):
+        return value  # numbers carry no control characters; %d and %.1f must still get a number
+    text = value if isinstance(value, str) else str(value)
+    return escape_controls(text) if _CONTROL.search(text) else value
+
+
+def escape_record(record: logging.LogRecord) -> None:
+    """Escape control characters a log record would print: from blob names, event fields, error messages.
+
+    User-provided values (a blob name with a NUL or a line break, an event subject with ESC sequences) reach
+    log lines through %-arguments and exception messages; escaped, they can neither garble nor forge a line.
+    """
+    if record.msg is not None and not isinstance(record.msg, str):
+        record.msg = _escaped_arg(record.msg)  # log.error(err): the message is an object, not a format string
+    if isinstance(record.args, tuple):
+        record.args = tuple(_escaped_arg(a) for a in record.args)
+    elif isinstance(record.args, Mapping):
+        record.args = {k: _escaped_arg(v) for k, v in record.args.items()}
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and _CONTROL.search(str(error)) and record.exc_info:
+        # Handlers print exc_text when it is set: the same traceback, its message escaped.
+        text = logging.Formatter().formatException(record.exc_info)
+        record.exc_text = _TRACEBACK_CONTROL.sub(_escape, text.replace(str(error), escape_controls(str(error))))
+
+
 def _install_log_record_factory() -> None:
-    """Chain a record factory (once): every record gets trace_id, span_id and the bound ids."""
+    """Chain a record factory (once): every record gets trace_id, span_id and the bound ids, and its
+    user-provided values escaped (escape_record)."""
     if _State.factory_installed:
         return
     _State.factory_installed = True
@@ -216,6 +259,7 @@ def _install_log_record_factory() -> None:
             # Never clobber LogRecord's own attributes (name, msg, ...). Note: `extra=` naming a bound id
             # raises KeyError in Logger.makeRecord, so code inside invocation_span must not repeat them.
             record.__dict__.setdefault(key, value)
+        escape_record(record)
         return record
 
     logging.setLogRecordFactory(factory)

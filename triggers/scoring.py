@@ -20,6 +20,8 @@ import azure.functions as func
 from shared import names
 from shared.errors import InputError, NotFoundError, SettingsError
 from shared.scoring_events import (
+    account_of,
+    foreign_reason,
     ignore_reason,
     not_scored_reason,
     parse_blob_created,
@@ -49,6 +51,13 @@ def _run_input(request: dict[str, Any]) -> dict[str, Any]:
         "wave_size": SCORING_WAVE_SIZE.get(),
         "trace": current_trace_carrier(),
     }
+
+
+def _data_account() -> str:
+    """The configured data account (DATA_STORAGE): the only account whose blobs are scored and named in run ids."""
+    from shared.blobs import blob_service_client
+
+    return account_of(blob_service_client().url)
 
 
 async def _existing_status(client: df.DurableOrchestrationClient, instance_id: str) -> str | None:
@@ -95,11 +104,12 @@ async def _on_blob_created(event: func.EventGridEvent, client: df.DurableOrchest
     if blob is None:
         log.info("event %s of type %s ignored: not BlobCreated", event.id, event_type)
         return
-    reason = ignore_reason(blob, SCORING_INPUT_CONTAINER.get())
+    account = _data_account()
+    reason = ignore_reason(blob, SCORING_INPUT_CONTAINER.get()) or foreign_reason(blob, account)
     if reason:
         log.info("event %s for %s/%s ignored: %s", event.id, blob.container, blob.name, reason)
         return
-    instance_id = scoring_instance_id(blob.account, blob.container, blob.name, blob.etag)
+    instance_id = scoring_instance_id(account, blob.container, blob.name, blob.etag)
     existing = await _existing_status(client, instance_id)
     if existing is not None and existing not in RESTARTABLE:
         log.info(
@@ -112,7 +122,7 @@ async def _on_blob_created(event: func.EventGridEvent, client: df.DurableOrchest
             existing,
         )
         return
-    if not await _start_once(client, instance_id, _run_input(request_for(blob).to_dict())):
+    if not await _start_once(client, instance_id, _run_input(request_for(blob, account).to_dict())):
         return
     log.info("event %s: scoring %s/%s (eTag %s) as %s", event.id, blob.container, blob.name, blob.etag, instance_id)
 
@@ -139,15 +149,14 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
     reason = not_scored_reason(body.container, body.name, input_container)
     if reason:
         return _json(400, {"error": reason})
-    from shared.blobs import blob_info, blob_service_client
-    from shared.scoring_events import account_of
+    from shared.blobs import blob_info
     from shared.scoring_payloads import ScoringRequest
 
     try:
         info = blob_info(body.container, body.name)
     except NotFoundError as err:
         return _json(404, {"error": str(err)})
-    account = account_of(blob_service_client().get_blob_client(body.container, body.name).url)
+    account = _data_account()
     etag = info.etag.strip('"')
     instance_id = scoring_instance_id(account, body.container, body.name, etag)
     if body.force:
