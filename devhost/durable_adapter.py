@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -85,9 +86,18 @@ def activity_failure(name: str, details: pb.TaskFailureDetails) -> tuple[str, st
         "$type": "System.Exception, System.Private.CoreLib",
         "ClassName": "System.Exception",
         "Message": message,
-        "StackTraceString": _text(details.stackTrace) if details.HasField("stackTrace") else None,
+        "StackTraceString": _user_frames(_text(details.stackTrace)) if details.HasField("stackTrace") else None,
     }
     return f"Activity function '{name}' failed: {message}", json.dumps(serialized)
+
+
+def _user_frames(stack: str | None) -> str | None:
+    """The app's frames of an activity's stack: the engine's and devhost's own frames are not the app's."""
+    if not stack:
+        return stack
+    blocks = re.split(r"(?m)^(?=  File )", stack)
+    kept = [b for b in blocks if not re.match(r'  File "[^"]*(/durabletask/|/devhost/)', b)]
+    return "".join(kept)
 
 
 def sub_orchestration_failure(name: str, details: pb.TaskFailureDetails) -> tuple[str, str]:

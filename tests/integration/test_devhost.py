@@ -392,3 +392,51 @@ def test_stop_leaves_no_orphan_processes(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(pid_alive(int(pid)) for pid in children):
         time.sleep(0.1)
     assert not [pid for pid in children if pid_alive(int(pid))]
+
+
+# --- Durable semantics as in Azure (df's replay through devhost's bridge) --------------------------------------
+
+
+def test_task_all_fails_as_soon_as_one_activity_fails(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "fail_fast_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Failed"
+    # The slow sibling (4 s) had not finished when the orchestration failed: df does not wait for it.
+    slow = Path(sample_host.settings["SAMPLE_STATE_DIR"]) / "slow.jsonl"
+    finished = [json.loads(line)["key"] for line in slow.read_text().splitlines()] if slow.exists() else []
+    assert urls["id"] not in finished
+
+
+def test_retry_makes_a_timer_after_every_failed_attempt_including_the_last(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "retry_timing_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    # 3 attempts at 1 s: the failure reaches the orchestrator after 3 timers (3 s), not 2, as with DTFx.
+    assert 3.0 <= status["output"]["seconds"] < 15
+    assert status["output"]["error"].startswith("Activity function 'flaky' failed: RuntimeError: transient failure 3")
+
+
+def test_task_any_returns_the_winning_task_with_its_result(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "race_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    assert status["output"] == {"result": "Hello Race!", "fast_won": True}
+
+
+def test_failed_activity_message_reaches_the_orchestrator_and_the_status_output(sample_host: RunningHost) -> None:
+    caught = sample_host.wait_for_completion(_start(sample_host, "caught_orchestrator").json()["statusQueryGetUri"])
+    # What df raises in Azure: Exception("<Reason> \n <Details>"), the reason naming the activity and error.
+    reason, details = caught["output"]["caught"].split(" \n ", 1)
+    assert reason == "Activity function 'explode' failed: ValueError: activity exploded with caught-7"
+    assert json.loads(details)["Message"] == "ValueError: activity exploded with caught-7"
+    assert "devhost" not in json.loads(details)["StackTraceString"]
+    failed = sample_host.wait_for_completion(_start(sample_host, "failing_orchestrator").json()["statusQueryGetUri"])
+    assert failed["output"].startswith(
+        "Orchestrator function 'failing_orchestrator' failed: "
+        "Activity function 'explode' failed: ValueError: activity exploded with kaboom-42 \n "
+    )
+
+
+def test_task_all_of_nothing_completes_with_none(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "empty_fanout_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"], timeout=20)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"results": None}

@@ -19,6 +19,11 @@ STARTABLE = {
     "retry_orchestrator",
     "event_orchestrator",
     "parent_orchestrator",
+    "fail_fast_orchestrator",
+    "retry_timing_orchestrator",
+    "race_orchestrator",
+    "caught_orchestrator",
+    "empty_fanout_orchestrator",
 }
 
 
@@ -117,6 +122,56 @@ def event_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
 def parent_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     child = yield context.call_sub_orchestrator("hello_orchestrator", ["Child"])
     return {"child": child, "uuids_differ": context.new_uuid() != context.new_uuid()}
+
+
+@app.orchestration_trigger(context_name="context")
+def fail_fast_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    key = context.instance_id
+    return (
+        yield context.task_all([context.call_activity("slow", {"key": key}), context.call_activity("explode", key)])
+    )
+
+
+@app.orchestration_trigger(context_name="context")
+def retry_timing_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+    started = context.current_utc_datetime
+    try:
+        yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail_times": 99})
+    except Exception as err:
+        seconds = (context.current_utc_datetime - started).total_seconds()
+        return {"seconds": seconds, "error": str(err)}
+    return None
+
+
+@app.orchestration_trigger(context_name="context")
+def race_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    slow = context.call_activity("slow", {"key": context.instance_id, "seconds": 2})
+    fast = context.call_activity("say_hello", "Race")
+    winner = yield context.task_any([slow, fast])
+    return {"result": winner.result, "fast_won": winner is fast}
+
+
+@app.orchestration_trigger(context_name="context")
+def caught_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    try:
+        yield context.call_activity("explode", "caught-7")
+    except Exception as err:
+        return {"caught": str(err)}
+    return None
+
+
+@app.orchestration_trigger(context_name="context")
+def empty_fanout_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    results = yield context.task_all([])
+    return {"results": results}
+
+
+@app.activity_trigger(input_name="payload")
+def slow(payload: dict[str, Any]) -> str:
+    time.sleep(float(payload.get("seconds", 4)))
+    _append("slow.jsonl", {"key": payload["key"], "finished": time.time()})
+    return "slow"
 
 
 @app.activity_trigger(input_name="name")
