@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import requests
 
 from devhost.azurite import pid_alive
+from devhost.timers import occurrences_log, parse_schedule
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
 
 pytestmark = pytest.mark.integration
@@ -440,3 +443,38 @@ def test_task_all_of_nothing_completes_with_none(sample_host: RunningHost) -> No
     status = sample_host.wait_for_completion(urls["statusQueryGetUri"], timeout=20)
     assert status["runtimeStatus"] == "Completed"
     assert status["output"] == {"results": None}
+
+
+# --- timers as the host reads them (NCrontab) ---------------------------------------------------------------------
+
+
+def _occurrences(log: str, function: str) -> tuple[str, list[datetime]]:
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"occurrences of the '{function}' schedule" in line)
+    header = lines[start][lines[start].index("The next") :]
+    return header, [datetime.strptime(line.strip(), "%m/%d/%Y %H:%M:%SZ") for line in lines[start + 1 : start + 6]]
+
+
+def test_timers_log_their_next_occurrences_as_ncrontab_computes_them(sample_host: RunningHost) -> None:
+    log = sample_host.log_text()
+    header, both = _occurrences(log, "both_day_fields")
+    assert header == "The next 5 occurrences of the 'both_day_fields' schedule (Cron: '0 30 4 1,15 * 5') will be:"
+    # Day of month AND day of week: only a 1st or 15th that is a Friday.
+    assert all(d.day in (1, 15) and d.weekday() == 4 and (d.hour, d.minute) == (4, 30) for d in both)
+    _, weekdays = _occurrences(log, "five_fields")  # 5 fields: no seconds, as the timer extension reads it
+    assert all(d.weekday() < 5 and (d.hour, d.minute, d.second) == (22, 0, 0) for d in weekdays)
+    assert {b - a for a, b in itertools.pairwise(weekdays)} <= {timedelta(days=1), timedelta(days=3)}
+    _, named = _occurrences(log, "named_fields")
+    assert all(d.month in (1, 7) and d.weekday() == 6 and d.hour == 9 for d in named)
+    now = datetime.now(UTC)
+    for name, expression in [("both_day_fields", "0 30 4 1,15 * 5"), ("named_fields", "0 0 9 * Jan,Jul Sun")]:
+        assert occurrences_log(name, parse_schedule(expression), now)[1:] == [
+            d.strftime("%m/%d/%Y %H:%M:%SZ") for d in _occurrences(log, name)[1]
+        ]
+
+
+def test_a_timer_ncrontab_refuses_is_disabled_with_the_reason(sample_host: RunningHost) -> None:
+    log = sample_host.log_text()
+    assert "Function 'Functions.seven_as_sunday' failed indexing and will be disabled." in log
+    assert "7 is higher than the maximum allowable value for the [DayOfWeek] field" in log
+    assert "seven_as_sunday: timerTrigger (0 0 22 * * 7)  DISABLED" in log

@@ -211,3 +211,24 @@ def on_event(event: func.EventGridEvent) -> None:
     record["type"] = getattr(event, "event_type", None) or getattr(event, "type", None)
     record["schema"] = "cloudevents" if hasattr(event, "specversion") else "eventgrid"
     _append("events.jsonl", record)
+
+
+# Schedules that never fire during a test: devhost logs their next occurrences at start, as the host does.
+@app.timer_trigger(schedule="0 30 4 1,15 * 5", arg_name="timer")
+def both_day_fields(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "both_day_fields"})
+
+
+@app.timer_trigger(schedule="0 22 * * 1-5", arg_name="timer")
+def five_fields(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "five_fields"})
+
+
+@app.timer_trigger(schedule="0 0 9 * Jan,Jul Sun", arg_name="timer")
+def named_fields(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "named_fields"})
+
+
+@app.timer_trigger(schedule="0 0 22 * * 7", arg_name="timer")
+def seven_as_sunday(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "seven_as_sunday"})
