@@ -478,3 +478,21 @@ def test_a_timer_ncrontab_refuses_is_disabled_with_the_reason(sample_host: Runni
     assert "Function 'Functions.seven_as_sunday' failed indexing and will be disabled." in log
     assert "7 is higher than the maximum allowable value for the [DayOfWeek] field" in log
     assert "seven_as_sunday: timerTrigger (0 0 22 * * 7)  DISABLED" in log
+
+
+def test_a_function_the_worker_would_not_load_stops_devhost_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\n"
+        "app = func.FunctionApp()\n"
+        "@app.route(route='x')\n"
+        "def handler(req: func.HttpRequest, extra: str) -> func.HttpResponse:\n"
+        "    return func.HttpResponse('')\n"
+    )
+    command = [sys.executable, "-m", "devhost", "--script-root", str(tmp_path), "--no-azurite", "--port", "0"]
+    command += ["--settings", str(tmp_path / "none.json")]
+    result = subprocess.run(command, cwd=APP_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert (
+        "cannot load the handler function: the following parameters are declared in Python but not in "
+        "function.json: {'extra'}" in result.stderr
+    )

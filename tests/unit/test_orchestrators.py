@@ -19,9 +19,14 @@ from tests.durable_history import START, ActivityError, OrchestrationReplay
 
 @pytest.fixture(scope="module")
 def handles() -> dict[str, Callable[..., Any]]:
-    import function_app
+    # The handles DFApp registers, on an app of our own: the library's get_functions() runs once per app object.
+    import azure.durable_functions as df
 
-    return {spec.name: spec.func for spec in index_app(function_app.app).by_type("orchestrationTrigger")}
+    import orchestrations
+
+    app = df.DFApp()
+    app.register_functions(orchestrations.bp)
+    return {spec.name: spec.func for spec in index_app(app).by_type("orchestrationTrigger")}
 
 
 def shutdown_input(workspaces: list[str], **overrides: Any) -> dict[str, Any]:
