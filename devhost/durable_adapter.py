@@ -293,7 +293,7 @@ def retry_delay(options: dict[str, Any]) -> timedelta:
 
 
 def episode_actions(
-    episode: Episode, scheduled_ids: set[int], instance_id: str, now: datetime
+    episode: Episode, scheduled_ids: set[int], execution_id: str, now: datetime
 ) -> list[pb.OrchestratorAction]:
     """Engine actions for the tasks df opened in this episode: what the extension's shim would schedule.
 
@@ -328,19 +328,19 @@ def episode_actions(
             if parent.is_waiting_on_timer:  # the "-WithRetry timer" after a failed attempt
                 actions.append(ph.new_create_timer_action(task_id, now + retry_delay(retried["retryOptions"])))
             else:  # the next attempt
-                actions.append(_schedule(task_id, retried, instance_id))
+                actions.append(_schedule(task_id, retried, execution_id))
             continue
-        actions.append(_schedule(task_id, _action_json(task), instance_id))
+        actions.append(_schedule(task_id, _action_json(task), execution_id))
     return actions
 
 
-def _schedule(task_id: int, action: dict[str, Any], instance_id: str) -> pb.OrchestratorAction:
+def _schedule(task_id: int, action: dict[str, Any], execution_id: str) -> pb.OrchestratorAction:
     kind = int(action["actionType"])
     if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
         return ph.new_schedule_task_action(task_id, action["functionName"], action.get("input"), None)
     if kind in (CALL_SUB, CALL_SUB_WITH_RETRY):
-        # Without an explicit id the extension derives one from the parent; devhost uses `<parent>:<task id>`.
-        child_id = action.get("instanceId") or f"{instance_id}:{task_id}"
+        # Without an explicit id DTFx names the child `<parent's execution id>:<task id>` (TaskOrchestrationContext).
+        child_id = action.get("instanceId") or f"{execution_id}:{task_id}"
         return ph.new_create_sub_orchestration_action(
             task_id, action["functionName"], child_id, action.get("input"), action.get("version") or None
         )
@@ -396,7 +396,10 @@ def execute_orchestrator(
     )
     actions: list[pb.OrchestratorAction] = []
     if episode.failed is None:
-        actions = episode_actions(episode, scheduled_ids(past + new), request.instanceId, now)
+        execution_id = ""
+        if started is not None and started.HasField("orchestrationInstance"):
+            execution_id = _text(started.orchestrationInstance.executionId) or ""
+        actions = episode_actions(episode, scheduled_ids(past + new), execution_id or request.instanceId, now)
     completion = completion_action(episode, name)
     if completion is not None:
         actions.append(completion)

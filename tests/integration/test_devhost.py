@@ -108,7 +108,10 @@ def test_retry_options_retry_a_flaky_activity(sample_host: RunningHost) -> None:
 def test_sub_orchestration_and_deterministic_uuid(sample_host: RunningHost) -> None:
     response = _start(sample_host, "parent_orchestrator")
     status = sample_host.wait_for_completion(response.json()["statusQueryGetUri"])
-    assert status["output"] == {"child": ["Hello Child!"], "uuids_differ": True}
+    parent = response.json()["id"]
+    # The child sees its parent; without an explicit id DTFx names it `<parent execution>:<task id>`.
+    info = {"parent": parent, "id": f"{parent}:1"}
+    assert status["output"] == {"child": ["Hello Child!"], "uuids_differ": True, "info": info}
 
 
 def test_external_event_timer_and_management_operations(sample_host: RunningHost) -> None:
@@ -496,3 +499,10 @@ def test_a_function_the_worker_would_not_load_stops_devhost_naming_it(tmp_path: 
         "cannot load the handler function: the following parameters are declared in Python but not in "
         "function.json: {'extra'}" in result.stderr
     )
+
+
+def test_continue_as_new_restarts_with_the_new_input(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "counter_orchestrator", 0).json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"count": 2, "last": "Hello 2!"}

@@ -24,6 +24,7 @@ STARTABLE = {
     "race_orchestrator",
     "caught_orchestrator",
     "empty_fanout_orchestrator",
+    "counter_orchestrator",
 }
 
 
@@ -121,7 +122,25 @@ def event_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
 @app.orchestration_trigger(context_name="context")
 def parent_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     child = yield context.call_sub_orchestrator("hello_orchestrator", ["Child"])
-    return {"child": child, "uuids_differ": context.new_uuid() != context.new_uuid()}
+    info = yield context.call_sub_orchestrator("child_info_orchestrator")
+    return {"child": child, "uuids_differ": context.new_uuid() != context.new_uuid(), "info": info}
+
+
+@app.orchestration_trigger(context_name="context")
+def child_info_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    yield context.call_activity("say_hello", "child")
+    return {"parent": context.parent_instance_id, "id": context.instance_id}
+
+
+@app.orchestration_trigger(context_name="context")
+def counter_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    count = int(context.get_input() or 0)
+    greeting = yield context.call_activity("say_hello", str(count))
+    if count < 2:
+        context.set_custom_status({"count": count})
+        context.continue_as_new(count + 1)
+        return None
+    return {"count": count, "last": greeting}
 
 
 @app.orchestration_trigger(context_name="context")
