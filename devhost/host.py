@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -287,13 +288,21 @@ class DevHost:
     def _start_timers(self, index: AppIndex, invoker: Invoker) -> None:
         now = datetime.now(UTC)
         for spec in index.by_type("timerTrigger"):
+            written = str(spec.trigger.get("schedule", ""))
+            # A schedule held in Key Vault stays out of the log (the host would print it): shown by its setting.
+            secret = any(
+                os.environ.get(name, "").lstrip().startswith("@Microsoft.KeyVault(")
+                for name in re.findall(r"%([^%]+)%", written)
+            )
+            expression = written
             try:
-                expression = resolve_setting_expression(str(spec.trigger.get("schedule", "")), _PlatformSettings())
+                expression = resolve_setting_expression(written, _PlatformSettings())
                 schedule = parse_schedule(expression)
             except (ScheduleError, AppError) as err:
                 # The host disables just this function and runs the others.
-                log.error("Function 'Functions.%s' failed indexing and will be disabled. %s", spec.name, err)
-                self.disabled_functions[spec.name] = str(err)
+                reason = str(err).replace(expression, written) if secret else str(err)
+                log.error("Function 'Functions.%s' failed indexing and will be disabled. %s", spec.name, reason)
+                self.disabled_functions[spec.name] = reason
                 continue
             if spec.trigger.get("useMonitor") is not None:
                 log.info(
@@ -301,7 +310,8 @@ class DevHost:
                     "missed occurrences while devhost was down are not run as past due)",
                     spec.name,
                 )
-            log.info("%s", "\n".join(occurrences_log(spec.name, schedule, now)))
+            label = f"Cron: '{written}', from Key Vault" if secret else None
+            log.info("%s", "\n".join(occurrences_log(spec.name, schedule, now, label=label)))
             self._timer_tasks.append(asyncio.create_task(self._run_timer(spec, schedule, invoker)))
 
     async def _run_timer(self, spec: FunctionSpec, schedule: Schedule, invoker: Invoker) -> None:

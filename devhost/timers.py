@@ -335,8 +335,12 @@ def next_occurrences(schedule: Schedule, after: datetime, count: int = 5) -> lis
     return found
 
 
-def occurrences_log(function: str, schedule: Schedule, now: datetime, count: int = 5) -> list[str]:
-    """What the host logs for a timer at start (`TimerListener`): a header and one line per occurrence."""
-    lines = [f"The next {count} occurrences of the '{function}' schedule ({schedule}) will be:"]
+def occurrences_log(
+    function: str, schedule: Schedule, now: datetime, count: int = 5, label: str | None = None
+) -> list[str]:
+    """What the host logs for a timer at start (`TimerListener`): a header and one line per occurrence.
+
+    `label` replaces the schedule's own text (`Cron: '<expression>'`) when that must not be shown."""
+    lines = [f"The next {count} occurrences of the '{function}' schedule ({label or schedule}) will be:"]
     lines += [moment.strftime(OCCURRENCE_FORMAT) for moment in next_occurrences(schedule, now, count)]
     return lines
