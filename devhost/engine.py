@@ -7,6 +7,8 @@
 - A history that would exceed its size limit fails the orchestration with a clear message; the stock backend
   refuses the completion and leaves the instance Running forever.
 - The gRPC port listens on loopback only, with enough server threads for every worker's stream.
+- A sub-orchestration's ExecutionStarted names its parent (`parentInstance`), as DTFx records it: df's
+  `context.parent_instance_id` reads it.
 """
 
 from __future__ import annotations
@@ -135,6 +137,21 @@ class DevhostBackend(InMemoryOrchestrationBackend):
                 self._fail_for_history_size(instance)
                 return pb.CompleteTaskResponse()
             return super().CompleteOrchestratorTask(request, context)
+
+    def _process_create_sub_orchestration_action(self, instance: Any, action: pb.OrchestratorAction) -> None:
+        super()._process_create_sub_orchestration_action(instance, action)  # called with the lock held
+        child = self._instances.get(action.createSubOrchestration.instanceId)
+        if child is None:
+            return
+        for event in child.pending_events:
+            if event.HasField("executionStarted"):
+                event.executionStarted.parentInstance.CopyFrom(
+                    pb.ParentInstanceInfo(
+                        taskScheduledId=action.id,
+                        name=helpers.get_string_value(instance.name),
+                        orchestrationInstance=pb.OrchestrationInstance(instanceId=instance.instance_id),
+                    )
+                )
 
     def _fail_for_history_size(self, instance: Any) -> None:
         message = (

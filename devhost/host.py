@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from devhost.durable_api import DurableApi
 from devhost.index import AppIndex, FunctionSpec, index_app, load_app
 from devhost.relay import BlobRelay, parse_subscriptions
 from devhost.server import FunctionFailed, HostServer, Invoker
-from devhost.timers import Schedule, ScheduleError, resolve_setting_expression
+from devhost.timers import Schedule, ScheduleError, occurrences_log, parse_schedule, resolve_setting_expression
 from shared.errors import AppError
 
 log = logging.getLogger("devhost")
@@ -159,6 +160,7 @@ class DevHost:
         self.standins: list[Any] = []
         self._runner: web.AppRunner | None = None
         self._timer_tasks: list[asyncio.Task[None]] = []
+        self.disabled_functions: dict[str, str] = {}  # name -> why (the host's "failed indexing" functions)
         self._session: ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -265,7 +267,8 @@ class DevHost:
                     f"?functionName={spec.name}"
                 )
             elif kind == "timerTrigger":
-                lines.append(f"        {spec.name}: timerTrigger ({spec.trigger.get('schedule')})")
+                state = "  DISABLED (failed indexing)" if spec.name in self.disabled_functions else ""
+                lines.append(f"        {spec.name}: timerTrigger ({spec.trigger.get('schedule')}){state}")
             else:
                 lines.append(f"        {spec.name}: {kind}")
         lines.append("")
@@ -284,12 +287,32 @@ class DevHost:
 
     # --- timers -----------------------------------------------------------------------------------------
     def _start_timers(self, index: AppIndex, invoker: Invoker) -> None:
+        now = datetime.now(UTC)
         for spec in index.by_type("timerTrigger"):
+            written = str(spec.trigger.get("schedule", ""))
+            # A schedule held in Key Vault stays out of the log (the host would print it): shown by its setting.
+            secret = any(
+                os.environ.get(name, "").lstrip().startswith("@Microsoft.KeyVault(")
+                for name in re.findall(r"%([^%]+)%", written)
+            )
+            expression = written
             try:
-                expression = resolve_setting_expression(str(spec.trigger.get("schedule", "")), _PlatformSettings())
-                schedule = Schedule.parse(expression)
+                expression = resolve_setting_expression(written, _PlatformSettings())
+                schedule = parse_schedule(expression)
             except (ScheduleError, AppError) as err:
-                raise ConfigError(f"timer function {spec.name}: {err}") from err
+                # The host disables just this function and runs the others.
+                reason = str(err).replace(expression, written) if secret else str(err)
+                log.error("Function 'Functions.%s' failed indexing and will be disabled. %s", spec.name, reason)
+                self.disabled_functions[spec.name] = reason
+                continue
+            if spec.trigger.get("useMonitor") is not None:
+                log.info(
+                    "timer %s: useMonitor is ignored by devhost (no schedule status is kept between runs; "
+                    "missed occurrences while devhost was down are not run as past due)",
+                    spec.name,
+                )
+            label = f"Cron: '{written}', from Key Vault" if secret else None
+            log.info("%s", "\n".join(occurrences_log(spec.name, schedule, now, label=label)))
             self._timer_tasks.append(asyncio.create_task(self._run_timer(spec, schedule, invoker)))
 
     async def _run_timer(self, spec: FunctionSpec, schedule: Schedule, invoker: Invoker) -> None:

@@ -103,16 +103,82 @@ def load_app(script_root: Path, module: str = "function_app") -> Any:
     return app
 
 
+# What devhost runs besides the triggers: the durable client input and the HTTP response output.
+SUPPORTED_BINDINGS = {"durableClient": "IN", "http": "OUT"}
+
+
+def _load_error(function_name: str, message: str) -> str:
+    return f"cannot load the {function_name} function: {message}"  # the worker's FunctionLoadError text
+
+
+def check_function(name: str, func: Callable[..., Any], bindings: tuple[dict[str, Any], ...]) -> list[str]:
+    """The Python worker's checks when it loads a function (`Registry.add_indexed_function` /
+    `validate_function_params`), plus the bindings devhost can serve. Returns what is wrong, in the worker's words."""
+    problems: list[str] = []
+    params = dict(inspect.signature(func).parameters)
+    triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]
+    if len(triggers) != 1:
+        kinds = ", ".join(f"{b.get('name')} ({b.get('type')})" for b in triggers) or "none"
+        problems.append(_load_error(name, f"a function needs exactly one trigger binding; found {kinds}"))
+    bound: dict[str, dict[str, Any]] = {}
+    for binding in bindings:
+        kind, direction = str(binding.get("type", "")), str(binding.get("direction", "")).upper()
+        binding_name = str(binding.get("name", ""))
+        if direction == "INOUT":
+            problems.append(_load_error(name, f'binding {binding_name}: "inout" bindings are not supported'))
+        if binding_name == "$return":
+            if direction != "OUT":
+                problems.append(_load_error(name, '"$return" binding must have direction set to "out"'))
+        else:
+            bound[binding_name] = binding
+        if kind in TRIGGER_TYPES or kind in SUPPORTED_BINDINGS:
+            continue
+        expected = ", ".join(sorted(TRIGGER_TYPES | set(SUPPORTED_BINDINGS)))
+        problems.append(
+            _load_error(
+                name,
+                f"binding {binding_name!r} has type {kind!r} ({direction.lower()}), which devhost does not run; "
+                f"devhost runs {expected}",
+            )
+        )
+    if "context" in params and "context" not in bound:
+        params.pop("context")
+    missing_in_bindings = set(params) - set(bound)
+    if missing_in_bindings:
+        problems.append(
+            _load_error(
+                name,
+                f"the following parameters are declared in Python but not in function.json: {missing_in_bindings!r}",
+            )
+        )
+    missing_in_python = set(bound) - set(params)
+    if missing_in_python:
+        problems.append(
+            _load_error(
+                name,
+                f"the following parameters are declared in function.json but not in Python: {missing_in_python!r}",
+            )
+        )
+    return problems
+
+
 def index_app(app: Any) -> AppIndex:
+    """The app's functions, checked as the Python worker checks them: any problem refuses the whole app."""
+    try:
+        functions = app.get_functions()
+    except ValueError as err:  # the library's own checks: missing trigger, duplicate function names
+        raise AppLoadError(f"Worker failed to index functions: {type(err).__name__}: {err}") from err
     specs: list[FunctionSpec] = []
-    for function in app.get_functions():
+    problems: list[str] = []
+    for function in functions:
         name = function.get_function_name()
         bindings = tuple(json.loads(function.get_function_json())["bindings"])
-        triggers = [b for b in bindings if b.get("type") in TRIGGER_TYPES or str(b.get("type", "")).endswith("Trigger")]
-        if len(triggers) != 1:
-            raise AppLoadError(f"function {name} must have exactly one trigger, found {len(triggers)}")
-        trigger = triggers[0]
         user = function.get_user_function()
+        found = check_function(name, user, bindings)
+        if found:
+            problems.extend(found)
+            continue
+        trigger = next(b for b in bindings if str(b.get("type", "")).endswith("Trigger"))
         params = tuple(inspect.signature(user).parameters)
         route = None
         methods: frozenset[str] = frozenset()
@@ -131,4 +197,6 @@ def index_app(app: Any) -> AppIndex:
                 methods=methods,
             )
         )
+    if problems:
+        raise AppLoadError("Worker failed to index functions:\n  " + "\n  ".join(problems))
     return AppIndex(tuple(specs))

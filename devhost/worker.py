@@ -13,17 +13,50 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from durabletask.internal import helpers as ph
+from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
-from devhost.durable_adapter import make_activity, make_orchestrator
+from devhost.durable_adapter import execute_orchestrator, make_activity
 from devhost.index import AppIndex, AppLoadError, index_app, load_app
 from devhost.logsafe import SafeFormatter
 from devhost.spans import QUIET_LOGGERS, install_span_file
 
 log = logging.getLogger("devhost.worker")
+
+
+class BridgeWorker(TaskHubGrpcWorker):
+    """durabletask's worker with orchestrator episodes run by df's replay (devhost.durable_adapter)."""
+
+    def __init__(self, handles: dict[str, Callable[..., Any]], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._handles = handles
+
+    def _execute_orchestrator(self, req: pb.OrchestratorRequest, stub: Any, completionToken: Any) -> None:  # noqa: N803
+        try:
+            actions, custom_status = execute_orchestrator(self._handles, req)
+        except Exception as err:
+            # What the extension does when the worker cannot run the orchestrator: fail the instance, saying why.
+            log.exception("orchestrator episode of %s failed", req.instanceId)
+            message = f"{type(err).__name__}: {err}"
+            details = pb.TaskFailureDetails(errorType=type(err).__name__, errorMessage=message)
+            actions = [ph.new_complete_orchestration_action(-1, pb.ORCHESTRATION_STATUS_FAILED, None, details)]
+            custom_status = None
+        response = pb.OrchestratorResponse(
+            instanceId=req.instanceId,
+            actions=actions,
+            customStatus=ph.get_string_value(custom_status),
+            completionToken=completionToken,
+        )
+        try:
+            stub.CompleteOrchestratorTask(response)
+        except Exception:
+            log.exception("could not hand the episode of %s back to the engine", req.instanceId)
 
 
 def build_worker(
@@ -35,7 +68,9 @@ def build_worker(
 ) -> TaskHubGrpcWorker:
     engine_log = logging.getLogger("devhost.engine")
     engine_log.setLevel(logging.WARNING)
-    worker = TaskHubGrpcWorker(
+    handles = {spec.name: spec.func for spec in index.by_type("orchestrationTrigger")}
+    worker = BridgeWorker(
+        handles,
         host_address=address,
         logger=engine_log,
         concurrency_options=ConcurrencyOptions(
@@ -45,8 +80,6 @@ def build_worker(
             maximum_thread_pool_workers=max_activities + max_orchestrations + 4,
         ),
     )
-    for spec in index.by_type("orchestrationTrigger"):
-        worker.add_orchestrator(make_orchestrator(spec))
     for spec in index.by_type("activityTrigger"):
         worker.add_activity(make_activity(spec, loop))
     return worker

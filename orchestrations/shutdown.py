@@ -67,6 +67,8 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     listings: dict[str, dict[str, Any]] = {}
     pending = list(run.workspaces)
     for attempt in range(1, LIST_ROUNDS + 1):
+        if not pending:  # df's task_all([]) yields None, not []: an empty workspace list lists nothing
+            break
         outputs = yield context.task_all(
             [
                 context.call_activity(names.LIST_COMPUTE_INSTANCES, {"workspace": ws, "trace": dict(run.trace)})

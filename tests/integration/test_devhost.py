@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import requests
 
 from devhost.azurite import pid_alive
+from devhost.timers import occurrences_log, parse_schedule
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
 
 pytestmark = pytest.mark.integration
@@ -105,7 +108,10 @@ def test_retry_options_retry_a_flaky_activity(sample_host: RunningHost) -> None:
 def test_sub_orchestration_and_deterministic_uuid(sample_host: RunningHost) -> None:
     response = _start(sample_host, "parent_orchestrator")
     status = sample_host.wait_for_completion(response.json()["statusQueryGetUri"])
-    assert status["output"] == {"child": ["Hello Child!"], "uuids_differ": True}
+    parent = response.json()["id"]
+    # The child sees its parent; without an explicit id DTFx names it `<parent execution>:<task id>`.
+    info = {"parent": parent, "id": f"{parent}:1"}
+    assert status["output"] == {"child": ["Hello Child!"], "uuids_differ": True, "info": info}
 
 
 def test_external_event_timer_and_management_operations(sample_host: RunningHost) -> None:
@@ -392,3 +398,111 @@ def test_stop_leaves_no_orphan_processes(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(pid_alive(int(pid)) for pid in children):
         time.sleep(0.1)
     assert not [pid for pid in children if pid_alive(int(pid))]
+
+
+# --- Durable semantics as in Azure (df's replay through devhost's bridge) --------------------------------------
+
+
+def test_task_all_fails_as_soon_as_one_activity_fails(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "fail_fast_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Failed"
+    # The slow sibling (4 s) had not finished when the orchestration failed: df does not wait for it.
+    slow = Path(sample_host.settings["SAMPLE_STATE_DIR"]) / "slow.jsonl"
+    finished = [json.loads(line)["key"] for line in slow.read_text().splitlines()] if slow.exists() else []
+    assert urls["id"] not in finished
+
+
+def test_retry_makes_a_timer_after_every_failed_attempt_including_the_last(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "retry_timing_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    # 3 attempts at 1 s: the failure reaches the orchestrator after 3 timers (3 s), not 2, as with DTFx.
+    assert 3.0 <= status["output"]["seconds"] < 15
+    assert status["output"]["error"].startswith("Activity function 'flaky' failed: RuntimeError: transient failure 3")
+
+
+def test_task_any_returns_the_winning_task_with_its_result(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "race_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    assert status["output"] == {"result": "Hello Race!", "fast_won": True}
+
+
+def test_failed_activity_message_reaches_the_orchestrator_and_the_status_output(sample_host: RunningHost) -> None:
+    caught = sample_host.wait_for_completion(_start(sample_host, "caught_orchestrator").json()["statusQueryGetUri"])
+    # What df raises in Azure: Exception("<Reason> \n <Details>"), the reason naming the activity and error.
+    reason, details = caught["output"]["caught"].split(" \n ", 1)
+    assert reason == "Activity function 'explode' failed: ValueError: activity exploded with caught-7"
+    assert json.loads(details)["Message"] == "ValueError: activity exploded with caught-7"
+    assert "devhost" not in json.loads(details)["StackTraceString"]
+    failed = sample_host.wait_for_completion(_start(sample_host, "failing_orchestrator").json()["statusQueryGetUri"])
+    assert failed["output"].startswith(
+        "Orchestrator function 'failing_orchestrator' failed: "
+        "Activity function 'explode' failed: ValueError: activity exploded with kaboom-42 \n "
+    )
+
+
+def test_task_all_of_nothing_completes_with_none(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "empty_fanout_orchestrator").json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"], timeout=20)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"results": None}
+
+
+# --- timers as the host reads them (NCrontab) ---------------------------------------------------------------------
+
+
+def _occurrences(log: str, function: str) -> tuple[str, list[datetime]]:
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"occurrences of the '{function}' schedule" in line)
+    header = lines[start][lines[start].index("The next") :]
+    return header, [datetime.strptime(line.strip(), "%m/%d/%Y %H:%M:%SZ") for line in lines[start + 1 : start + 6]]
+
+
+def test_timers_log_their_next_occurrences_as_ncrontab_computes_them(sample_host: RunningHost) -> None:
+    log = sample_host.log_text()
+    header, both = _occurrences(log, "both_day_fields")
+    assert header == "The next 5 occurrences of the 'both_day_fields' schedule (Cron: '0 30 4 1,15 * 5') will be:"
+    # Day of month AND day of week: only a 1st or 15th that is a Friday.
+    assert all(d.day in (1, 15) and d.weekday() == 4 and (d.hour, d.minute) == (4, 30) for d in both)
+    _, weekdays = _occurrences(log, "five_fields")  # 5 fields: no seconds, as the timer extension reads it
+    assert all(d.weekday() < 5 and (d.hour, d.minute, d.second) == (22, 0, 0) for d in weekdays)
+    assert {b - a for a, b in itertools.pairwise(weekdays)} <= {timedelta(days=1), timedelta(days=3)}
+    _, named = _occurrences(log, "named_fields")
+    assert all(d.month in (1, 7) and d.weekday() == 6 and d.hour == 9 for d in named)
+    now = datetime.now(UTC)
+    for name, expression in [("both_day_fields", "0 30 4 1,15 * 5"), ("named_fields", "0 0 9 * Jan,Jul Sun")]:
+        assert occurrences_log(name, parse_schedule(expression), now)[1:] == [
+            d.strftime("%m/%d/%Y %H:%M:%SZ") for d in _occurrences(log, name)[1]
+        ]
+
+
+def test_a_timer_ncrontab_refuses_is_disabled_with_the_reason(sample_host: RunningHost) -> None:
+    log = sample_host.log_text()
+    assert "Function 'Functions.seven_as_sunday' failed indexing and will be disabled." in log
+    assert "7 is higher than the maximum allowable value for the [DayOfWeek] field" in log
+    assert "seven_as_sunday: timerTrigger (0 0 22 * * 7)  DISABLED" in log
+
+
+def test_a_function_the_worker_would_not_load_stops_devhost_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\n"
+        "app = func.FunctionApp()\n"
+        "@app.route(route='x')\n"
+        "def handler(req: func.HttpRequest, extra: str) -> func.HttpResponse:\n"
+        "    return func.HttpResponse('')\n"
+    )
+    command = [sys.executable, "-m", "devhost", "--script-root", str(tmp_path), "--no-azurite", "--port", "0"]
+    command += ["--settings", str(tmp_path / "none.json")]
+    result = subprocess.run(command, cwd=APP_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert (
+        "cannot load the handler function: the following parameters are declared in Python but not in "
+        "function.json: {'extra'}" in result.stderr
+    )
+
+
+def test_continue_as_new_restarts_with_the_new_input(sample_host: RunningHost) -> None:
+    urls = _start(sample_host, "counter_orchestrator", 0).json()
+    status = sample_host.wait_for_completion(urls["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == {"count": 2, "last": "Hello 2!"}

@@ -19,6 +19,12 @@ STARTABLE = {
     "retry_orchestrator",
     "event_orchestrator",
     "parent_orchestrator",
+    "fail_fast_orchestrator",
+    "retry_timing_orchestrator",
+    "race_orchestrator",
+    "caught_orchestrator",
+    "empty_fanout_orchestrator",
+    "counter_orchestrator",
 }
 
 
@@ -116,7 +122,75 @@ def event_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any
 @app.orchestration_trigger(context_name="context")
 def parent_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     child = yield context.call_sub_orchestrator("hello_orchestrator", ["Child"])
-    return {"child": child, "uuids_differ": context.new_uuid() != context.new_uuid()}
+    info = yield context.call_sub_orchestrator("child_info_orchestrator")
+    return {"child": child, "uuids_differ": context.new_uuid() != context.new_uuid(), "info": info}
+
+
+@app.orchestration_trigger(context_name="context")
+def child_info_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    yield context.call_activity("say_hello", "child")
+    return {"parent": context.parent_instance_id, "id": context.instance_id}
+
+
+@app.orchestration_trigger(context_name="context")
+def counter_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    count = int(context.get_input() or 0)
+    greeting = yield context.call_activity("say_hello", str(count))
+    if count < 2:
+        context.set_custom_status({"count": count})
+        context.continue_as_new(count + 1)
+        return None
+    return {"count": count, "last": greeting}
+
+
+@app.orchestration_trigger(context_name="context")
+def fail_fast_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    key = context.instance_id
+    return (
+        yield context.task_all([context.call_activity("slow", {"key": key}), context.call_activity("explode", key)])
+    )
+
+
+@app.orchestration_trigger(context_name="context")
+def retry_timing_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+    started = context.current_utc_datetime
+    try:
+        yield context.call_activity_with_retry("flaky", options, {"key": context.instance_id, "fail_times": 99})
+    except Exception as err:
+        seconds = (context.current_utc_datetime - started).total_seconds()
+        return {"seconds": seconds, "error": str(err)}
+    return None
+
+
+@app.orchestration_trigger(context_name="context")
+def race_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    slow = context.call_activity("slow", {"key": context.instance_id, "seconds": 2})
+    fast = context.call_activity("say_hello", "Race")
+    winner = yield context.task_any([slow, fast])
+    return {"result": winner.result, "fast_won": winner is fast}
+
+
+@app.orchestration_trigger(context_name="context")
+def caught_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    try:
+        yield context.call_activity("explode", "caught-7")
+    except Exception as err:
+        return {"caught": str(err)}
+    return None
+
+
+@app.orchestration_trigger(context_name="context")
+def empty_fanout_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    results = yield context.task_all([])
+    return {"results": results}
+
+
+@app.activity_trigger(input_name="payload")
+def slow(payload: dict[str, Any]) -> str:
+    time.sleep(float(payload.get("seconds", 4)))
+    _append("slow.jsonl", {"key": payload["key"], "finished": time.time()})
+    return "slow"
 
 
 @app.activity_trigger(input_name="name")
@@ -156,3 +230,24 @@ def on_event(event: func.EventGridEvent) -> None:
     record["type"] = getattr(event, "event_type", None) or getattr(event, "type", None)
     record["schema"] = "cloudevents" if hasattr(event, "specversion") else "eventgrid"
     _append("events.jsonl", record)
+
+
+# Schedules that never fire during a test: devhost logs their next occurrences at start, as the host does.
+@app.timer_trigger(schedule="0 30 4 1,15 * 5", arg_name="timer")
+def both_day_fields(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "both_day_fields"})
+
+
+@app.timer_trigger(schedule="0 22 * * 1-5", arg_name="timer")
+def five_fields(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "five_fields"})
+
+
+@app.timer_trigger(schedule="0 0 9 * Jan,Jul Sun", arg_name="timer")
+def named_fields(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "named_fields"})
+
+
+@app.timer_trigger(schedule="0 0 22 * * 7", arg_name="timer")
+def seven_as_sunday(timer: func.TimerRequest) -> None:
+    _append("ticks.jsonl", {"at": time.time(), "function": "seven_as_sunday"})

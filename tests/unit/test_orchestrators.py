@@ -1,0 +1,205 @@
+"""The app's orchestrators stepped through azure-functions-durable's replay with scripted activity results.
+
+No engine and no host: each test replays the orchestrator the way the Durable extension drives it in Azure
+(tests/durable_history.py), so a change to an orchestrator's control flow is caught in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from devhost.index import index_app
+from shared import names
+from tests.durable_history import START, ActivityError, OrchestrationReplay
+
+
+@pytest.fixture(scope="module")
+def handles() -> dict[str, Callable[..., Any]]:
+    # The handles DFApp registers, on an app of our own: the library's get_functions() runs once per app object.
+    import azure.durable_functions as df
+
+    import orchestrations
+
+    app = df.DFApp()
+    app.register_functions(orchestrations.bp)
+    return {spec.name: spec.func for spec in index_app(app).by_type("orchestrationTrigger")}
+
+
+def shutdown_input(workspaces: list[str], **overrides: Any) -> dict[str, Any]:
+    return {
+        "workspaces": workspaces,
+        "dry_run": False,
+        "mode": "opt-out",
+        "exempt_tag": "keep-running",
+        "keep_alive_tag": "keep-alive-until",
+        "stop_timeout_seconds": 600,
+        "poll_seconds": 5,
+        "trigger": "http",
+        **overrides,
+    }
+
+
+def instance(ws: str, name: str, state: str = "Running") -> dict[str, Any]:
+    return {
+        "workspace": ws,
+        "name": name,
+        "state": state,
+        "tags": {},
+        "last_operation": None,
+        "size": "STANDARD_DS3_V2",
+    }
+
+
+# --- shutdown ---------------------------------------------------------------------------------------------
+
+
+def test_shutdown_over_an_empty_workspace_list_completes(handles: dict[str, Callable[..., Any]]) -> None:
+    """df's task_all([]) yields None: before the fix the orchestrator failed on it (Running forever on devhost)."""
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input([]))
+    [save] = run.step()
+    assert save.name == names.SAVE_SHUTDOWN_REPORT
+    run.complete(save, "reports/empty.json")
+    run.step()
+    assert run.output["instances"] == []
+    assert run.output["report_blob"] == "reports/empty.json"
+
+
+def test_shutdown_stops_running_instances_and_reports_them(handles: dict[str, Callable[..., Any]]) -> None:
+    def respond(name: str, payload: Any) -> Any:
+        if name == names.LIST_COMPUTE_INSTANCES:
+            ws = payload["workspace"]
+            return {"workspace": ws, "instances": [instance(ws, "ci-1"), instance(ws, "ci-2", "Stopped")]}
+        if name == names.STOP_COMPUTE_INSTANCE:
+            return {"status": "stopping", "state_before": "Running", "message": ""}
+        if name == names.GET_COMPUTE_STATE:
+            return {"found": True, "state": "Stopped", "last_operation": None}
+        if name == names.SAVE_SHUTDOWN_REPORT:
+            return "reports/run.json"
+        raise AssertionError(name)
+
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws-a"]))
+    run.run_to_end(respond, handles)
+    outcomes = {i["name"]: i["outcome"] for i in run.output["instances"]}
+    assert outcomes["ci-1"] == "stopped"
+    assert outcomes["ci-2"] != "stopped"
+    assert run.custom_status["phase"] == "done"
+
+
+def test_shutdown_keeps_its_report_when_saving_fails_after_every_retry(handles: dict[str, Callable[..., Any]]) -> None:
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws-a"]))
+    [listing] = run.step()
+    run.complete(listing, {"workspace": "ws-a", "instances": []})
+    attempts = 0
+    [task] = run.step()
+    while not run.done:
+        if task.kind == "timer":
+            # The extension's retry: a timer after every failed attempt, the last one included.
+            assert task.fire_at == run.now + timedelta(seconds=5)
+            run.fire(task)
+        else:
+            attempts += 1
+            run.fail(task, "storage unavailable", "ServiceRequestError")
+        scheduled = run.step()
+        task = scheduled[0] if scheduled else task
+    assert attempts == 3
+    assert run.output["report_blob"] is None
+    assert "storage unavailable" in run.output["report_error"]
+    assert "Activity function 'save_shutdown_report' failed: ServiceRequestError" in run.output["report_error"]
+
+
+def test_stop_monitor_reports_a_failed_stop_request_with_the_activity_message(
+    handles: dict[str, Callable[..., Any]],
+) -> None:
+    job = {"workspace": "ws", "name": "ci", "timeout_seconds": 60, "poll_seconds": 1, "retry_attempts": 2}
+
+    def respond(name: str, payload: Any) -> Any:
+        raise ActivityError("ARM answered 503", "RetryableComputeError")
+
+    run = OrchestrationReplay(handles[names.STOP_MONITOR_ORCHESTRATOR], job).run_to_end(respond)
+    assert run.output["outcome"] == "failed"
+    assert run.output["error"].startswith("stop request failed after 2 attempt(s): Activity function ")
+    assert "RetryableComputeError: ARM answered 503" in run.output["error"]
+
+
+# --- scoring ------------------------------------------------------------------------------------------------
+
+
+def _plan(chunks: int) -> dict[str, Any]:
+    return {
+        "request": {"container": "in", "name": "f.csv", "etag": '"0x1"'},
+        "chunks": [[i, i * 10, i * 10 + 10] for i in range(chunks)],
+    }
+
+
+def scoring_input() -> dict[str, Any]:
+    return {"request": {"container": "in", "name": "f.csv"}, "parallel": 4, "trace": {}}
+
+
+def test_scoring_fails_fast_when_one_chunk_of_a_batch_fails(handles: dict[str, Callable[..., Any]]) -> None:
+    """task_all fails at the first failed chunk; the others of the batch need not finish (as in Azure)."""
+    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input())
+    [plan] = run.step()
+    run.complete(plan, _plan(3))
+    chunks = run.step()
+    assert [t.name for t in chunks] == [names.SCORE_CHUNK] * 3
+    first = chunks[0]
+    for _ in range(3):  # the retried chunk fails three times; the other two never answer
+        run.fail(first, "disk full", "OSError")
+        [timer] = run.step()
+        assert timer.kind == "timer"
+        run.fire(timer)
+        retried = run.step()
+        if run.done:
+            break
+        [first] = retried
+    assert run.failure is not None
+    assert run.failure.startswith("Activity function 'score_chunk' failed: OSError: disk full")
+
+
+def test_scoring_scores_every_chunk_and_commits(handles: dict[str, Callable[..., Any]]) -> None:
+    def respond(name: str, payload: Any) -> Any:
+        if name == names.PLAN_SCORING_CHUNKS:
+            return _plan(6)
+        if name == names.SCORE_CHUNK:
+            return {"index": payload["index"], "rows": 10}
+        if name == names.COMMIT_PREDICTIONS:
+            return {"rows": 60, "output": "out/f.csv"}
+        raise AssertionError(name)
+
+    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input()).run_to_end(respond, handles)
+    assert run.output["chunks"] == 6
+    assert run.output["rows"] == 60
+    assert run.output["started"] == START.isoformat()
+    assert run.custom_status == {"stage": "done", "chunks_done": 6, "chunks_total": 6, "rows": 60}
+
+
+def test_scoring_reports_an_input_problem_from_the_planner(handles: dict[str, Callable[..., Any]]) -> None:
+    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input())
+    [plan] = run.step()
+    run.complete(plan, {"error": "in/f.csv: no header row", "error_type": "ScoringInputError"})
+    assert run.step() == []
+    assert run.failure == "in/f.csv: no header row"
+
+
+def test_large_scoring_runs_go_through_wave_sub_orchestrations(handles: dict[str, Callable[..., Any]]) -> None:
+    seen: list[str] = []
+
+    def respond(name: str, payload: Any) -> Any:
+        seen.append(name)
+        if name == names.PLAN_SCORING_CHUNKS:
+            return _plan(5)
+        if name == names.SCORE_CHUNK:
+            return {"index": payload["index"], "rows": 1}
+        return {"rows": 5}
+
+    start = {**scoring_input(), "wave_size": 2}
+    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], start, instance_id="big")
+    run.run_to_end(respond, handles)
+    assert run.output["chunks"] == 5
+    subs = [t for t in run.tasks.values() if t.kind == "suborchestration"]
+    assert [t.name for t in subs] == [names.SCORING_WAVE_ORCHESTRATOR] * 3
+    assert seen.count(names.SCORE_CHUNK) == 5
