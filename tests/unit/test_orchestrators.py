@@ -20,12 +20,16 @@ from tests.durable_history import START, ActivityError, OrchestrationReplay
 @pytest.fixture(scope="module")
 def handles() -> dict[str, Callable[..., Any]]:
     # The handles DFApp registers, on an app of our own: the library's get_functions() runs once per app object.
+    import importlib
+    import pkgutil
+
     import azure.durable_functions as df
 
     import orchestrations
 
     app = df.DFApp()
-    app.register_functions(orchestrations.bp)
+    for module in pkgutil.iter_modules(orchestrations.__path__):  # each module holds its own Blueprint
+        app.register_functions(importlib.import_module(f"orchestrations.{module.name}").bp)
     return {spec.name: spec.func for spec in index_app(app).by_type("orchestrationTrigger")}
 
 
