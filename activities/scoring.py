@@ -8,8 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 from activities import bp
-from shared import names
+from shared import chunk_slots, names
 from shared.errors import InputError, ModelError, NotFoundError, ScoringError
+
+# Before the worker starts its activity threads: they then share two allocator arenas, so a chunk reuses the memory
+# earlier chunks freed on other threads (worker memory under bursts, issue 12; see shared/chunk_slots.py).
+chunk_slots.limit_arenas()
 
 # Failures that the same input will always reproduce: reported to the orchestrator as a value instead of
 # raised, so they are not retried and the run fails with exactly this message.

@@ -364,8 +364,9 @@ def _errors_csv(
         {
             "line": line[starts],
             "last_line": line[last],
-            "column": pl.Series(names[column[starts] + 1], dtype=pl.String),
-            "problem": pl.Series(kinds[problem[starts]], dtype=pl.String),
+            # Through lists: polars cannot read an object array that holds only None.
+            "column": pl.Series(names[column[starts] + 1].tolist(), dtype=pl.String),
+            "problem": pl.Series(kinds[problem[starts]].tolist(), dtype=pl.String),
             "value": value,
         }
     ).with_columns(value=_shown(pl.col("value")))

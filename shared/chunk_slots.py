@@ -15,6 +15,8 @@ enforced here, in the scoring code, so it holds in Azure's worker and in devhost
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import math
 import threading
@@ -59,6 +61,42 @@ class ChunkGate:
             with self._lock:
                 self.in_flight -= 1
             self._slots.release()
+            _release_free_memory()
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+ALLOCATOR_ARENAS = 2
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (Linux), else None (macOS, musl): the calls below are glibc's."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 (both must exist)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@functools.cache
+def limit_arenas() -> None:
+    """Let the process's future threads share ALLOCATOR_ARENAS glibc arenas (call it before threads start)."""
+    # glibc gives each thread that allocates its own arena (up to 8 per core), and a chunk's buffers are freed into
+    # the arena of the thread that scored it: with the host's many activity threads, each arena keeps its own high
+    # water mark as RSS. Two arenas (what MALLOC_ARENA_MAX=2 sets at start-up) let chunks reuse each other's memory;
+    # the threads created after this call share them. activities/scoring.py calls this when the worker loads the app.
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_ARENA_MAX, ALLOCATOR_ARENAS)
+
+
+def _release_free_memory() -> None:
+    # Give the free pages of every arena back to the system once a chunk is done, so what a burst allocated does
+    # not stay resident as the floor under the next chunks (measured: 260 MiB instead of 400 MiB between bursts).
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 _gates: dict[int, ChunkGate] = {}
@@ -71,6 +109,7 @@ def gate(env: Mapping[str, str] | None = None) -> ChunkGate:
     from shared import settings
 
     limit = chunk_slots(settings.SCORING_WORKER_MEMORY_MB.get(env), settings.SCORING_CHUNK_BYTES.get(env))
+    limit_arenas()
     with _gates_lock:
         if limit not in _gates:
             _gates[limit] = ChunkGate(limit)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
@@ -198,6 +198,10 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.integers(1, 60))
+@example(  # a chunk cut inside quotes whose rows all have whole-row problems (once crashed the errors CSV)
+    (b'height,note\nx,"\na\n,\xc3\xa9"\n0.0,"\n"', b'height,note,predicted_weight\nx,"\na\n,\xc3\xa9",\n0.0,"\n",3.0'),
+    13,
+)
 def test_random_csv_chunks_concatenate_to_the_reference(case: tuple[bytes, bytes], chunk_bytes: int) -> None:
     data, expected = case
     whole, whole_errors, _ = score_whole(data)
