@@ -1,13 +1,18 @@
 """`scoring_burst`: worker memory under a burst of uploads (issue 12): 40 files (~129 MB in all) uploaded at
-once, then a ~300 MB file, scored by devhost with one worker per core; reports each worker's peak RSS."""
+once, then a ~300 MB file, scored by devhost with one worker per core; reports each worker's peak RSS.
+
+devhost runs with the app's default settings; SCORING_WORKER_MEMORY_MB set in the harness's environment is
+passed on (to see how the budget moves the peak)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from benchmarks.core import Goal, Result
@@ -63,6 +68,39 @@ def _wait_all(host: RunningHost, names: dict[str, tuple[str, InputFile]], timeou
     return time.perf_counter() - started
 
 
+def _rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class _Sampler:
+    """VmRSS of the workers every 100 ms, to tell when the peak came (the burst or the large file)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.samples: list[tuple[float, list[float | None]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.samples.append((time.perf_counter() - self._started, [_rss_mib(p) for p in self.pids]))
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run(ctx: Context) -> Result:
     from shared import settings
 
@@ -99,20 +137,26 @@ def run(ctx: Context) -> Result:
     }
     budget = settings.ALL_SETTINGS.get("SCORING_WORKER_MEMORY_MB")
     if budget is not None:
-        parameters["SCORING_WORKER_MEMORY_MB"] = budget.get({})
+        parameters["SCORING_WORKER_MEMORY_MB"] = budget.get(os.environ)
     result.parameters = parameters
     small = generate(burst_bytes // files)
     large = generate(large_bytes)
-    with devhost(ctx, "scoring-burst", {"DEVHOST_EVENTGRID_SUBSCRIPTIONS": SUBSCRIPTIONS}, workers=cores) as host:
+    values = {"DEVHOST_EVENTGRID_SUBSCRIPTIONS": SUBSCRIPTIONS}
+    if os.environ.get("SCORING_WORKER_MEMORY_MB"):
+        values["SCORING_WORKER_MEMORY_MB"] = os.environ["SCORING_WORKER_MEMORY_MB"]
+    with devhost(ctx, "scoring-burst", values, workers=cores) as host:
         service = _service(host.storage_connection_string)
         _ensure_containers(service, INPUT, OUTPUT)
         chunk = int(parameters["SCORING_CHUNK_BYTES"])
         warm = generate(int(chunk * cores * 1.05), ctx.work_dir)
         score_through_devhost(host, warm, f"warmup-{uuid.uuid4().hex[:8]}.csv", 300)
         pids = worker_pids(host)
+        base = [p for p in (_rss_mib(pid) for pid in pids) if p is not None]
         for pid in pids:
             reset_peak(pid)
         tag = uuid.uuid4().hex[:6]
+        sampler = _Sampler(pids)
+        sampler.__enter__()
         sources = {f"burst-{tag}-{i:02d}.csv": small for i in range(files)}
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
@@ -123,8 +167,15 @@ def run(ctx: Context) -> Result:
         uploaded = time.perf_counter() - started
         _wait_all(host, {n: (etags[n], sources[n]) for n in sources}, 600 + large_bytes / 1e6)
         total = time.perf_counter() - started
+        sampler.__exit__()
         peaks = [p for p in (peak_rss_mib(pid) for pid in pids) if p is not None]
-        log.info("burst: uploads %.1f s, all scored after %.1f s, worker peaks %s MiB", uploaded, total, peaks)
+        log.info(
+            "burst: uploads %.1f s, all scored after %.1f s, worker RSS before %s MiB, peaks %s MiB",
+            uploaded,
+            total,
+            [round(b) for b in base],
+            [round(p) for p in peaks],
+        )
         for name in sources:
             _delete(service, INPUT, name)
             _delete(service, OUTPUT, name)
@@ -134,7 +185,16 @@ def run(ctx: Context) -> Result:
         result.measure(f"burst_worker_{i}_peak", f"worker {i + 1} peak RSS", "MiB").samples = [value]
     result.measure("burst_seconds", "burst time (first upload to last predictions CSV)", "s").samples = [total]
     result.measure("burst_upload_seconds", "uploads", "s").samples = [uploaded]
-    result.raw = {"worker_peaks_mib": peaks, "seconds": total, "upload_seconds": uploaded}
+    result.measure("burst_worker_base", "worker RSS before the burst (after a warm-up file), max", "MiB").samples = (
+        [max(base)] if base else []
+    )
+    result.raw = {
+        "worker_peaks_mib": peaks,
+        "worker_rss_before_mib": base,
+        "seconds": total,
+        "upload_seconds": uploaded,
+        "rss_samples": [(round(t, 1), [round(v) if v else None for v in vs]) for t, vs in sampler.samples],
+    }
     result.goals = [
         Goal(
             f"worker peak memory under {MEMORY_GOAL_MIB:.0f} MiB in the burst",
