@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 BURST_FILES = 40
 BURST_BYTES = 129 * 10**6  # in all: 40 files of about 3.2 MB
 LARGE_BYTES = 300 * 10**6
+REPEATS = 3  # bursts one after another on the same workers: what the first left resident counts for the next
 
 
 def _wait_all(host: RunningHost, names: dict[str, tuple[str, InputFile]], timeout: float) -> float:
@@ -101,6 +102,39 @@ class _Sampler:
         self._thread.join()
 
 
+def _burst(
+    host: RunningHost, pids: list[int], files: int, small: InputFile, large: InputFile, large_bytes: int
+) -> dict[str, Any]:
+    """One burst: `files` copies of `small` uploaded at once, then `large`; the workers' RSS around it."""
+    service = _service(host.storage_connection_string)
+    base = [p for p in (_rss_mib(pid) for pid in pids) if p is not None]
+    for pid in pids:
+        reset_peak(pid)
+    tag = uuid.uuid4().hex[:6]
+    sources = {f"burst-{tag}-{i:02d}.csv": small for i in range(files)}
+    with _Sampler(pids) as sampler:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            etags = dict(zip(sources, pool.map(lambda n: _upload(service, INPUT, n, sources[n]), sources), strict=True))
+        large_name = f"burst-{tag}-large.csv"
+        etags[large_name] = _upload(service, INPUT, large_name, large)
+        sources[large_name] = large
+        uploaded = time.perf_counter() - started
+        _wait_all(host, {n: (etags[n], sources[n]) for n in sources}, 600 + large_bytes / 1e6)
+        total = time.perf_counter() - started
+    peaks = [p for p in (peak_rss_mib(pid) for pid in pids) if p is not None]
+    for name in sources:
+        _delete(service, INPUT, name)
+        _delete(service, OUTPUT, name)
+    return {
+        "worker_peaks_mib": peaks,
+        "worker_rss_before_mib": base,
+        "seconds": total,
+        "upload_seconds": uploaded,
+        "rss_samples": [(round(t, 1), [round(v) if v else None for v in vs]) for t, vs in sampler.samples],
+    }
+
+
 def run(ctx: Context) -> Result:
     from shared import settings
 
@@ -119,9 +153,10 @@ def run(ctx: Context) -> Result:
         "Worker memory under a burst of uploads",
         f"{files} generated CSVs (`id,height,name,email`, {size_label(burst_bytes)} in all) are uploaded to "
         f"`incoming` at once (8 uploads in parallel), then one of {size_label(large_bytes)}; devhost runs one "
-        "worker process per core and scores them all. Worker peak memory is VmHWM of each devhost worker "
-        "process, reset after a warm-up file and before the burst. *Burst time* runs from the first upload to the "
-        "last committed predictions CSV.",
+        "worker process per core and scores them all; the burst is repeated on the same workers. Worker peak "
+        "memory is VmHWM of each devhost worker process, reset after a warm-up file and before each burst (one "
+        "sample per burst: the larger of the workers' peaks). *Burst time* runs from the first upload to the last "
+        "committed predictions CSV.",
     )
     functions = app_functions()
     if "on_blob_created" not in functions or "scoring_orchestrator" not in functions:
@@ -144,6 +179,9 @@ def run(ctx: Context) -> Result:
     values = {"DEVHOST_EVENTGRID_SUBSCRIPTIONS": SUBSCRIPTIONS}
     if os.environ.get("SCORING_WORKER_MEMORY_MB"):
         values["SCORING_WORKER_MEMORY_MB"] = os.environ["SCORING_WORKER_MEMORY_MB"]
+    repeats = 1 if ctx.quick else REPEATS
+    parameters["repetitions (same workers)"] = repeats
+    bursts: list[dict[str, Any]] = []
     with devhost(ctx, "scoring-burst", values, workers=cores) as host:
         service = _service(host.storage_connection_string)
         _ensure_containers(service, INPUT, OUTPUT)
@@ -151,56 +189,33 @@ def run(ctx: Context) -> Result:
         warm = generate(int(chunk * cores * 1.05), ctx.work_dir)
         score_through_devhost(host, warm, f"warmup-{uuid.uuid4().hex[:8]}.csv", 300)
         pids = worker_pids(host)
-        base = [p for p in (_rss_mib(pid) for pid in pids) if p is not None]
-        for pid in pids:
-            reset_peak(pid)
-        tag = uuid.uuid4().hex[:6]
-        sampler = _Sampler(pids)
-        sampler.__enter__()
-        sources = {f"burst-{tag}-{i:02d}.csv": small for i in range(files)}
-        started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            etags = dict(zip(sources, pool.map(lambda n: _upload(service, INPUT, n, sources[n]), sources), strict=True))
-        large_name = f"burst-{tag}-large.csv"
-        etags[large_name] = _upload(service, INPUT, large_name, large)
-        sources[large_name] = large
-        uploaded = time.perf_counter() - started
-        _wait_all(host, {n: (etags[n], sources[n]) for n in sources}, 600 + large_bytes / 1e6)
-        total = time.perf_counter() - started
-        sampler.__exit__()
-        peaks = [p for p in (peak_rss_mib(pid) for pid in pids) if p is not None]
-        log.info(
-            "burst: uploads %.1f s, all scored after %.1f s, worker RSS before %s MiB, peaks %s MiB",
-            uploaded,
-            total,
-            [round(b) for b in base],
-            [round(p) for p in peaks],
-        )
-        for name in sources:
-            _delete(service, INPUT, name)
-            _delete(service, OUTPUT, name)
+        for rep in range(repeats):
+            bursts.append(_burst(host, pids, files, small, large, large_bytes))
+            log.info(
+                "burst %s: uploads %.1f s, all scored after %.1f s, worker RSS before %s MiB, peaks %s MiB",
+                rep + 1,
+                bursts[-1]["upload_seconds"],
+                bursts[-1]["seconds"],
+                [round(b) for b in bursts[-1]["worker_rss_before_mib"]],
+                [round(p) for p in bursts[-1]["worker_peaks_mib"]],
+            )
     peak = result.measure("burst_worker_peak", "worker peak RSS (max over workers)", "MiB")
-    peak.samples = [max(peaks)] if peaks else []
-    for i, value in enumerate(peaks):
-        result.measure(f"burst_worker_{i}_peak", f"worker {i + 1} peak RSS", "MiB").samples = [value]
-    result.measure("burst_seconds", "burst time (first upload to last predictions CSV)", "s").samples = [total]
-    result.measure("burst_upload_seconds", "uploads", "s").samples = [uploaded]
-    result.measure("burst_worker_base", "worker RSS before the burst (after a warm-up file), max", "MiB").samples = (
-        [max(base)] if base else []
-    )
-    result.raw = {
-        "worker_peaks_mib": peaks,
-        "worker_rss_before_mib": base,
-        "seconds": total,
-        "upload_seconds": uploaded,
-        "rss_samples": [(round(t, 1), [round(v) if v else None for v in vs]) for t, vs in sampler.samples],
-    }
+    peak.samples = [max(b["worker_peaks_mib"]) for b in bursts if b["worker_peaks_mib"]]
+    result.measure("burst_seconds", "burst time (first upload to last predictions CSV)", "s").samples = [
+        b["seconds"] for b in bursts
+    ]
+    result.measure("burst_upload_seconds", "uploads", "s").samples = [b["upload_seconds"] for b in bursts]
+    result.measure("burst_worker_base", "worker RSS before the burst, max over workers", "MiB").samples = [
+        max(b["worker_rss_before_mib"]) for b in bursts if b["worker_rss_before_mib"]
+    ]
+    result.raw = {"bursts": bursts}
     result.goals = [
         Goal(
-            f"worker peak memory under {MEMORY_GOAL_MIB:.0f} MiB in the burst",
+            f"worker peak memory under {MEMORY_GOAL_MIB:.0f} MiB in the burst (worst run)",
             "burst_worker_peak",
             "<",
             MEMORY_GOAL_MIB,
+            stat="max",
         )
     ]
     return result
