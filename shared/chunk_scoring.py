@@ -353,7 +353,9 @@ def _errors_csv(
     for i, f in enumerate(features):
         mine = np.flatnonzero(column[starts] == i)
         if len(mine):
-            value = value.scatter(mine, parsed[f].texts.gather(bad[starts[mine]]))
+            texts = parsed[f].texts  # a Series: chunk columns are parsed vectorised
+            column_texts = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
+            value = value.scatter(mine, column_texts.gather(bad[starts[mine]]))
     shown_ragged = np.flatnonzero(problem[starts] == FIELD_COUNT)
     if len(shown_ragged):
         counts = pl.Series(found[starts[shown_ragged]]).cast(pl.String)

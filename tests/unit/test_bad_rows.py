@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import triggers
-from shared import realtime
+from shared import numbers, realtime
 from shared.chunk_scoring import ScoredChunk, score_chunk_bytes
 from shared.csv_chunks import plan_chunks
 from shared.errors import InputError
@@ -123,6 +123,24 @@ def test_batch_and_realtime_agree_on_any_text(text: str) -> None:
     assert batch_values([text]) == [expected]
     if expected is not None:
         assert expected == float(text)  # the grammar is a subset of Python's float()
+
+
+_ANY_TEXT = st.text(
+    alphabet=st.sampled_from("0123456789.eE+-_ \t\r\n,xIinfa\uff10\uff11\u0660\u0969\u00b2\u2155\u3000\u00a0"),
+    max_size=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), _ANY_TEXT), min_size=1, max_size=20))
+def test_the_vectorised_and_the_per_value_paths_of_the_parser_agree(texts: list[str | None]) -> None:
+    import polars as pl
+
+    few = numbers.parse_numbers(texts)
+    column = numbers.parse_numbers(pl.Series(texts, dtype=pl.String))
+    assert few.problems.tolist() == column.problems.tolist()
+    np.testing.assert_array_equal(few.values, column.values)  # NaN where refused, in both
+    assert list(few.texts) == column.texts.to_list()
 
 
 def test_full_width_digits_are_a_bad_row_in_batch_naming_the_problem() -> None:
