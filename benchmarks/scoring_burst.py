@@ -131,7 +131,8 @@ def _burst(
         "worker_rss_before_mib": base,
         "seconds": total,
         "upload_seconds": uploaded,
-        "rss_samples": [(round(t, 1), [round(v) if v else None for v in vs]) for t, vs in sampler.samples],
+        # Every second (of the 100 ms samples): enough to see when the peak came, small enough to keep.
+        "rss_samples": [(round(t, 1), [round(v) if v else None for v in vs]) for t, vs in sampler.samples[::10]],
     }
 
 

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 Predict = Callable[[Mapping[str, "np.ndarray[Any, Any]"]], "np.ndarray[Any, Any]"]
 
 ERRORS_COLUMNS = ("line", "last_line", "column", "problem", "value")
-ERRORS_HEADER = (",".join(ERRORS_COLUMNS) + "\n").encode()
 # Problems of a whole row, after the value problems of shared.numbers (1-4).
 FIELD_COUNT, MODEL_OUTPUT = 10, 11
 PROBLEMS: dict[int, str] = {**numbers.PROBLEMS, FIELD_COUNT: "field_count", MODEL_OUTPUT: "model_output"}
