@@ -140,6 +140,7 @@ def test_the_vectorised_and_the_per_value_paths_of_the_parser_agree(texts: list[
     column = numbers.parse_numbers(pl.Series(texts, dtype=pl.String))
     assert few.problems.tolist() == column.problems.tolist()
     np.testing.assert_array_equal(few.values, column.values)  # NaN where refused, in both
+    assert isinstance(column.texts, pl.Series)
     assert list(few.texts) == column.texts.to_list()
 
 
