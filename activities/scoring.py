@@ -9,10 +9,14 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared import names
+from shared import chunk_slots, names
 from shared.errors import InputError, ModelError, NotFoundError, ScoringError
 
 bp = df.Blueprint()
+
+# Before the worker starts its activity threads: they then share two allocator arenas, so a chunk reuses the memory
+# earlier chunks freed on other threads (worker memory under bursts; see shared/chunk_slots.py).
+chunk_slots.limit_arenas()
 
 # Failures that the same input will always reproduce: reported to the orchestrator as a value instead of
 # raised, so they are not retried and the run fails with exactly this message.

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "eventgrid_latency": "benchmarks.http_latency:run_eventgrid",
     "weight_latency": "benchmarks.http_latency:run_weight",
     "scoring": "benchmarks.scoring:run",
+    "scoring_burst": "benchmarks.scoring_burst:run",
     "shutdown_fanout": "benchmarks.shutdown_fanout:run",
 }
 

@@ -4,19 +4,23 @@ A chunk's output is its input bytes with `,<prediction>` inserted before each ro
 never re-serialized), so the chunks' outputs, concatenated in order, are the predictions CSV. Bad rows keep
 their place with an empty prediction and are listed, with chunk-relative line numbers, in a small part blob;
 the commit step turns them into input line numbers from the chunks' line counts.
+
+The errors CSV (README, "The errors CSV") has one row per run of consecutive bad lines with the same problem:
+`line,last_line,column,problem,value`, the value cut to VALUE_CHARS characters. Found and written column-wise
+(numpy/polars), so a chunk of bad rows costs about what a chunk of good rows costs, and the errors CSV stays
+proportionate to the input (a file of one repeated bad row gives one errors row per chunk).
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared import blobs
+from shared import blobs, chunk_slots, numbers
 from shared.csv_chunks import ChunkRange, CsvHeader, plan_chunks, realign
 from shared.errors import BlocksLostError, NotFoundError, OutputChangedError, ScoringError, SourceChangedError
 from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
@@ -29,9 +33,12 @@ log = logging.getLogger(__name__)
 
 Predict = Callable[[Mapping[str, "np.ndarray[Any, Any]"]], "np.ndarray[Any, Any]"]
 
-ERRORS_HEADER = b"line,reason\n"
+ERRORS_COLUMNS = ("line", "last_line", "column", "problem", "value")
+# Problems of a whole row, after the value problems of shared.numbers (1-4).
+FIELD_COUNT, MODEL_OUTPUT = 10, 11
+PROBLEMS: dict[int, str] = {**numbers.PROBLEMS, FIELD_COUNT: "field_count", MODEL_OUTPUT: "model_output"}
+VALUE_CHARS = 20  # enough to recognise a value; bounds an errors row whatever the input's field sizes
 _SEPARATOR_CANDIDATES = ("\x1f", "\x1e", "\x1d", "\x1c", "\x01", "\x02", "\x03")
-_MAX_SHOWN_VALUE = 40
 
 
 @dataclass
@@ -39,15 +46,12 @@ class ScoredChunk:
     """One chunk scored in memory: output bytes and bad rows with chunk-relative line numbers (1 = first)."""
 
     output: bytes
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors_csv: bytes = b""  # rows of the errors CSV (no header), chunk-relative line numbers
+    bad_rows: int = 0
     rows: int = 0
     lines: int = 0
     quote_parity: int = 0
     misaligned: bool = False
-
-    @property
-    def bad_rows(self) -> int:
-        return len(self.errors)
 
 
 def check_columns(header: CsvHeader, features: Sequence[str], source: str, model_label: str) -> None:
@@ -147,24 +151,6 @@ def _split_rows(body: bytes) -> _Rows:
     return _Rows(starts, cends, terminated, crlf, fields, quoted_newline)
 
 
-def _parse_numbers(texts: pl.Series) -> np.ndarray[Any, Any]:
-    """float64 per text; NaN where empty, not a number, or not finite."""
-    import numpy as np
-    import polars as pl
-
-    values = texts.cast(pl.String).str.strip_chars(" \t").cast(pl.Float64, strict=False).to_numpy()
-    values = np.array(values, dtype=np.float64)  # writable copy: polars hands out read-only views
-    values[~np.isfinite(values)] = np.nan
-    return values
-
-
-def _reason(value: str | None, column: str) -> str:
-    if value is None or not value.strip():
-        return f"missing value for {column!r}"
-    shown = value if len(value) <= _MAX_SHOWN_VALUE else value[:_MAX_SHOWN_VALUE] + "..."
-    return f"{shown!r} in column {column!r} is not a finite number"
-
-
 def score_chunk_bytes(
     data: bytes,
     *,
@@ -209,10 +195,11 @@ def score_chunk_bytes(
     if texts is None:
         texts = _texts_slow(body, rows, blank, ragged, col_index)
 
-    values = {f: _parse_numbers(texts[f]) for f in features}
+    parsed = {f: numbers.parse_numbers(texts[f]) for f in features}
+    values = {f: p.values for f, p in parsed.items()}
     valid = ~blank & ~ragged
-    for v in values.values():
-        valid &= ~np.isnan(v)
+    for p in parsed.values():
+        valid &= p.problems == numbers.OK
     predictions = np.full(nrows, np.nan)
     if valid.any():
         out = np.asarray(predict({f: v[valid] for f, v in values.items()}), dtype=np.float64).reshape(-1)
@@ -223,20 +210,31 @@ def score_chunk_bytes(
     valid &= np.isfinite(predictions)
     pred_text = format_predictions(predictions, valid)
 
-    errors = _errors(
-        body,
-        rows=rows,
-        blank=blank,
-        ragged=ragged,
-        valid=valid,
-        bad_prediction=bad_prediction,
-        texts=texts,
-        features=features,
-        ncols=ncols,
-        first_line=first_line,
+    bad = np.flatnonzero(~valid & ~blank)
+    errors_csv = (
+        _errors_csv(
+            body,
+            bad,
+            rows=rows,
+            ragged=ragged,
+            bad_prediction=bad_prediction,
+            parsed=parsed,
+            features=features,
+            ncols=ncols,
+            first_line=first_line,
+        )
+        if len(bad)
+        else b""
     )
     output = _assemble_fast(body, rows, pred_text) if fast else _assemble_slow(body, rows, blank, pred_text)
-    return ScoredChunk(head_out + output, errors=errors, rows=int((~blank).sum()), lines=lines, quote_parity=parity)
+    return ScoredChunk(
+        head_out + output,
+        errors_csv=errors_csv,
+        bad_rows=len(bad),
+        rows=int((~blank).sum()),
+        lines=lines,
+        quote_parity=parity,
+    )
 
 
 def _texts_fast(
@@ -307,48 +305,81 @@ def _split_fields(line: str) -> list[str]:
     return [f[1:-1].replace('""', '"') if len(f) >= 2 and f[0] == f[-1] == '"' else f for f in fields]
 
 
-def _errors(
+def _errors_csv(
     body: bytes,
+    bad: np.ndarray[Any, Any],
     *,
     rows: _Rows,
-    blank: np.ndarray[Any, Any],
     ragged: np.ndarray[Any, Any],
-    valid: np.ndarray[Any, Any],
     bad_prediction: np.ndarray[Any, Any],
-    texts: Mapping[str, pl.Series],
+    parsed: Mapping[str, numbers.ParsedNumbers],
     features: Sequence[str],
     ncols: int,
     first_line: int,
-) -> list[tuple[int, str]]:
+) -> bytes:
+    """Rows of the errors CSV for the bad rows `bad` (indexes of records), column-wise: no per-row Python."""
     import numpy as np
+    import polars as pl
 
-    bad = np.flatnonzero(~valid & ~blank)
-    if not len(bad):
-        return []
     a = np.frombuffer(body, dtype=np.uint8)
-    line_numbers = first_line + np.searchsorted(np.flatnonzero(a == 10), rows.starts[bad])
-    errors: list[tuple[int, str]] = []
-    for r, line in zip(bad.tolist(), line_numbers.tolist(), strict=True):
-        if ragged[r]:
-            reason = f"expected {ncols} fields, found {int(rows.fields[r])}"
-        elif bad_prediction[r]:
-            reason = "the model returned a value that is not a finite number"
-        else:
-            reason = _first_bad_reason(texts, features, r)
-        errors.append((int(line), reason))
-    return errors
+    line = first_line + np.searchsorted(np.flatnonzero(a == 10), rows.starts[bad])
+    # Problem and column of each bad row: a whole-row problem, else the first feature (in model order) refused.
+    problem = np.zeros(len(bad), dtype=np.uint8)
+    column = np.full(len(bad), -1, dtype=np.int64)
+    for i in reversed(range(len(features))):
+        codes = parsed[features[i]].problems[bad]
+        hit = codes != numbers.OK
+        problem[hit], column[hit] = codes[hit], i
+    problem[bad_prediction[bad]] = MODEL_OUTPUT
+    column[bad_prediction[bad]] = -1
+    is_ragged = ragged[bad]
+    problem[is_ragged], column[is_ragged] = FIELD_COUNT, -1
+
+    # Runs of consecutive lines with the same problem and column (and field count) become one row (line ..
+    # last_line) showing the first line's value: a file of one repeated bad row gives one row per chunk.
+    found = np.where(is_ragged, rows.fields[bad], 0)
+    first = np.ones(len(bad), dtype=bool)
+    first[1:] = (
+        (line[1:] != line[:-1] + 1)
+        | (problem[1:] != problem[:-1])
+        | (column[1:] != column[:-1])
+        | (found[1:] != found[:-1])
+    )
+    starts = np.flatnonzero(first)
+    last = np.append(starts[1:], len(bad)) - 1
+
+    value = pl.Series("value", [None] * len(starts), dtype=pl.String)
+    for i, f in enumerate(features):
+        mine = np.flatnonzero(column[starts] == i)
+        if len(mine):
+            texts = parsed[f].texts  # a Series: chunk columns are parsed vectorised
+            column_texts = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
+            value = value.scatter(mine, column_texts.gather(bad[starts[mine]]))
+    shown_ragged = np.flatnonzero(problem[starts] == FIELD_COUNT)
+    if len(shown_ragged):
+        counts = pl.Series(found[starts[shown_ragged]]).cast(pl.String)
+        value = value.scatter(shown_ragged, "found " + counts + f", expected {ncols}")
+    names = np.array([None, *features], dtype=object)  # None: a whole-row problem, written empty
+    kinds = np.array([PROBLEMS.get(code, "") for code in range(max(PROBLEMS) + 1)], dtype=object)
+    frame = pl.DataFrame(
+        {
+            "line": line[starts],
+            "last_line": line[last],
+            # Through lists: polars cannot read an object array that holds only None.
+            "column": pl.Series(names[column[starts] + 1].tolist(), dtype=pl.String),
+            "problem": pl.Series(kinds[problem[starts]].tolist(), dtype=pl.String),
+            "value": value,
+        }
+    ).with_columns(value=_shown(pl.col("value")))
+    return frame.write_csv(include_header=False).encode()
 
 
-def _first_bad_reason(texts: Mapping[str, pl.Series], features: Sequence[str], r: int) -> str:
-    import math
+def _shown(value: pl.Expr) -> pl.Expr:
+    """A value as the errors CSV shows it: control characters as '?', cut to VALUE_CHARS with '...'."""
+    import polars as pl
 
-    reasons = []
-    for f in features:
-        value = texts[f][r]
-        number = _parse_numbers(texts[f][r : r + 1]).item()
-        if math.isnan(number):
-            reasons.append(_reason(value, f))
-    return "; ".join(reasons)
+    clean = value.str.replace_all(r"[\x00-\x1f\x7f]", "?")
+    return pl.when(clean.str.len_chars() > VALUE_CHARS).then(clean.str.slice(0, VALUE_CHARS) + "...").otherwise(clean)
 
 
 def _assemble_fast(body: bytes, rows: _Rows, pred_text: pl.Series) -> bytes:
@@ -393,18 +424,19 @@ def _assemble_slow(body: bytes, rows: _Rows, blank: np.ndarray[Any, Any], pred_t
     return b"".join(parts)
 
 
-def format_errors(errors: Sequence[tuple[int, str]], line_offset: int = 0, header: bool = False) -> bytes:
-    """`line,reason` rows (line numbers shifted by `line_offset`), with the header line when asked."""
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(["line", "reason"])
-    writer.writerows((line + line_offset, reason) for line, reason in errors)
-    return buf.getvalue().encode()
+def shift_errors(data: bytes, line_offset: int, header: bool = False) -> bytes:
+    """Rows of an errors part with input line numbers (chunk-relative + `line_offset`), header when asked."""
+    import polars as pl
 
-
-def parse_errors(data: bytes) -> list[tuple[int, str]]:
-    return [(int(line), reason) for line, reason in csv.reader(io.StringIO(data.decode(), newline=""))]
+    frame = pl.read_csv(
+        data,
+        has_header=False,
+        new_columns=list(ERRORS_COLUMNS),
+        schema_overrides={"line": pl.Int64, "last_line": pl.Int64, "column": pl.String, "problem": pl.String},
+        infer_schema=False,
+    )
+    frame = frame.with_columns(pl.col("line", "last_line").cast(pl.Int64) + line_offset)
+    return frame.write_csv(include_header=header).encode()
 
 
 # --- blob-level steps, one per activity -------------------------------------------------------------------
@@ -507,32 +539,43 @@ def score_chunk(
     result = ChunkResult(index=index, start=chunk.start, end=chunk.end)
     if chunk.size == 0:
         return result
-    data = blobs.read_range(req.container, req.name, chunk.start, chunk.end, etag=req.etag, env=env)
-    scored = score_chunk_bytes(
-        data,
-        header=plan.header,
-        first=chunk.start == 0,
-        features=features,
-        prediction_column=prediction_column,
-        predict=predict,
-        source=req.source,
-        offset=chunk.start,
-        model_label=model_label,
-    )
-    del data
-    if scored.misaligned:
-        log.info("chunk %s of %s starts or ends inside a quoted field", index, req.source)
-        return ChunkResult(
-            index=index, start=chunk.start, end=chunk.end, lines=scored.lines, quote_parity=1, misaligned=True
+    gate = chunk_slots.gate(env)
+    # The slot covers everything that holds the chunk's bytes: the read, the scoring and the staged block.
+    with gate.slot(f"chunk {index} of {req.source}") as busy:
+        data = blobs.read_range(req.container, req.name, chunk.start, chunk.end, etag=req.etag, env=env)
+        scored = score_chunk_bytes(
+            data,
+            header=plan.header,
+            first=chunk.start == 0,
+            features=features,
+            prediction_column=prediction_column,
+            predict=predict,
+            source=req.source,
+            offset=chunk.start,
+            model_label=model_label,
         )
-    block = blobs.block_id(index, req.run_key)
-    if scored.output:
-        blobs.stage_block(plan.output_container, plan.output_name, block, scored.output, env)
-    part = ""
-    if scored.errors:
-        part = _part_name(plan, index)
-        blobs.upload(plan.errors_container, part, format_errors(scored.errors), env=env)
-    log.info("scored chunk %s of %s: %s rows, %s bad", index, req.source, scored.rows, scored.bad_rows)
+        del data
+        if scored.misaligned:
+            log.info("chunk %s of %s starts or ends inside a quoted field", index, req.source)
+            return ChunkResult(
+                index=index, start=chunk.start, end=chunk.end, lines=scored.lines, quote_parity=1, misaligned=True
+            )
+        block = blobs.block_id(index, req.run_key)
+        if scored.output:
+            blobs.stage_block(plan.output_container, plan.output_name, block, scored.output, env)
+        part = ""
+        if scored.errors_csv:
+            part = _part_name(plan, index)
+            blobs.upload(plan.errors_container, part, scored.errors_csv, env=env)
+    log.info(
+        "scored chunk %s of %s: %s rows, %s bad (%s of %s chunk slots of this process busy)",
+        index,
+        req.source,
+        scored.rows,
+        scored.bad_rows,
+        busy,
+        gate.limit,
+    )
     return ChunkResult(
         index=index,
         start=chunk.start,
@@ -742,7 +785,7 @@ def _commit_errors(
                 blobs.blob_info(plan.errors_container, r.errors_part, env).size,
                 env=env,
             )
-            data = format_errors(parse_errors(part), lines_before, header=not blocks)
+            data = shift_errors(part, lines_before, header=not blocks)
             block = blobs.block_id(r.index, req.run_key)
             blobs.stage_block(plan.errors_container, plan.errors_name, block, data, env)
             blocks.append(block)

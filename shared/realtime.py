@@ -19,8 +19,7 @@ import csv
 import io
 import json
 import math
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -35,7 +34,6 @@ HEIGHT = "height"
 # One request is for a person or a form, not a file: above this, use batch scoring (upload the CSV).
 MAX_ROWS = 10_000
 JSON_EXAMPLE = '{"rows": [{"height": 138}]}'
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,17 +64,20 @@ def error_body(message: str) -> str:
     return json.dumps({"error": message})
 
 
-def parse_number(text: str, where: str) -> float:
-    """A finite decimal number from text; rejects NaN, inf, hex, underscores and out-of-range values."""
-    cleaned = text.strip()
-    if not cleaned:
-        raise InputError(f"{where}: empty value, expected a number such as 138")
-    if not _NUMBER.fullmatch(cleaned):
-        raise InputError(f"{where}: expected a finite number such as 138, got {cleaned!r}")
-    value = float(cleaned)
-    if not math.isfinite(value):
-        raise InputError(f"{where}: {cleaned!r} is out of range, expected a finite number")
-    return value
+def parse_numbers(texts: Sequence[str], where: Callable[[int], str]) -> FloatArray:
+    """Finite numbers from texts by the batch scorer's own parser (shared.numbers: ASCII decimals only).
+
+    InputError for the first refused value, named by `where(index)`.
+    """
+    from shared.numbers import OK, describe
+    from shared.numbers import parse_numbers as parse
+
+    parsed = parse(texts)
+    bad = np.flatnonzero(parsed.problems != OK)
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(describe(int(parsed.problems[i]), parsed.texts[i], where(i)))
+    return np.asarray(parsed.values, dtype=np.float64)
 
 
 def _check_rows(rows: int, where: str, max_rows: int) -> None:
@@ -96,10 +97,7 @@ def parse_weight_query(url: str, max_rows: int = MAX_ROWS) -> FloatArray:
     items = [item for value in raw for item in value.split(",")]
     _check_rows(len(items), f"query parameter {HEIGHT!r}", max_rows)
     where = f"query parameter {HEIGHT!r}"
-    return np.array(
-        [parse_number(item, where if len(items) == 1 else f"{where} (value {i + 1})") for i, item in enumerate(items)],
-        dtype=np.float64,
-    )
+    return parse_numbers(items, lambda i: where if len(items) == 1 else f"{where} (value {i + 1})")
 
 
 def weight_body(predictions: FloatArray) -> str:
@@ -189,18 +187,22 @@ def _parse_csv(body: bytes, features: Sequence[str], max_rows: int) -> ScoreRequ
         raise InputError("CSV body has a header but no rows: expected one row per prediction")
     _check_rows(len(data), "CSV body", max_rows)
     indexes = [header.index(feature) for feature in features]
-    values = np.empty((len(features), len(data)), dtype=np.float64)
     for i, row in enumerate(data):
         if len(row) != len(header):
             raise InputError(f"CSV row {i + 1} has {len(row)} fields, expected {len(header)} like the header")
-        for j, (feature, index) in enumerate(zip(features, indexes, strict=True)):
-            values[j, i] = parse_number(row[index], f"CSV row {i + 1}, column {feature!r}")
+    columns: dict[str, FloatArray] = {}
+    for feature, index in zip(features, indexes, strict=True):
+        columns[feature] = parse_numbers([row[index] for row in data], _csv_cell(feature))
     return ScoreRequest(
-        {feature: values[j] for j, feature in enumerate(features)},
+        columns,
         len(data),
         csv_header=header,
         csv_rows=tuple(tuple(row) for row in data),
     )
+
+
+def _csv_cell(feature: str) -> Callable[[int], str]:
+    return lambda i: f"CSV row {i + 1}, column {feature!r}"
 
 
 def score_json(name: str, version: str, predictions: FloatArray) -> str:

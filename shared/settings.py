@@ -281,6 +281,13 @@ SCORING_PARALLEL_CHUNKS: Setting[int] = _setting(
     "4",
     "chunks of one file scored at once (worker memory grows with chunk size x this)",
 )
+SCORING_WORKER_MEMORY_MB: Setting[int] = _setting(
+    "SCORING_WORKER_MEMORY_MB",
+    _parse_int(64),
+    "600",
+    "memory budget of one worker process in MiB: it scores at most (budget - 200) // (11 x SCORING_CHUNK_BYTES "
+    "in MiB) chunks at once, at least 1 (shared/chunk_slots.py)",
+)
 REPORTS_CONTAINER: Setting[str] = _setting(
     "REPORTS_CONTAINER", _parse_container, "reports", "container receiving shutdown reports"
 )

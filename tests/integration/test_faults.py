@@ -368,7 +368,10 @@ def test_the_worst_files_fail_clearly_and_nothing_is_written_outside_the_configu
             out = service(host).get_blob_client("predictions", name).download_blob().readall()
             assert out.startswith(b"id,height,predicted_weight\n1,\n2,150,x,\n3,160,")
             errors = service(host).get_blob_client("scoring-errors", name).download_blob().readall().decode()
-            assert errors == 'line,reason\n2,"expected 2 fields, found 1"\n3,"expected 2 fields, found 3"\n'
+            assert errors == (
+                "line,last_line,column,problem,value\n"
+                '2,2,,field_count,"found 1, expected 2"\n3,3,,field_count,"found 3, expected 2"\n'
+            )
         else:
             assert final["runtimeStatus"] == "Failed", final
             assert expected in final["output"] and name in final["output"], final["output"]

@@ -447,10 +447,12 @@ def test_unscorable_input_fails_the_run_naming_the_problem_and_commits_nothing(h
 
 
 def _errors_csv(host: RunningHost, name: str) -> list[dict[str, str]]:
+    """One dict per bad line (a row of the errors CSV covers lines `line`..`last_line`)."""
     data = download(host, ERRORS, name)
     assert data is not None, "no errors CSV"
-    assert data.startswith(b"line,reason\n")
-    return list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    assert data.startswith(b"line,last_line,column,problem,value\n")
+    rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    return [{**row, "line": str(n)} for row in rows for n in range(int(row["line"]), int(row["last_line"]) + 1)]
 
 
 def _with_bad_rows(count: int) -> Csv:
@@ -481,10 +483,15 @@ def test_bad_rows_keep_their_place_and_are_listed_with_input_line_numbers(host: 
     _, bad_lines = source.expected()
     listed = _errors_csv(host, name)
     assert [int(row["line"]) for row in listed] == bad_lines
-    reasons = [row["reason"] for row in listed]
-    assert all("'height'" in r for r in reasons[:5])
-    assert "missing" in reasons[0] and "'tall'" in reasons[1] and "'1e400'" in reasons[3]
-    assert "expected 4 fields, found 2" in reasons[5]
+    assert [(row["column"], row["problem"]) for row in listed] == [
+        ("height", "missing"),
+        ("height", "not_a_number"),  # 'tall' and 'NaN' on consecutive lines: one row of the errors CSV
+        ("height", "not_a_number"),
+        ("height", "out_of_range"),
+        ("height", "missing"),
+        ("", "field_count"),
+    ]
+    assert [row["value"] for row in listed] == ["", "tall", "tall", "1e400", "", "found 2, expected 4"]
     # The line numbers point at the rows as a text editor shows the input.
     text_lines = data.decode().split("\n")
     assert text_lines[bad_lines[1] - 1].startswith("1200,tall,")

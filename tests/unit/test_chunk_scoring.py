@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Mapping
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
@@ -20,6 +22,7 @@ from shared.chunk_scoring import (
     realign_plan,
     score_chunk,
     score_chunk_bytes,
+    shift_errors,
 )
 from shared.csv_chunks import ChunkRange, plan_chunks, realign
 from shared.errors import ScoringError
@@ -36,7 +39,23 @@ def expected_prediction(height: float) -> str:
     return repr(0.5 * height + 3.0)
 
 
-def score_in_memory(data: bytes, chunk_bytes: int) -> tuple[bytes, list[tuple[int, str]], int]:
+ErrorRow = tuple[int, int, str, str, str]  # line, last_line, column, problem, value
+
+
+def error_rows(errors_csv: bytes) -> list[ErrorRow]:
+    """The errors CSV's rows (after its header, when it has one) as a person's CSV reader sees them."""
+    rows = list(csv.reader(io.StringIO(errors_csv.decode(), newline="")))
+    if rows and rows[0] == ["line", "last_line", "column", "problem", "value"]:
+        rows = rows[1:]
+    return [(int(a), int(b), c, d, e) for a, b, c, d, e in rows]
+
+
+def per_line(errors: list[ErrorRow]) -> list[tuple[int, str, str]]:
+    """(line, column, problem) of every bad line: what must not depend on how the file was chunked."""
+    return [(n, column, problem) for line, last, column, problem, _ in errors for n in range(line, last + 1)]
+
+
+def score_in_memory(data: bytes, chunk_bytes: int) -> tuple[bytes, list[ErrorRow], int]:
     """Plan, score every chunk, realign if needed, and join: what the orchestration does, without blobs."""
 
     def read(start: int, end: int) -> bytes:
@@ -64,15 +83,17 @@ def score_in_memory(data: bytes, chunk_bytes: int) -> tuple[bytes, list[tuple[in
         chunks = realign(read, len(data), chunks, [s.quote_parity for s in scored])
         scored = run(chunks)
     assert not any(s.misaligned for s in scored)
-    errors: list[tuple[int, str]] = []
+    errors: list[ErrorRow] = []
     lines_before = 0
     for s in scored:
-        errors += [(line + lines_before, reason) for line, reason in s.errors]
+        if s.errors_csv:
+            errors += error_rows(shift_errors(s.errors_csv, lines_before))
+        assert s.bad_rows == len(per_line(error_rows(s.errors_csv)))
         lines_before += s.lines
     return b"".join(s.output for s in scored), errors, sum(s.rows for s in scored)
 
 
-def score_whole(data: bytes) -> tuple[bytes, list[tuple[int, str]], int]:
+def score_whole(data: bytes) -> tuple[bytes, list[ErrorRow], int]:
     return score_in_memory(data, len(data) + 1)
 
 
@@ -108,15 +129,17 @@ def test_bad_rows_keep_their_place_and_are_listed_with_input_line_numbers() -> N
     )
     assert rows == 8
     assert errors == [
-        (3, "'abc' in column 'height' is not a finite number"),
-        (4, "missing value for 'height'"),
-        (5, "expected 3 fields, found 2"),
-        (8, "'1e400' in column 'height' is not a finite number"),
-        (9, "expected 3 fields, found 4"),
-        (10, "'nan' in column 'height' is not a finite number"),
+        (3, 3, "height", "not_a_number", "abc"),
+        (4, 4, "height", "missing", ""),
+        (5, 5, "", "field_count", "found 2, expected 3"),
+        (8, 8, "height", "out_of_range", "1e400"),
+        (9, 9, "", "field_count", "found 4, expected 3"),
+        (10, 10, "height", "not_a_number", "nan"),
     ]
     for chunk_bytes in (1, 9, 30):
-        assert score_in_memory(data, chunk_bytes)[:2] == (output, errors)
+        chunked = score_in_memory(data, chunk_bytes)
+        assert chunked[0] == output
+        assert per_line(chunked[1]) == per_line(errors)
 
 
 def test_predictions_print_like_python_repr() -> None:
@@ -175,11 +198,17 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.integers(1, 60))
+@example(  # a chunk cut inside quotes whose rows all have whole-row problems (once crashed the errors CSV)
+    (b'height,note\nx,"\na\n,\xc3\xa9"\n0.0,"\n"', b'height,note,predicted_weight\nx,"\na\n,\xc3\xa9",\n0.0,"\n",3.0'),
+    13,
+)
 def test_random_csv_chunks_concatenate_to_the_reference(case: tuple[bytes, bytes], chunk_bytes: int) -> None:
     data, expected = case
     whole, whole_errors, _ = score_whole(data)
     assert whole == expected
-    assert score_in_memory(data, chunk_bytes)[:2] == (whole, whole_errors)
+    chunked, chunked_errors, _ = score_in_memory(data, chunk_bytes)
+    assert chunked == whole
+    assert per_line(chunked_errors) == per_line(whole_errors)
 
 
 def test_large_chunk_fast_path_matches_row_by_row() -> None:
@@ -269,11 +298,11 @@ def test_blob_run_commits_exact_predictions_and_errors(env: dict[str, str]) -> N
     info = blobs.blob_info(commit.output_container, "dir/x.csv", env)
     assert info.metadata["rows"] == "3000" and info.metadata["model_name"] == "height-weight"
     assert info.metadata["source_etag"] == plan.request.etag.strip('"') and info.metadata["run_id"] == "run-1"
-    errors_csv = read_blob(env, commit.errors_container, "dir/x.csv").decode()
-    lines = errors_csv.splitlines()
-    assert lines[0] == "line,reason"
-    assert lines[1:] == [f"{n},'bad' in column 'height' is not a finite number" for n, _ in expected_errors]
-    assert lines[1].startswith("12,")  # row 5 starts on input line 2 + 5 * 2 (each row spans two lines)
+    errors_csv = read_blob(env, commit.errors_container, "dir/x.csv")
+    assert errors_csv.startswith(b"line,last_line,column,problem,value\n")
+    assert error_rows(errors_csv) == expected_errors
+    assert all(row[2:] == ("height", "not_a_number", "bad") for row in expected_errors)
+    assert expected_errors[0][:2] == (12, 12)  # row 5 starts on input line 2 + 5 * 2 (each row spans two lines)
     assert commit.bad_rows == len(expected_errors) and commit.rows == 3000
     assert blobs.list_names(commit.errors_container, "dir/x.csv.parts/", env) == []
 
