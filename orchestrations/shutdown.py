@@ -96,6 +96,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
                 include=run.include,
                 exclude=run.exclude,
                 dry_run=run.dry_run,
+                schedule_tag=run.schedule_tag,
             )
             if decision.stops:
                 to_stop.append((instance, decision))

@@ -46,6 +46,7 @@ class ShutdownRun:
     stop_retry_attempts: int = STOP_RETRY_ATTEMPTS
     # W3C trace context of the trigger: every activity's span joins the same trace (one run = one operation).
     trace: Mapping[str, str] = field(default_factory=dict)
+    schedule_tag: str = "compute-schedule"  # instances tagged so follow their schedule, not the nightly stop
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class ShutdownRun:
             "trigger": self.trigger,
             "stop_retry_attempts": self.stop_retry_attempts,
             "trace": dict(self.trace),
+            "schedule_tag": self.schedule_tag,
         }
 
     @classmethod
@@ -78,6 +80,7 @@ class ShutdownRun:
             trigger=str(data.get("trigger", "http")),
             stop_retry_attempts=int(data.get("stop_retry_attempts", STOP_RETRY_ATTEMPTS)),
             trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
+            schedule_tag=str(data.get("schedule_tag", "compute-schedule")),
         )
 
 
@@ -92,6 +95,7 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
         stop_timeout_seconds=settings.stop_timeout_seconds,
         poll_seconds=settings.poll_seconds,
         trigger=trigger,
+        schedule_tag=settings.schedule_tag,
     )
 
 
@@ -185,4 +189,5 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         include=include,
         exclude=exclude,
         trigger="http",
+        schedule_tag=run.schedule_tag,
     )
