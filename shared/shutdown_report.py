@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -75,6 +75,8 @@ class ShutdownReport:
     workspaces: tuple[WorkspaceResult, ...]
     instances: tuple[InstanceResult, ...]
     totals: dict[str, int]
+    # ARM requests the run's activities sent, counted on the wire (429s and retries included).
+    arm_requests: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class ShutdownReport:
                 3,
             ),
             "totals": dict(self.totals),
+            "arm_requests": dict(self.arm_requests),
             "workspaces": [w.to_dict() for w in self.workspaces],
             "instances": [i.to_dict() for i in self.instances],
         }
@@ -105,6 +108,7 @@ class ShutdownReport:
             workspaces=tuple(WorkspaceResult.from_dict(w) for w in data["workspaces"]),
             instances=tuple(InstanceResult.from_dict(i) for i in data["instances"]),
             totals={str(k): int(v) for k, v in data["totals"].items()},
+            arm_requests={str(k): int(v) for k, v in (data.get("arm_requests") or {"reads": 0, "writes": 0}).items()},
         )
 
 
@@ -172,6 +176,7 @@ def build_report(
     finished_at: datetime,
     workspaces: Iterable[WorkspaceResult],
     instances: Iterable[InstanceResult],
+    arm_requests: dict[str, int] | None = None,
 ) -> ShutdownReport:
     ws = tuple(workspaces)
     results = tuple(sorted(instances, key=lambda r: (r.workspace, r.name)))
@@ -185,6 +190,7 @@ def build_report(
         workspaces=ws,
         instances=results,
         totals=totals(results, ws),
+        arm_requests=dict(arm_requests or {"reads": 0, "writes": 0}),
     )
 
 
