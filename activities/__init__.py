@@ -5,6 +5,6 @@ import azure.durable_functions as df
 bp = df.Blueprint()
 
 # Each module registers its functions on `bp` when imported.
-from activities import compute, scoring  # noqa: E402
+from activities import compute, schedules, scoring  # noqa: E402
 
-__all__ = ["bp", "compute", "scoring"]
+__all__ = ["bp", "compute", "schedules", "scoring"]

@@ -5,6 +5,6 @@ import azure.durable_functions as df
 bp = df.Blueprint()
 
 # Each module registers its functions on `bp` when imported.
-from orchestrations import scoring, shutdown  # noqa: E402
+from orchestrations import reconcile, scoring, shutdown  # noqa: E402
 
-__all__ = ["bp", "scoring", "shutdown"]
+__all__ = ["bp", "reconcile", "scoring", "shutdown"]

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from shared.compute import ComputeInstance
 from shared.policy import Decision
 
-Outcome = Literal["stopped", "already_stopped", "skipped", "failed", "timed_out"]
-OUTCOMES: tuple[Outcome, ...] = ("stopped", "already_stopped", "skipped", "failed", "timed_out")
+Outcome = Literal["stopped", "started", "already_stopped", "skipped", "failed", "timed_out"]
+OUTCOMES: tuple[Outcome, ...] = ("stopped", "started", "already_stopped", "skipped", "failed", "timed_out")
 
 
 @dataclass(frozen=True)
@@ -127,20 +127,24 @@ def result_without_stop(instance: ComputeInstance, decision: Decision) -> Instan
 
 def stop_result(instance: ComputeInstance, decision: Decision, monitored: Mapping[str, Any]) -> InstanceResult:
     """The result of an instance the orchestration tried to stop; `monitored` is the monitor's output."""
+    return acted_result(instance, decision.action, decision.reason, monitored)
+
+
+def acted_result(instance: ComputeInstance, decision: str, reason: str, monitored: Mapping[str, Any]) -> InstanceResult:
+    """The result of an instance the orchestration tried to stop or start (`monitored`: the monitor's output)."""
     raw = monitored.get("outcome")
     outcome: Outcome = "failed"
     error: str | None = f"monitor returned an unknown outcome {raw!r}"
     for known in OUTCOMES:
         if raw == known:
             outcome, error = known, monitored.get("error")
-    reason = decision.reason
     if monitored.get("note"):
         reason = f"{reason}; {monitored['note']}"
     return InstanceResult(
         workspace=instance.workspace,
         name=instance.name,
         state_before=instance.state,
-        decision=decision.action,
+        decision=decision,
         reason=reason,
         outcome=outcome,
         error=error,
@@ -207,10 +211,10 @@ def progress_status(phase: str, planned: int, done: Iterable[InstanceResult], to
     }
 
 
-def report_blob_name(instance_id: str, started_at: datetime | str) -> str:
-    """`shutdown/YYYY/MM/DD/{instance_id}.json`, dated by the run's start (UTC)."""
+def report_blob_name(instance_id: str, started_at: datetime | str, kind: str = "shutdown") -> str:
+    """`{kind}/YYYY/MM/DD/{instance_id}.json` (kind: shutdown or reconcile), dated by the run's start (UTC)."""
     start = datetime.fromisoformat(started_at) if isinstance(started_at, str) else started_at
-    return f"shutdown/{start:%Y/%m/%d}/{instance_id}.json"
+    return f"{kind}/{start:%Y/%m/%d}/{instance_id}.json"
 
 
 def all_workspaces_failed_message(workspaces: Iterable[WorkspaceResult]) -> str | None:

@@ -5,6 +5,6 @@ import azure.durable_functions as df
 bp = df.Blueprint()
 
 # Each module registers its functions on `bp` when imported.
-from triggers import health, model_http, scoring, shutdown  # noqa: E402
+from triggers import health, model_http, schedules, scoring, shutdown  # noqa: E402
 
-__all__ = ["bp", "health", "model_http", "scoring", "shutdown"]
+__all__ = ["bp", "health", "model_http", "schedules", "scoring", "shutdown"]

@@ -532,6 +532,7 @@ def test_a_stop_that_never_completes_times_out_and_progress_shows_meanwhile(flee
         "to_stop": 4,
         "done": 5,
         "stopped": 0,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 4,
         "failed": 0,

@@ -62,6 +62,7 @@ def test_report_lists_every_instance_sorted_with_totals():
     ]
     assert report["totals"] == {
         "stopped": 1,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 3,
         "failed": 2,
@@ -115,6 +116,7 @@ def test_progress_counts():
         "to_stop": 5,
         "done": 4,
         "stopped": 1,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 2,
         "failed": 0,
