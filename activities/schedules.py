@@ -61,3 +61,23 @@ def _save(last_evaluated: str) -> bool:
     body = json.dumps({"last_evaluated": last_evaluated}).encode("utf-8")
     blobs.upload(container, STATE_BLOB, body, content_type="application/json")
     return True
+
+
+@bp.function_name(names.PRICE_COMPUTE_SIZES)
+@bp.activity_trigger(input_name="payload", activity=names.PRICE_COMPUTE_SIZES)
+def price_compute_sizes(payload: dict[str, Any]) -> dict[str, Any]:
+    """Hourly price per VM size (`PRICE_OVERRIDES`, else the retail API, cached), or why there is none."""
+    with carrier_span(names.PRICE_COMPUTE_SIZES, payload.get("trace")):
+        return _prices([str(s) for s in payload["sizes"]])
+
+
+def _prices(sizes: list[str]) -> dict[str, Any]:
+    from shared.errors import SettingsError
+    from shared.prices import prices
+
+    try:
+        found = prices(sizes)
+    except SettingsError as err:  # a malformed PRICE_OVERRIDES: the report says so, the run goes on
+        log.error("no prices: %s", err)
+        return {"prices": {}, "error": str(err)}
+    return {"prices": {size: p if isinstance(p, str) else p.to_dict() for size, p in found.items()}, "error": None}

@@ -3,6 +3,7 @@
 - `DEVHOST_ARM_FLEET` (a fleet JSON file): an App Service-style managed-identity endpoint and an HTTPS stand-in of
   the Azure Resource Manager compute API seeded from the file, so the app's real `MLClient` runs end to end.
   `DEVHOST_ARM_THROTTLE` = `arm` (default) enforces ARM's request buckets per subscription, `off` disables them.
+  With it, a stand-in of the Azure Retail Prices API (savings estimates) unless PRICES_ENDPOINT is set.
 - `DEVHOST_KEYVAULT_SECRETS` (JSON object name -> value): an HTTPS Key Vault stand-in holding those secrets, so a
   setting may be a `@Microsoft.KeyVault(...)` reference locally, as in Azure.
 
@@ -93,6 +94,12 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         env.setdefault("AML_ARM_ENDPOINT", url + "/")
         label = f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}, throttle {throttle}"
         started.append(_Named(label, arm))
+        if not env.get("PRICES_ENDPOINT", "").strip():
+            from devhost.standins.prices import PricesStandin
+
+            prices = PricesStandin()
+            env["PRICES_ENDPOINT"] = prices.start()
+            started.append(_Named(f"Azure Retail Prices API {prices.url}", prices))
 
     if secrets_setting:
         from devhost.standins.keyvault import KeyVaultStandIn

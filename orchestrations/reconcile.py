@@ -1,11 +1,11 @@
 """The schedules reconciler: start and stop instances that follow a working-hours schedule at its boundaries.
 
-Mechanism: a timer trigger every minute (`RECONCILE_SCHEDULE`, triggers/schedules.py) starts one short run,
-with an instance id per minute (a timer firing twice starts it once). Rather than one eternal orchestration
-sleeping on durable timers until the next boundary, because (1) a change of COMPUTE_SCHEDULES is seen by the
-next minute's run, where a sleeping orchestration would wake on a boundary computed from the old schedules;
-(2) nothing must be kept alive: a run that dies or is terminated is followed by the next minute's run; (3) a
-run whose window holds no boundary (most minutes) costs no ARM request (see `needs_listing`).
+Mechanism: a timer trigger every minute (triggers/schedules.py; `RECONCILE_TIMER=false` turns it off) starts one
+short run, with an instance id per minute (a timer firing twice starts it once). Rather than one eternal
+orchestration sleeping on durable timers until the next boundary, because (1) a change of COMPUTE_SCHEDULES is
+seen by the next minute's run, where a sleeping orchestration would wake on a boundary computed from the old
+schedules; (2) nothing must be kept alive: a run that dies or is terminated is followed by the next minute's
+run; (3) a run whose window holds no boundary (most minutes) costs no ARM request (see `needs_listing`).
 
 Each run evaluates the window (last evaluated instant, now]: every boundary in it is acted on (transitions
 only, as AWS Instance Scheduler), or every instance is brought to its desired state (`enforced`). The last
@@ -24,6 +24,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations import bp
+from orchestrations.shutdown import priced_results
 from shared import names
 from shared.compute import ComputeInstance
 from shared.reconcile import ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
@@ -134,6 +135,10 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
         for kind in requests:
             requests[kind] += int(output["arm_requests"][kind])
 
+    listed = {(i.workspace, i.name): i for i in instances}
+    results, savings_error = yield from priced_results(
+        context, results, listed, at, run.schedule_tag, "", schedules, run.trace
+    )
     report = build_report(
         instance_id=context.instance_id,
         trigger=run.trigger,
@@ -147,6 +152,7 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     ).to_dict()
     report["window"] = {"after": after.isoformat(), "at": at.isoformat()}
     report["schedules_error"] = config_error
+    report["savings_error"] = savings_error
     blob_name = report_blob_name(context.instance_id, at, kind="reconcile")
     try:
         report["report_blob"] = yield context.call_activity_with_retry(

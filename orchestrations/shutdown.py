@@ -6,8 +6,8 @@ Deterministic generators: only context calls; time is `context.current_utc_datet
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
-from datetime import timedelta
+from collections.abc import Generator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -17,6 +17,8 @@ from shared import names
 from shared.compute import ComputeInstance
 from shared.errors import ComputeError
 from shared.policy import Decision, decide
+from shared.savings import priced_sizes, with_savings
+from shared.schedules import Schedule
 from shared.shutdown_report import (
     InstanceResult,
     WorkspaceResult,
@@ -140,6 +142,14 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         for kind in ("reads", "writes"):
             arm_requests[kind] += output["arm_requests"][kind]
     context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
+    listed = {
+        (i["workspace"], i["name"]): ComputeInstance.from_dict(i)
+        for ws in run.workspaces
+        for i in listings[ws]["instances"]
+    }
+    results, savings_error = yield from priced_results(
+        context, results, listed, now, run.schedule_tag, run.shutdown_schedule, None, run.trace
+    )
 
     report = build_report(
         instance_id=context.instance_id,
@@ -152,6 +162,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         instances=results,
         arm_requests=arm_requests,
     ).to_dict()
+    report["savings_error"] = savings_error
     context.set_custom_status(progress_status("saving report", planned, results, len(to_stop)))
     blob_name = report_blob_name(context.instance_id, started)
     try:
@@ -170,6 +181,33 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     if not context.is_replaying:
         log.info("shutdown %s done: %s", context.instance_id, report["totals"])
     return report
+
+
+def priced_results(
+    context: df.DurableOrchestrationContext,
+    results: list[InstanceResult],
+    listed: dict[tuple[str, str], ComputeInstance],
+    at: datetime,
+    tag: str,
+    shutdown_schedule: str,
+    schedules: dict[str, Schedule] | None,
+    trace: Mapping[str, str],
+) -> Generator[Any, Any, tuple[list[InstanceResult], str | None]]:
+    """The results with their savings estimates (prices through an activity); a pricing failure is a note."""
+    sizes = priced_sizes(results, listed)
+    if not sizes:
+        return results, None
+    prices: dict[str, Any] = {}
+    error: str | None = None
+    try:
+        answer = yield context.call_activity(names.PRICE_COMPUTE_SIZES, {"sizes": sizes, "trace": dict(trace)})
+        prices, error = answer["prices"], answer.get("error")
+    except Exception as err:
+        error = f"prices not read: {_brief(err)}"
+    priced = with_savings(
+        results, listed, prices, at, schedules=schedules, tag=tag, shutdown_schedule=shutdown_schedule
+    )
+    return priced, error
 
 
 WRITE_BATCH = 200  # POSTs per activity: ARM's write burst per subscription (200 tokens, then 10/s)

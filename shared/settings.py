@@ -214,8 +214,11 @@ COMPUTE_SCHEDULES: Setting[str] = _setting(
 SCHEDULE_TAG: Setting[str] = _setting(
     "SCHEDULE_TAG", _parse_str, "compute-schedule", "tag whose value names the schedule an instance follows"
 )
-RECONCILE_SCHEDULE: Setting[str] = _setting(
-    "RECONCILE_SCHEDULE", _parse_str, "0 * * * * *", "NCRONTAB schedule of the schedules reconciler (UTC)"
+RECONCILE_TIMER: Setting[bool] = _setting(
+    "RECONCILE_TIMER",
+    _parse_bool,
+    "true",
+    "whether the reconciler's minute timer reconciles the schedules (false: only POST /api/reconcile does)",
 )
 PRICES_ENDPOINT: Setting[str] = _setting(
     "PRICES_ENDPOINT",
@@ -354,6 +357,7 @@ class ShutdownSettings:
     arm_endpoint: str
     polling_interval_seconds: float
     schedule_tag: str = "compute-schedule"
+    shutdown_schedule: str = "0 0 22 * * *"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ShutdownSettings:
@@ -368,6 +372,7 @@ class ShutdownSettings:
             arm_endpoint=AML_ARM_ENDPOINT.get(env),
             polling_interval_seconds=AML_POLLING_INTERVAL_SECONDS.get(env),
             schedule_tag=SCHEDULE_TAG.get(env),
+            shutdown_schedule=SHUTDOWN_SCHEDULE.get(env),
         )
 
 

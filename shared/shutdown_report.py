@@ -30,6 +30,13 @@ class InstanceResult:
     outcome: Outcome
     error: str | None = None
     seconds: float = 0.0
+    # Savings estimate of an instance the app stopped or started (see shared/savings.py); None otherwise.
+    vm_size: str | None = None
+    hourly_price: float | None = None
+    currency: str | None = None
+    price_source: str | None = None
+    estimated_hours_saved: float | None = None
+    estimated_savings: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +52,12 @@ class InstanceResult:
             outcome=data["outcome"],
             error=data.get("error"),
             seconds=float(data.get("seconds", 0.0)),
+            vm_size=data.get("vm_size"),
+            hourly_price=data.get("hourly_price"),
+            currency=data.get("currency"),
+            price_source=data.get("price_source"),
+            estimated_hours_saved=data.get("estimated_hours_saved"),
+            estimated_savings=data.get("estimated_savings"),
         )
 
 
@@ -74,7 +87,7 @@ class ShutdownReport:
     finished_at: str
     workspaces: tuple[WorkspaceResult, ...]
     instances: tuple[InstanceResult, ...]
-    totals: dict[str, int]
+    totals: dict[str, Any]
     # ARM requests the run's activities sent, counted on the wire (429s and retries included).
     arm_requests: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
 
@@ -107,7 +120,7 @@ class ShutdownReport:
             finished_at=str(data["finished_at"]),
             workspaces=tuple(WorkspaceResult.from_dict(w) for w in data["workspaces"]),
             instances=tuple(InstanceResult.from_dict(i) for i in data["instances"]),
-            totals={str(k): int(v) for k, v in data["totals"].items()},
+            totals=dict(data["totals"]),
             arm_requests={str(k): int(v) for k, v in (data.get("arm_requests") or {"reads": 0, "writes": 0}).items()},
         )
 
@@ -152,16 +165,19 @@ def acted_result(instance: ComputeInstance, decision: str, reason: str, monitore
     )
 
 
-def totals(instances: Iterable[InstanceResult], workspaces: Iterable[WorkspaceResult]) -> dict[str, int]:
+def totals(instances: Iterable[InstanceResult], workspaces: Iterable[WorkspaceResult]) -> dict[str, Any]:
     results = list(instances)
     counts = Counter(r.outcome for r in results)
-    out: dict[str, int] = {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
+    out: dict[str, Any] = {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
     out["instances"] = len(results)
     out["workspaces"] = 0
     out["workspaces_failed"] = 0
     for w in workspaces:
         out["workspaces"] += 1
         out["workspaces_failed"] += w.error is not None
+    priced = [r for r in results if r.estimated_savings is not None]
+    out["estimated_savings"] = round(float(sum(r.estimated_savings or 0.0 for r in priced)), 2)
+    out["currency"] = next((r.currency for r in priced), None)
     return out
 
 

@@ -47,6 +47,7 @@ class ShutdownRun:
     # W3C trace context of the trigger: every activity's span joins the same trace (one run = one operation).
     trace: Mapping[str, str] = field(default_factory=dict)
     schedule_tag: str = "compute-schedule"  # instances tagged so follow their schedule, not the nightly stop
+    shutdown_schedule: str = "0 0 22 * * *"  # the nightly NCRONTAB: hours saved by a stop run until its next run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class ShutdownRun:
             "stop_retry_attempts": self.stop_retry_attempts,
             "trace": dict(self.trace),
             "schedule_tag": self.schedule_tag,
+            "shutdown_schedule": self.shutdown_schedule,
         }
 
     @classmethod
@@ -81,6 +83,7 @@ class ShutdownRun:
             stop_retry_attempts=int(data.get("stop_retry_attempts", STOP_RETRY_ATTEMPTS)),
             trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
             schedule_tag=str(data.get("schedule_tag", "compute-schedule")),
+            shutdown_schedule=str(data.get("shutdown_schedule", "0 0 22 * * *")),
         )
 
 
@@ -96,6 +99,7 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
         poll_seconds=settings.poll_seconds,
         trigger=trigger,
         schedule_tag=settings.schedule_tag,
+        shutdown_schedule=settings.shutdown_schedule,
     )
 
 
@@ -190,4 +194,5 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         exclude=exclude,
         trigger="http",
         schedule_tag=run.schedule_tag,
+        shutdown_schedule=run.shutdown_schedule,
     )

@@ -13,7 +13,7 @@ import azure.functions as func
 from shared import names
 from shared.errors import SettingsError
 from shared.reconcile import ReconcileRun, minute_instance_id, parse_preview_body, parse_reconcile_body
-from shared.settings import COMPUTE_SCHEDULES, ShutdownSettings
+from shared.settings import COMPUTE_SCHEDULES, RECONCILE_TIMER, ShutdownSettings
 from shared.shutdown_request import RequestFieldError
 from shared.telemetry import current_trace_carrier, trigger_span
 from triggers import bp
@@ -40,14 +40,16 @@ def _run(dry_run: bool, trigger: str) -> ReconcileRun:
 
 
 @bp.function_name("reconcile_schedules")
-@bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", run_on_startup=False, use_monitor=True)
+# Every minute, fixed: schedules have minute boundaries and are promised within a minute (a setting-named
+# schedule would have to be present in every deployment's settings, or the host refuses to start).
+@bp.timer_trigger(arg_name="timer", schedule="0 * * * * *", run_on_startup=False, use_monitor=True)
 @bp.durable_client_input(client_name="client")
 async def reconcile_schedules(
     timer: func.TimerRequest, client: df.DurableOrchestrationClient, context: func.Context
 ) -> None:
     with trigger_span("reconcile_schedules", context):
-        if not COMPUTE_SCHEDULES.get().strip():
-            return  # no schedule configured: nothing to reconcile, no orchestration history every minute
+        if not RECONCILE_TIMER.get() or not COMPUTE_SCHEDULES.get().strip():
+            return  # off, or no schedule configured: no orchestration history every minute
         instance_id = minute_instance_id(datetime.now(UTC))
         try:
             await client.start_new(names.RECONCILE_ORCHESTRATOR, instance_id, _run(False, "timer").to_dict())
@@ -104,3 +106,17 @@ async def start_reconcile(
         log.info("reconcile started: %s (dry_run=%s)", instance_id, run.dry_run)
         response: func.HttpResponse = client.create_check_status_response(req, instance_id)
         return response
+
+
+@bp.function_name("month_savings")
+@bp.route(route="savings", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def month_savings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    from shared.savings_month import month_savings as sum_month
+    from shared.savings_month import parse_month
+
+    with trigger_span("month_savings", context):
+        try:
+            year, month = parse_month(req.params.get("month"))
+        except RequestFieldError as err:
+            return _json(err.to_dict(), 400)
+        return _json(sum_month(year, month))

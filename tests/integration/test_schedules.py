@@ -15,6 +15,7 @@ import pytest
 
 from devhost.standins.arm import ArmStandin, workspace_keys
 from devhost.standins.identity import IdentityStandin
+from devhost.standins.prices import PricesStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import RunningHost, start_devhost
 
@@ -115,6 +116,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     with (
         IdentityStandin() as identity,
         ArmStandin(FLEET, tls, transition_seconds=0.5, token_validator=identity.is_valid, throttle="arm") as arm,
+        PricesStandin() as prices,
     ):
         settings = {
             **identity.env(),
@@ -126,8 +128,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": "8",
             "AML_HTTP_BACKOFF_SECONDS": "0.05",
             "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",  # never during a test
-            "RECONCILE_SCHEDULE": "0 0 0 1 1 *",  # the tests start reconciles themselves
+            "RECONCILE_TIMER": "false",  # the tests start reconciles themselves
             "COMPUTE_SCHEDULES": json.dumps(SCHEDULES),
+            "PRICES_ENDPOINT": prices.url,
         }
         host = start_devhost(data / "devhost", settings, workers=1)
         try:
@@ -281,7 +284,8 @@ def test_a_missed_boundary_is_caught_up_once(fleet: Bench) -> None:
 
 def test_transitions_only_leaves_a_running_instance_enforced_stops_it_but_never_a_job(fleet: Bench) -> None:
     _set_last_evaluated(fleet.host, datetime.now(UTC) - timedelta(minutes=1))
-    results = _by_name(_reconcile(fleet.host))
+    report = _reconcile(fleet.host)
+    results = _by_name(report)
     assert results["ci-loose"]["outcome"] == "skipped" and "transitions only" in results["ci-loose"]["reason"]
     assert (results["ci-strict"]["decision"], results["ci-strict"]["outcome"]) == ("stop", "stopped")
     assert "enforced" in results["ci-strict"]["reason"]
@@ -292,6 +296,21 @@ def test_transitions_only_leaves_a_running_instance_enforced_stops_it_but_never_
     assert states[(WS, "ci-strict-job")] == "JobRunning"
     assert states[(WS, "ci-untagged")] == "Running"  # not the reconciler's business
     assert "ci-untagged" not in results
+    # Savings from the prices stand-in: NC6s_v3 at its Linux pay-as-you-go price, until later-strict next starts.
+    strict = results["ci-strict"]
+    at = datetime.fromisoformat(report["started_at"])
+    next_start = LATER_LOCAL.replace(second=0, microsecond=0)
+    assert (strict["vm_size"], strict["hourly_price"], strict["currency"], strict["price_source"]) == (
+        "STANDARD_NC6S_V3",
+        3.823,
+        "USD",
+        "retail",
+    )
+    assert strict["estimated_hours_saved"] == pytest.approx((next_start - at).total_seconds() / 3600, abs=0.02)
+    assert strict["estimated_savings"] == round(3.823 * strict["estimated_hours_saved"], 2)
+    assert report["totals"]["estimated_savings"] == strict["estimated_savings"]
+    assert report["totals"]["currency"] == "USD"
+    assert results["ci-loose"]["estimated_savings"] is None  # not acted on: no estimate
 
 
 def test_a_dry_run_acts_on_nothing_and_does_not_move_the_window(fleet: Bench) -> None:
@@ -343,12 +362,23 @@ def test_the_nightly_shutdown_skips_scheduled_instances(fleet: Bench) -> None:
     assert results["ci-loose"]["outcome"] == "skipped"
     assert results["ci-loose"]["reason"] == "follows schedule later-loose (compute-schedule)"
     assert fleet.arm.state_of(WS, "ci-window-running") == "Running"
+    # An untagged stop saves until the next nightly run (SHUTDOWN_SCHEDULE "0 0 0 1 1 *": next 1 January).
+    untagged = results["ci-untagged"]
+    at = datetime.fromisoformat(status["output"]["started_at"])
+    new_year = datetime(at.year + 1, 1, 1, tzinfo=UTC)
+    assert untagged["hourly_price"] == 0.293 and untagged["price_source"] == "retail"
+    assert untagged["estimated_hours_saved"] == pytest.approx((new_year - at).total_seconds() / 3600, abs=0.02)
 
 
 def test_an_invalid_schedule_is_reported_and_nothing_else_stops(bench: Bench) -> None:
     bench.arm.reload(FLEET)
     broken = [{**SCHEDULES[0], "periods": [{"days": "mon-fri", "begin": "8am", "end": "19:00"}]}]
-    settings = {**bench.settings, "COMPUTE_SCHEDULES": json.dumps(broken)}
+    # Also a negotiated rate for DS3_v2: the stop of ci-untagged is valued at it.
+    settings = {
+        **bench.settings,
+        "COMPUTE_SCHEDULES": json.dumps(broken),
+        "PRICE_OVERRIDES": '{"Standard_DS3_v2": 0.5}',
+    }
     host = start_devhost(
         bench.data / "broken", settings, workers=1, azurite=False, azurite_port=bench.host.azurite_port
     )
@@ -364,7 +394,34 @@ def test_an_invalid_schedule_is_reported_and_nothing_else_stops(bench: Bench) ->
         response = host.request("POST", "/api/shutdown", json={})
         status = host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
         assert status["runtimeStatus"] == "Completed"
-        assert _by_name(status["output"])["ci-untagged"]["outcome"] == "stopped"
+        untagged = _by_name(status["output"])["ci-untagged"]
+        assert untagged["outcome"] == "stopped"
+        assert (untagged["hourly_price"], untagged["price_source"]) == (0.5, "override")
+        assert untagged["estimated_savings"] == round(0.5 * untagged["estimated_hours_saved"], 2)
         assert bench.arm.state_of(WS, "ci-strict") == "Running"
     finally:
         host.stop()
+
+
+def test_monthly_savings_sum_the_saved_reports(fleet: Bench) -> None:
+    container = _container(fleet.host)
+    for name, savings, dry_run in (
+        ("shutdown/2020/01/05/a.json", 1.25, False),
+        ("reconcile/2020/01/06/b.json", 2.5, False),
+        ("reconcile/2020/01/07/c.json", 100.0, True),  # a dry run saved nothing
+        ("shutdown/2020/02/01/d.json", 7.0, False),  # another month
+    ):
+        report = {"dry_run": dry_run, "totals": {"stopped": 1, "estimated_savings": savings, "currency": "USD"}}
+        container.get_blob_client(name).upload_blob(json.dumps(report), overwrite=True)
+    response = fleet.host.request("GET", "/api/savings?month=2020-01")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["estimated_savings"], body["currency"], body["reports"]) == (3.75, "USD", 2)
+    assert body["by_kind"] == {"shutdown": 1.25, "reconcile": 2.5}
+    bad = fleet.host.request("GET", "/api/savings?month=2020-13")
+    assert bad.status_code == 400 and bad.json()["field"] == "month"
+    # This month: at least what a reconcile that stops ci-strict just saved.
+    _set_last_evaluated(fleet.host, datetime.now(UTC) - timedelta(minutes=1))
+    saved = _reconcile(fleet.host)["totals"]["estimated_savings"]
+    month = datetime.fromisoformat(_reconcile(fleet.host, dry_run=True)["started_at"]).strftime("%Y-%m")
+    assert fleet.host.request("GET", f"/api/savings?month={month}").json()["estimated_savings"] >= saved > 0

@@ -103,6 +103,7 @@ class Standins:
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
             "AML_POLLING_INTERVAL_SECONDS": "0.2",
             "AML_HTTP_BACKOFF_SECONDS": "0.05",
+            "PRICE_OVERRIDES": '{"STANDARD_DS3_V2": 0.3}',  # no request to the public prices API from tests
             **extra,
         }
 
@@ -265,8 +266,16 @@ def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) 
         assert reason in result["reason"], (key, result["reason"])
         assert result["error"] is None
     assert all(results[key]["seconds"] > 0 for key in TO_STOP)
+    # Savings: 4 stops of DS3_v2 at the PRICE_OVERRIDES rate, each until the next SHUTDOWN_SCHEDULE run.
+    assert report["totals"]["currency"] == "USD"
+    assert report["totals"].pop("estimated_savings") == pytest.approx(
+        sum(results[key]["estimated_savings"] for key in TO_STOP), abs=0.011
+    )
+    assert {results[key]["price_source"] for key in TO_STOP} == {"override"}
+    del report["totals"]["currency"]
     assert report["totals"] == {
         "stopped": 4,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 4,
         "failed": 0,
@@ -288,6 +297,7 @@ def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) 
         "to_stop": 4,
         "done": 9,
         "stopped": 4,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 4,
         "failed": 0,

@@ -70,6 +70,8 @@ def test_report_lists_every_instance_sorted_with_totals():
         "instances": 8,
         "workspaces": 2,
         "workspaces_failed": 1,
+        "estimated_savings": 0.0,  # no entry priced (see test_savings)
+        "currency": None,
     }
     assert report["seconds"] == 210.0
     by_name = {i["name"]: i for i in report["instances"]}
