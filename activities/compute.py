@@ -67,10 +67,10 @@ def act_on_compute_instances(batch: dict[str, Any]) -> dict[str, Any]:
     outcome `retryable` (a value, so one instance cannot fail the batch); the orchestration re-sends it later.
     """
     with carrier_span(names.ACT_ON_COMPUTE_INSTANCES, batch.get("trace"), {"items": str(len(batch["items"]))}):
-        return _act(batch["items"])
+        return _act(batch["items"], batch.get("trace"))
 
 
-def _act(items: list[dict[str, Any]]) -> dict[str, Any]:
+def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     from shared import compute
@@ -78,7 +78,9 @@ def _act(items: list[dict[str, Any]]) -> dict[str, Any]:
     from shared.errors import ComputeError
 
     def one(item: dict[str, Any]) -> tuple[dict[str, Any], RequestCounts]:
-        with counting() as counts:
+        # A span per instance (stop_compute_instance / start_compute_instance), in the run's trace.
+        ids = {"workspace": str(item["workspace"]), "compute": str(item["name"])}
+        with carrier_span(f"{item['action']}_compute_instance", trace, ids), counting() as counts:
             begin = compute.begin_stop if item["action"] == "stop" else compute.begin_start
             try:
                 out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state")).to_dict()

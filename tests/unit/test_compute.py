@@ -170,7 +170,7 @@ def test_throttled_list_is_retried(arm):
         }
     )
 
-    assert len(compute.list_instances(PROD)) == 4
+    assert len(compute.list_instances(PROD)) == 6
 
 
 def test_persistent_server_error_raises_retryable_within_bounded_time(arm):
