@@ -105,31 +105,48 @@ def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str,
 @bp.function_name(names.READ_COMPUTE_STATES)
 @bp.activity_trigger(input_name="query", activity=names.READ_COMPUTE_STATES)
 def read_compute_states(query: dict[str, Any]) -> dict[str, Any]:
-    """States of the named instances of one workspace, read by LISTING it (one request per page, whatever the
-    number of instances), not one GET each. Only the asked-for names come back: the result stays small."""
-    workspace = str(query["workspace"])
-    with carrier_span(names.READ_COMPUTE_STATES, query.get("trace"), {"workspace": workspace}):
-        return _read_states(workspace, [str(n) for n in query["names"]])
+    """States of the named instances, read by LISTING each workspace (one request per page, whatever the number
+    of instances), not one GET each. `workspaces`: {workspace: [[name, state last seen], ...]}. An instance comes
+    back only when its state changed or settled (None when it is no longer listed): the result, kept in the
+    orchestration's history, stays small."""
+    wanted = {str(ws): [(str(n), str(seen)) for n, seen in pairs] for ws, pairs in dict(query["workspaces"]).items()}
+    with carrier_span(names.READ_COMPUTE_STATES, query.get("trace"), {"workspaces": str(len(wanted))}):
+        return _read_states(wanted)
 
 
-def _read_states(workspace: str, wanted: list[str]) -> dict[str, Any]:
+def _read_states(wanted: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from shared import compute
-    from shared.arm_budget import counting
+    from shared.arm_budget import RequestCounts, counting
     from shared.errors import ComputeError
 
-    with counting() as counts:
-        try:
-            listed = {i.name.lower(): i for i in compute.list_instances(Workspace.parse(workspace))}
-        except ComputeError as err:
-            return {"states": {}, "error": str(err), "arm_requests": counts.to_dict()}
-    states: dict[str, Any] = {}
-    for name in wanted:
-        instance = listed.get(name.lower())
-        last = (instance.last_operation or {}) if instance else {}
-        states[name] = (
-            None if instance is None else [instance.state, last.get("operation_name"), last.get("operation_status")]
-        )
-    return {"states": states, "error": None, "arm_requests": counts.to_dict()}
+    def one(workspace: str) -> tuple[dict[str, Any] | str, RequestCounts]:
+        with counting() as counts:
+            try:
+                listed = {i.name.lower(): i for i in compute.list_instances(Workspace.parse(workspace))}
+            except ComputeError as err:
+                return str(err), counts
+        settled: dict[str, Any] = {}
+        for name, seen in wanted[workspace]:
+            instance = listed.get(name.lower())
+            if instance is None:
+                settled[name] = None
+            elif instance.state != seen or instance.state not in compute.TRANSITIONAL_STATES:
+                last = instance.last_operation or {}
+                settled[name] = [instance.state, last.get("operation_name"), last.get("operation_status")]
+        return settled, counts
+
+    with ThreadPoolExecutor(max(1, min(8, len(wanted)))) as pool:
+        done = dict(zip(wanted, pool.map(one, wanted), strict=True))
+    return {
+        "states": {ws: view for ws, (view, _) in done.items() if not isinstance(view, str)},
+        "errors": {ws: view for ws, (view, _) in done.items() if isinstance(view, str)},
+        "arm_requests": {
+            "reads": sum(c.reads for _, c in done.values()),
+            "writes": sum(c.writes for _, c in done.values()),
+        },
+    }
 
 
 @bp.function_name(names.SAVE_SHUTDOWN_REPORT)

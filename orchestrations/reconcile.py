@@ -24,7 +24,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations import bp
-from orchestrations.shutdown import priced_results
+from orchestrations.compute_actions import act_and_confirm, priced_results
 from shared import names
 from shared.compute import ComputeInstance
 from shared.reconcile import ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
@@ -39,7 +39,6 @@ from shared.shutdown_report import (
 log = logging.getLogger(__name__)
 
 LIST_ROUNDS = 3
-ACT_WAVE = 1000  # instances per compute-actions sub-orchestration (bounds its history)
 REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
 
 
@@ -102,38 +101,26 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
         else:
             to_act.append(item)
     context.set_custom_status({"phase": "acting", "instances": len(planned), "to_act": len(to_act)})
-    waves = [to_act[k : k + ACT_WAVE] for k in range(0, len(to_act), ACT_WAVE)]
-    acted: list[dict[str, Any]] = []
-    if waves:
-        acted = yield context.task_all(
+    if to_act:
+        outcomes = yield from act_and_confirm(
+            context,
             [
-                context.call_sub_orchestrator(
-                    names.COMPUTE_ACTIONS_ORCHESTRATOR,
-                    {
-                        "items": [
-                            {
-                                "workspace": p.instance.workspace,
-                                "name": p.instance.name,
-                                "action": p.decision.action,
-                                "state": p.instance.state,
-                            }
-                            for p in wave
-                        ],
-                        "timeout_seconds": run.timeout_seconds,
-                        "poll_seconds": run.poll_seconds,
-                        "retry_attempts": run.retry_attempts,
-                        "trace": dict(run.trace),
-                    },
-                    f"{context.instance_id}:act:{number}",
-                )
-                for number, wave in enumerate(waves)
-            ]
+                {
+                    "workspace": p.instance.workspace,
+                    "name": p.instance.name,
+                    "action": p.decision.action,
+                    "state": p.instance.state,
+                }
+                for p in to_act
+            ],
+            timeout_seconds=run.timeout_seconds,
+            poll_seconds=run.poll_seconds,
+            attempts=run.retry_attempts,
+            trace=run.trace,
+            requests=requests,
         )
-    for wave, output in zip(waves, acted, strict=True):
-        for p, monitored in zip(wave, output["results"], strict=True):
+        for p, monitored in zip(to_act, outcomes, strict=True):
             results.append(acted_result(p.instance, p.decision.action, p.decision.reason, monitored))
-        for kind in requests:
-            requests[kind] += int(output["arm_requests"][kind])
 
     listed = {(i.workspace, i.name): i for i in instances}
     results, savings_error = yield from priced_results(

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 STOPPED_STATES = frozenset({"Stopped"})
+# States an instance passes through on its way somewhere: a monitor keeps waiting while it shows one.
+TRANSITIONAL_STATES = frozenset(
+    {"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"}
+)
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # the 4xx answers that mean "try again later"
 # Bounds of the SDK retry layer (see _client): a server's Retry-After is honoured up to this many seconds,
 # and one SDK call with all its retries gives up after ARM_CALL_TIMEOUT_SECONDS.

@@ -4,7 +4,6 @@ from typing import Final
 
 # Orchestrations
 SHUTDOWN_ORCHESTRATOR: Final = "shutdown_orchestrator"
-COMPUTE_ACTIONS_ORCHESTRATOR: Final = "compute_actions_orchestrator"
 RECONCILE_ORCHESTRATOR: Final = "reconcile_orchestrator"
 SCORING_ORCHESTRATOR: Final = "scoring_orchestrator"
 SCORING_WAVE_ORCHESTRATOR: Final = "scoring_wave_orchestrator"
