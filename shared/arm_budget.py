@@ -9,7 +9,9 @@ per-retry policy on every MLClient, so each request on the wire is seen (retries
   `arm_requests` from it);
 - a client-side copy of the write bucket per subscription makes a burst of stops wait for tokens instead of
   collecting 429s: 500 stops in one subscription are paced at ARM's refill rate, each sent once. The copy is
-  synchronised with ARM's `remaining` header after every write (other principals spend the same budget).
+  driven by ARM's `remaining` header (other principals and other worker processes spend the same budget):
+  until an answer carried it, nothing is paced (an endpoint that sends none, e.g. a stand-in without limits,
+  is never paced); after it, the copy never holds more than ARM said remained, and refills at ARM's rate.
 """
 
 from __future__ import annotations
@@ -63,12 +65,13 @@ class WriteBucket:
     def __init__(self, capacity: float = WRITE_CAPACITY, refill_per_second: float = WRITE_REFILL_PER_SECOND) -> None:
         self.capacity = capacity
         self.refill = refill_per_second
-        self.tokens = capacity
+        self.tokens: float | None = None  # unknown until ARM says how many writes remain
         self.updated = time.monotonic()
         self._lock = threading.Lock()
 
     def _refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
+        if self.tokens is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
         self.updated = now
 
     def take(self, max_wait: float = MAX_PACING_WAIT_SECONDS) -> float:
@@ -76,6 +79,8 @@ class WriteBucket:
         with self._lock:
             now = time.monotonic()
             self._refill(now)
+            if self.tokens is None:
+                return 0.0
             self.tokens -= 1
             wait = 0.0 if self.tokens >= 0 else -self.tokens / self.refill
         wait = min(wait, max_wait)
@@ -87,7 +92,7 @@ class WriteBucket:
         """ARM said how many writes remain: never believe we have more than that."""
         with self._lock:
             self._refill(time.monotonic())
-            self.tokens = min(self.tokens, remaining)
+            self.tokens = remaining if self.tokens is None else min(self.tokens, remaining)
 
     def exhausted(self) -> None:
         """A 429 on a write: the bucket is empty."""
