@@ -10,8 +10,8 @@ per-retry policy on every MLClient, so each request on the wire is seen (retries
 - a client-side copy of the write bucket per subscription makes a burst of stops wait for tokens instead of
   collecting 429s: 500 stops in one subscription are paced at ARM's refill rate, each sent once. The copy is
   driven by ARM's `remaining` header (other principals and other worker processes spend the same budget):
-  until an answer carried it, nothing is paced (an endpoint that sends none, e.g. a stand-in without limits,
-  is never paced); after it, the copy never holds more than ARM said remained, and refills at ARM's rate.
+  while answers do not carry it, nothing is paced (an endpoint that sends none, e.g. a stand-in without
+  limits, is never paced); after it, the copy never holds more than ARM said remained, and refills at ARM's rate.
 """
 
 from __future__ import annotations
@@ -94,6 +94,11 @@ class WriteBucket:
             self._refill(time.monotonic())
             self.tokens = remaining if self.tokens is None else min(self.tokens, remaining)
 
+    def unlimited(self) -> None:
+        """A write answered without the header: this endpoint reports no limit, so nothing is paced."""
+        with self._lock:
+            self.tokens = None
+
     def exhausted(self) -> None:
         """A 429 on a write: the bucket is empty."""
         self.observe(0.0)
@@ -134,8 +139,10 @@ def budget_policy(subscription: str) -> Any:
                 bucket.exhausted()
                 return
             remaining = http.headers.get(REMAINING_WRITES_HEADER)
-            if remaining is not None:
-                with contextlib.suppress(ValueError):
-                    bucket.observe(float(remaining))
+            if remaining is None:
+                bucket.unlimited()
+                return
+            with contextlib.suppress(ValueError):
+                bucket.observe(float(remaining))
 
     return ArmBudgetPolicy()

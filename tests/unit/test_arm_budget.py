@@ -30,3 +30,10 @@ def test_counting_is_per_block() -> None:
         outer.add("GET")
         outer.add("POST")
     assert outer.to_dict() == {"reads": 1, "writes": 1}
+
+
+def test_an_answer_without_the_header_ends_pacing() -> None:
+    bucket = WriteBucket(capacity=200, refill_per_second=10)
+    bucket.observe(0)
+    bucket.unlimited()
+    assert bucket.take() == 0.0
