@@ -24,7 +24,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations import bp
-from orchestrations.compute_actions import act_and_confirm, priced_results
+from orchestrations.compute_actions import act_and_confirm, brief, priced_results
 from shared import names
 from shared.compute import ComputeInstance
 from shared.reconcile import ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
@@ -141,16 +141,22 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     report["schedules_error"] = config_error
     report["savings_error"] = savings_error
     blob_name = report_blob_name(context.instance_id, at, kind="reconcile")
-    try:
-        report["report_blob"] = yield context.call_activity_with_retry(
-            names.SAVE_SHUTDOWN_REPORT,
-            REPORT_RETRY,
-            {"blob_name": blob_name, "report": report, "trace": dict(run.trace)},
-        )
-        report["report_error"] = None
-    except Exception as err:  # the report is still the output; only its copy in storage is missing
-        report["report_blob"] = None
-        report["report_error"] = f"saving the report to {blob_name} failed: {' '.join(str(err).split())[:500]}"
+    eventless = run.trigger == "timer" and not to_act and config_error is None and not any(w.error for w in workspaces)
+    if eventless:
+        # An enforced schedule makes every minute's run list the fleet; a report is kept only when it did something
+        # or something is wrong (1,440 empty reports a day would bury the ones that matter).
+        report["report_blob"], report["report_error"] = None, None
+    else:
+        try:
+            report["report_blob"] = yield context.call_activity_with_retry(
+                names.SAVE_SHUTDOWN_REPORT,
+                REPORT_RETRY,
+                {"blob_name": blob_name, "report": report, "trace": dict(run.trace)},
+            )
+            report["report_error"] = None
+        except Exception as err:  # the report is still the output; only its copy in storage is missing
+            report["report_blob"] = None
+            report["report_error"] = f"saving the report to {blob_name} failed: {brief(err)}"
     context.set_custom_status({"phase": "done", "instances": len(planned), "to_act": len(to_act)})
     if not context.is_replaying:
         log.info("reconcile %s done: %s", context.instance_id, report["totals"])
