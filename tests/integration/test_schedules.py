@@ -4,6 +4,7 @@ process; schedules in Europe/Berlin (DST), preview at chosen instants, reconcile
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -425,3 +426,25 @@ def test_monthly_savings_sum_the_saved_reports(fleet: Bench) -> None:
     saved = _reconcile(fleet.host)["totals"]["estimated_savings"]
     month = datetime.fromisoformat(_reconcile(fleet.host, dry_run=True)["started_at"]).strftime("%Y-%m")
     assert fleet.host.request("GET", f"/api/savings?month={month}").json()["estimated_savings"] >= saved > 0
+
+
+def test_the_minute_timer_reconciles_by_itself(bench: Bench) -> None:
+    bench.arm.reload(FLEET)
+    _set_last_evaluated(bench.host, None)
+    # Only the enforced schedule: its Running instance is outside its period, so the first tick stops it.
+    settings = {
+        **bench.settings,
+        "RECONCILE_TIMER": "true",
+        "COMPUTE_SCHEDULES": json.dumps([s for s in SCHEDULES if s["name"] == "later-strict"]),
+    }
+    host = start_devhost(bench.data / "timer", settings, workers=1, azurite=False, azurite_port=bench.host.azurite_port)
+    try:
+        deadline = time.monotonic() + 150  # the next minute tick, and the worker's first import of the SDK
+        while bench.arm.state_of(WS, "ci-strict") != "Stopped" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert bench.arm.state_of(WS, "ci-strict") == "Stopped", host.log_text()[-3000:]
+        assert bench.arm.state_of(WS, "ci-strict-job") == "JobRunning"
+        assert bench.arm.state_of(WS, "ci-loose") == "Running"  # its schedule is not configured on this host
+        assert "reconcile started: reconcile-" in host.log_text()
+    finally:
+        host.stop()
