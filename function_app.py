@@ -7,11 +7,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import compute as compute_activities
+from activities import schedules as schedules_activities
 from activities import scoring as scoring_activities
+from orchestrations import reconcile as reconcile_orchestrations
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
 from shared import keyvault
-from triggers import dashboard, health, model_http, scoring, shutdown
+from triggers import dashboard, health, model_http, schedules, scoring, shutdown
 
 keyvault.install()
 
@@ -20,11 +22,14 @@ for module in (
     dashboard,
     health,
     model_http,
+    schedules,
     scoring,
     shutdown,
+    reconcile_orchestrations,
     scoring_orchestrations,
     shutdown_orchestrations,
     compute_activities,
+    schedules_activities,
     scoring_activities,
 ):
     app.register_functions(module.bp)

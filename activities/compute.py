@@ -28,57 +28,128 @@ def list_compute_instances(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _list(workspace: str) -> dict[str, Any]:
     from shared import compute
+    from shared.arm_budget import counting
     from shared.errors import ComputeError
 
-    try:
-        instances = compute.list_instances(Workspace.parse(workspace))
-    except compute.RetryableComputeError as err:
-        log.warning("listing %s failed, to be retried: %s", workspace, err)
-        return {"workspace": workspace, "instances": [], "error": str(err), "retryable": True}
-    except ComputeError as err:
-        log.error("listing %s failed: %s", workspace, err)
-        return {"workspace": workspace, "instances": [], "error": str(err), "retryable": False}
+    with counting() as counts:
+        try:
+            instances = compute.list_instances(Workspace.parse(workspace))
+        except compute.RetryableComputeError as err:
+            log.warning("listing %s failed, to be retried: %s", workspace, err)
+            return _listing(workspace, [], str(err), True, counts.to_dict())
+        except ComputeError as err:
+            log.error("listing %s failed: %s", workspace, err)
+            return _listing(workspace, [], str(err), False, counts.to_dict())
     log.info("listed %d compute instance(s) in %s", len(instances), workspace)
+    return _listing(workspace, [i.to_dict() for i in instances], None, False, counts.to_dict())
+
+
+def _listing(
+    workspace: str, instances: list[dict[str, Any]], error: str | None, retryable: bool, requests: dict[str, int]
+) -> dict[str, Any]:
     return {
         "workspace": workspace,
-        "instances": [i.to_dict() for i in instances],
-        "error": None,
-        "retryable": False,
+        "instances": instances,
+        "error": error,
+        "retryable": retryable,
+        "arm_requests": requests,
     }
 
 
-@bp.function_name(names.STOP_COMPUTE_INSTANCE)
-@bp.activity_trigger(input_name="target", activity=names.STOP_COMPUTE_INSTANCE)
-def stop_compute_instance(target: dict[str, Any]) -> dict[str, Any]:
-    """Start the stop and return at once; raises RetryableComputeError on 429/5xx (the orchestration retries)."""
-    with carrier_span(names.STOP_COMPUTE_INSTANCE, target.get("trace"), _ids(target)):
-        return _stop(target)
+ACT_THREADS = 16  # POSTs of one batch in flight at once; ARM's write bucket (paced in arm_budget) is the limit
 
 
-def _ids(target: dict[str, Any]) -> dict[str, str]:
-    return {"workspace": str(target["workspace"]), "compute": str(target["name"])}
+@bp.function_name(names.ACT_ON_COMPUTE_INSTANCES)
+@bp.activity_trigger(input_name="batch", activity=names.ACT_ON_COMPUTE_INSTANCES)
+def act_on_compute_instances(batch: dict[str, Any]) -> dict[str, Any]:
+    """Send the stop/start POSTs of a batch (one subscription) and return at once, one outcome per item.
+
+    One activity per batch rather than per instance: the writes of a subscription share one client-side copy
+    of ARM's write bucket in one process (paced, no burst of 429s from several workers), and the
+    orchestration's history holds one event pair per batch. A 429/5xx that outlived the SDK's retries is the
+    outcome `retryable` (a value, so one instance cannot fail the batch); the orchestration re-sends it later.
+    """
+    with carrier_span(names.ACT_ON_COMPUTE_INSTANCES, batch.get("trace"), {"items": str(len(batch["items"]))}):
+        return _act(batch["items"], batch.get("trace"))
 
 
-def _stop(target: dict[str, Any]) -> dict[str, Any]:
+def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from shared import compute
+    from shared.arm_budget import RequestCounts, counting
+    from shared.errors import ComputeError
 
-    outcome = compute.begin_stop(Workspace.parse(target["workspace"]), target["name"])
-    log.info("stop %s in %s: %s %s", target["name"], target["workspace"], outcome.status, outcome.message)
-    return outcome.to_dict()
+    def one(item: dict[str, Any]) -> tuple[dict[str, Any], RequestCounts]:
+        # A span per instance (stop_compute_instance / start_compute_instance), in the run's trace.
+        ids = {"workspace": str(item["workspace"]), "compute": str(item["name"])}
+        with carrier_span(f"{item['action']}_compute_instance", trace, ids), counting() as counts:
+            begin = compute.begin_stop if item["action"] == "stop" else compute.begin_start
+            try:
+                out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state")).to_dict()
+            except compute.RetryableComputeError as err:
+                out = {"status": "retryable", "state_before": item.get("state"), "message": str(err)}
+            except ComputeError as err:
+                out = {"status": "failed", "state_before": item.get("state"), "message": str(err)}
+        log.info("%s %s in %s: %s %s", item["action"], item["name"], item["workspace"], out["status"], out["message"])
+        return out, counts
+
+    with ThreadPoolExecutor(min(ACT_THREADS, max(1, len(items)))) as pool:
+        done = list(pool.map(one, items))
+    return {
+        "outcomes": [out for out, _ in done],
+        "arm_requests": {
+            "reads": sum(c.reads for _, c in done),
+            "writes": sum(c.writes for _, c in done),
+        },
+    }
 
 
-@bp.function_name(names.GET_COMPUTE_STATE)
-@bp.activity_trigger(input_name="target", activity=names.GET_COMPUTE_STATE)
-def get_compute_state(target: dict[str, Any]) -> dict[str, Any]:
-    """Current state and last operation of one instance, or found=False when it no longer exists."""
+@bp.function_name(names.READ_COMPUTE_STATES)
+@bp.activity_trigger(input_name="query", activity=names.READ_COMPUTE_STATES)
+def read_compute_states(query: dict[str, Any]) -> dict[str, Any]:
+    """States of the named instances, read by LISTING each workspace (one request per page, whatever the number
+    of instances), not one GET each. `workspaces`: {workspace: [[name, state last seen], ...]}. An instance comes
+    back only when its state changed or settled (None when it is no longer listed): the result, kept in the
+    orchestration's history, stays small."""
+    wanted = {str(ws): [(str(n), str(seen)) for n, seen in pairs] for ws, pairs in dict(query["workspaces"]).items()}
+    with carrier_span(names.READ_COMPUTE_STATES, query.get("trace"), {"workspaces": str(len(wanted))}):
+        return _read_states(wanted)
+
+
+def _read_states(wanted: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from shared import compute
+    from shared.arm_budget import RequestCounts, counting
+    from shared.errors import ComputeError
 
-    try:
-        with carrier_span(names.GET_COMPUTE_STATE, target.get("trace"), _ids(target)):
-            instance = compute.get_instance(Workspace.parse(target["workspace"]), target["name"])
-    except compute.ComputeNotFoundError:
-        return {"found": False, "state": None, "last_operation": None}
-    return {"found": True, "state": instance.state, "last_operation": instance.last_operation}
+    def one(workspace: str) -> tuple[dict[str, Any] | str, RequestCounts]:
+        with counting() as counts:
+            try:
+                listed = {i.name.lower(): i for i in compute.list_instances(Workspace.parse(workspace))}
+            except ComputeError as err:
+                return str(err), counts
+        settled: dict[str, Any] = {}
+        for name, seen in wanted[workspace]:
+            instance = listed.get(name.lower())
+            if instance is None:
+                settled[name] = None
+            elif instance.state != seen or instance.state not in compute.TRANSITIONAL_STATES:
+                last = instance.last_operation or {}
+                settled[name] = [instance.state, last.get("operation_name"), last.get("operation_status")]
+        return settled, counts
+
+    with ThreadPoolExecutor(max(1, min(8, len(wanted)))) as pool:
+        done = dict(zip(wanted, pool.map(one, wanted), strict=True))
+    return {
+        "states": {ws: view for ws, (view, _) in done.items() if not isinstance(view, str)},
+        "errors": {ws: view for ws, (view, _) in done.items() if isinstance(view, str)},
+        "arm_requests": {
+            "reads": sum(c.reads for _, c in done.values()),
+            "writes": sum(c.writes for _, c in done.values()),
+        },
+    }
 
 
 @bp.function_name(names.SAVE_SHUTDOWN_REPORT)

@@ -2,6 +2,8 @@
 
 - `DEVHOST_ARM_FLEET` (a fleet JSON file): an App Service-style managed-identity endpoint and an HTTPS stand-in of
   the Azure Resource Manager compute API seeded from the file, so the app's real `MLClient` runs end to end.
+  `DEVHOST_ARM_THROTTLE` = `arm` (default) enforces ARM's request buckets per subscription, `off` disables them.
+  With it, a stand-in of the Azure Retail Prices API (savings estimates) unless PRICES_ENDPOINT is set.
 - `DEVHOST_KEYVAULT_SECRETS` (JSON object name -> value): an HTTPS Key Vault stand-in holding those secrets, so a
   setting may be a `@Microsoft.KeyVault(...)` reference locally, as in Azure.
 
@@ -57,6 +59,9 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         fleet = APP_ROOT / fleet
     if fleet is not None and not fleet.exists():
         raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
+    throttle = (env.get("DEVHOST_ARM_THROTTLE", "") or "arm").strip().lower()
+    if throttle not in ("arm", "off"):
+        raise ConfigError(f"DEVHOST_ARM_THROTTLE={throttle!r}: expected 'arm' (ARM's request buckets) or 'off'")
     secrets: dict[str, Any] = {}
     if secrets_setting:
         try:
@@ -82,10 +87,19 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         from devhost.standins.arm import ArmStandin
 
         transition = float(env.get("DEVHOST_ARM_TRANSITION_SECONDS", "5") or 5)
-        arm = ArmStandin(fleet, tls, transition_seconds=transition, token_validator=identity.is_valid)
+        arm = ArmStandin(
+            fleet, tls, transition_seconds=transition, token_validator=identity.is_valid, throttle=throttle
+        )
         url = arm.start()
         env.setdefault("AML_ARM_ENDPOINT", url + "/")
-        started.append(_Named(f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}", arm))
+        label = f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}, throttle {throttle}"
+        started.append(_Named(label, arm))
+        if not env.get("PRICES_ENDPOINT", "").strip():
+            from devhost.standins.prices import PricesStandin
+
+            prices = PricesStandin()
+            env["PRICES_ENDPOINT"] = prices.start()
+            started.append(_Named(f"Azure Retail Prices API {prices.url}", prices))
 
     if secrets_setting:
         from devhost.standins.keyvault import KeyVaultStandIn

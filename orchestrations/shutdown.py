@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrations.compute_actions import act_and_confirm, brief, priced_results
 from shared import names
 from shared.compute import ComputeInstance
 from shared.errors import ComputeError
@@ -33,18 +34,7 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 LIST_ROUNDS = 3  # listing attempts per workspace; the activity's own SDK retries happen inside each
-STOP_WAVE = 1000  # sub-orchestrations awaited together: bounds the parent's history (~2 events each)
-MAX_STOP_REQUESTS = 3  # stop re-issued after a 409 (in transition) at most this many times in all
 REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
-TRANSITIONAL = frozenset({"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"})
-MAX_ERROR_CHARS = 500
-
-
-def _brief(err: BaseException) -> str:
-    """A failed task's message on one bounded line: hosts may append a stack trace, and the error of every
-    instance is part of the orchestration's output and history (kept small, replayed on each step)."""
-    text = " ".join(str(err).split())
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
 @bp.function_name(names.SHUTDOWN_ORCHESTRATOR)
@@ -65,6 +55,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     # A listing that fails with 429/5xx (after the SDK's retries) is tried again on a durable timer;
     # the list activity returns failures as values so one workspace cannot fail the task_all of all.
     listings: dict[str, dict[str, Any]] = {}
+    arm_requests = {"reads": 0, "writes": 0}  # counted on the wire by the activities
     pending = list(run.workspaces)
     for attempt in range(1, LIST_ROUNDS + 1):
         if not pending:  # df's task_all([]) yields None, not []: an empty workspace list lists nothing
@@ -76,6 +67,9 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             ]
         )
         listings.update(zip(pending, outputs, strict=True))
+        for output in outputs:
+            for kind in ("reads", "writes"):
+                arm_requests[kind] += int((output.get("arm_requests") or {}).get(kind, 0))
         pending = [ws for ws in pending if listings[ws].get("retryable")]
         if not pending or attempt == LIST_ROUNDS:
             break
@@ -99,6 +93,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
                 include=run.include,
                 exclude=run.exclude,
                 dry_run=run.dry_run,
+                schedule_tag=run.schedule_tag,
             )
             if decision.stops:
                 to_stop.append((instance, decision))
@@ -108,27 +103,26 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
 
     failure = all_workspaces_failed_message(workspaces)
-    for first in range(0, len(to_stop) if failure is None else 0, STOP_WAVE):
-        wave = to_stop[first : first + STOP_WAVE]
-        outputs = yield context.task_all(
-            [
-                context.call_sub_orchestrator(
-                    names.STOP_MONITOR_ORCHESTRATOR,
-                    {
-                        "workspace": instance.workspace,
-                        "name": instance.name,
-                        "timeout_seconds": run.stop_timeout_seconds,
-                        "poll_seconds": run.poll_seconds,
-                        "retry_attempts": run.stop_retry_attempts,
-                        "trace": dict(run.trace),
-                    },
-                    f"{context.instance_id}:stop:{first + offset}",
-                )
-                for offset, (instance, _) in enumerate(wave)
-            ]
+    if to_stop and failure is None:
+        outcomes = yield from act_and_confirm(
+            context,
+            [{"workspace": i.workspace, "name": i.name, "action": "stop", "state": i.state} for i, _ in to_stop],
+            timeout_seconds=run.stop_timeout_seconds,
+            poll_seconds=run.poll_seconds,
+            attempts=run.stop_retry_attempts,
+            trace=run.trace,
+            requests=arm_requests,
         )
-        results.extend(stop_result(i, d, out) for (i, d), out in zip(wave, outputs, strict=True))
-        context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
+        results.extend(stop_result(i, d, out) for (i, d), out in zip(to_stop, outcomes, strict=True))
+    context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
+    listed = {
+        (i["workspace"], i["name"]): ComputeInstance.from_dict(i)
+        for ws in run.workspaces
+        for i in listings[ws]["instances"]
+    }
+    results, savings_error = yield from priced_results(
+        context, results, listed, now, run.schedule_tag, run.shutdown_schedule, None, run.trace
+    )
 
     report = build_report(
         instance_id=context.instance_id,
@@ -139,7 +133,9 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         finished_at=context.current_utc_datetime,
         workspaces=workspaces,
         instances=results,
+        arm_requests=arm_requests,
     ).to_dict()
+    report["savings_error"] = savings_error
     context.set_custom_status(progress_status("saving report", planned, results, len(to_stop)))
     blob_name = report_blob_name(context.instance_id, started)
     try:
@@ -151,88 +147,10 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         report["report_error"] = None
     except Exception as err:  # the report is still the output; only its copy in storage is missing
         report["report_blob"] = None
-        report["report_error"] = f"saving the report to {blob_name} failed: {_brief(err)}"
+        report["report_error"] = f"saving the report to {blob_name} failed: {brief(err)}"
     context.set_custom_status(progress_status("done", planned, results, len(to_stop)))
     if failure is not None:
         raise ComputeError(failure)
     if not context.is_replaying:
         log.info("shutdown %s done: %s", context.instance_id, report["totals"])
     return report
-
-
-@bp.function_name(names.STOP_MONITOR_ORCHESTRATOR)
-@bp.orchestration_trigger(context_name="context", orchestration=names.STOP_MONITOR_ORCHESTRATOR)
-def stop_monitor_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    """Stop one instance and confirm `Stopped` by polling on durable timers, bounded by the stop timeout.
-
-    Never fails: every ending is an outcome for the report, so one instance cannot sink the others.
-    """
-    job: dict[str, Any] = context.get_input()
-    target = {"workspace": job["workspace"], "name": job["name"], "trace": job.get("trace") or {}}
-    started = context.current_utc_datetime
-    timeout = int(job["timeout_seconds"])
-    deadline = started + timedelta(seconds=timeout)
-    poll = timedelta(seconds=int(job["poll_seconds"]))
-    attempts = int(job["retry_attempts"])
-    # Activity retries on durable timers (no worker held): 429/5xx that outlived the SDK's own retries.
-    retry = df.RetryOptions(
-        first_retry_interval_in_milliseconds=max(1, int(job["poll_seconds"])) * 1000,
-        max_number_of_attempts=attempts,
-    )
-
-    def ending(outcome: str, error: str | None = None, note: str | None = None) -> dict[str, Any]:
-        seconds = (context.current_utc_datetime - started).total_seconds()
-        if not context.is_replaying:
-            log.info(
-                "stop of %s in %s: %s after %.1f s %s",
-                target["name"],
-                target["workspace"],
-                outcome,
-                seconds,
-                error or note or "",
-            )
-        return {"outcome": outcome, "error": error, "note": note, "seconds": seconds}
-
-    try:
-        stop = yield context.call_activity_with_retry(names.STOP_COMPUTE_INSTANCE, retry, target)
-    except Exception as err:
-        return ending("failed", error=f"stop request failed after {attempts} attempt(s): {_brief(err)}")
-    requests = 1
-    status = stop["status"]
-    state = stop.get("state_before") or "Unknown"
-    while True:
-        if status == "already_stopped":
-            return ending("already_stopped", note=stop.get("message"))
-        if status == "not_found":
-            return ending("skipped", note="not found (deleted meanwhile?)")
-        if status == "failed":
-            return ending("failed", error=stop.get("message") or "ARM refused the stop")
-        if context.current_utc_datetime >= deadline:
-            return ending("timed_out", error=f"not Stopped within {timeout} s (last seen {state})")
-        yield context.create_timer(min(context.current_utc_datetime + poll, deadline))
-        try:
-            view = yield context.call_activity_with_retry(names.GET_COMPUTE_STATE, retry, target)
-        except Exception as err:
-            return ending("failed", error=f"reading the state failed after {attempts} attempt(s): {_brief(err)}")
-        if not view["found"]:
-            return ending("skipped", note="not found (deleted while stopping)")
-        state = view["state"]
-        last = view.get("last_operation") or {}
-        if state == "Stopped":
-            return ending("stopped", note="after a 409, re-checked" if requests > 1 else None)
-        if state in TRANSITIONAL:
-            continue
-        if last.get("operation_name") == "Stop" and last.get("operation_status") == "Failed":
-            return ending("failed", error=f"the stop operation failed in Azure ML; the instance is {state}")
-        if state == "JobRunning" and status == "in_transition":
-            return ending("skipped", note="a job started meanwhile (JobRunning); not interrupted")
-        if status == "in_transition":
-            if requests >= MAX_STOP_REQUESTS:
-                return ending("failed", error=f"still {state} after {requests} stop requests answered 409")
-            try:
-                stop = yield context.call_activity_with_retry(names.STOP_COMPUTE_INSTANCE, retry, target)
-            except Exception as err:
-                return ending("failed", error=f"stop request failed after {attempts} attempt(s): {_brief(err)}")
-            requests += 1
-            status = stop["status"]
-        # status "stopping" with a stable state: ARM may show the old state briefly after the 202; keep polling.

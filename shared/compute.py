@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
+from shared.arm_budget import budget_policy
 from shared.errors import ComputeError
 from shared.settings import (
     AML_ARM_ENDPOINT,
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 STOPPED_STATES = frozenset({"Stopped"})
+# States an instance passes through on its way somewhere: a monitor keeps waiting while it shows one.
+TRANSITIONAL_STATES = frozenset(
+    {"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"}
+)
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # the 4xx answers that mean "try again later"
 # Bounds of the SDK retry layer (see _client): a server's Retry-After is honoured up to this many seconds,
 # and one SDK call with all its retries gives up after ARM_CALL_TIMEOUT_SECONDS.
@@ -36,7 +41,9 @@ RETRY_AFTER_CAP_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 8.0
 ARM_CALL_TIMEOUT_SECONDS = 90.0
 
-StopStatus = Literal["stopping", "already_stopped", "not_found", "in_transition", "failed"]
+StopStatus = Literal[
+    "stopping", "already_stopped", "starting", "already_running", "not_found", "in_transition", "failed"
+]
 
 
 class RetryableComputeError(ComputeError):
@@ -194,6 +201,8 @@ def _client(workspace: Workspace, env: Mapping[str, str] | None = None) -> MLCli
             workspace_name=workspace.name,
             polling_interval=config.polling_interval,
             retry_policy=_retry_policy(config),
+            # After the retry policy: every request on the wire is counted and writes are paced (arm_budget).
+            per_retry_policies=[budget_policy(workspace.subscription_id)],
             show_progress=False,
             enable_telemetry=False,
             **_cloud_kwargs(config.endpoint),
@@ -284,38 +293,86 @@ def get_state(workspace: Workspace, name: str, env: Mapping[str, str] | None = N
     return get_instance(workspace, name, env).state
 
 
-def begin_stop(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> StopOutcome:
-    """Read the state, ask ARM to stop (202 accepted) and return at once; the caller confirms `Stopped` later.
+def begin_stop(
+    workspace: Workspace, name: str, env: Mapping[str, str] | None = None, state: str | None = None
+) -> StopOutcome:
+    """Ask ARM to stop (202 accepted) and return at once; the caller confirms `Stopped` later (by listing).
 
+    `state` is the state the caller just listed (no read is spent then); without it the state is read first.
     404/409 and ARM's other refusals (400, 401, 403, ...) become outcomes; 408/429/5xx raise RetryableComputeError;
     anything else raises ComputeError.
     """
+    return _begin(workspace, name, "stop", env, state)
+
+
+def begin_start(
+    workspace: Workspace, name: str, env: Mapping[str, str] | None = None, state: str | None = None
+) -> StopOutcome:
+    """Ask ARM to start (202 accepted: `starting`) and return at once; `already_running` when it runs; a refusal
+    (quota, capacity) is `failed` with ARM's message."""
+    return _begin(workspace, name, "start", env, state)
+
+
+_DONE_STATES = {"stop": frozenset({"Stopped"}), "start": frozenset({"Running", "JobRunning"})}
+_UNDERWAY_STATES = {"stop": "Stopping", "start": "Starting"}
+_ACCEPTED: dict[str, StopStatus] = {"stop": "stopping", "start": "starting"}
+_ALREADY: dict[str, StopStatus] = {"stop": "already_stopped", "start": "already_running"}
+
+
+def _begin(
+    workspace: Workspace, name: str, action: Literal["stop", "start"], env: Mapping[str, str] | None, state: str | None
+) -> StopOutcome:
     from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-    try:
-        state = get_state(workspace, name, env)
-    except ComputeNotFoundError as err:
-        return StopOutcome("not_found", None, str(err))
-    if state in STOPPED_STATES:
-        return StopOutcome("already_stopped", state, f"already {state}")
-    if state == "Stopping":
-        return StopOutcome("stopping", state, "a stop is already in progress")
+    if state is None:
+        try:
+            state = get_state(workspace, name, env)
+        except ComputeNotFoundError as err:
+            return StopOutcome("not_found", None, str(err))
+    if state in _DONE_STATES[action]:
+        return StopOutcome(_ALREADY[action], state, f"already {state}")
+    if state == _UNDERWAY_STATES[action]:
+        return StopOutcome(_ACCEPTED[action], state, f"a {action} is already in progress")
     client = _client(workspace, env)
+    what = f"{'stopping' if action == 'stop' else 'starting'} compute instance {name} of {workspace.key}"
     try:
-        # The returned poller follows the operation in a daemon thread at `polling_interval`; we do not wait
-        # on it: the orchestration confirms `Stopped` with durable timers instead of holding this worker.
-        client.compute.begin_stop(name)
+        # The generated operation with polling=False sends the POST, reads the 202 and returns: no
+        # long-running-operation poller is left running in a thread after the activity (MLClient's own
+        # begin_stop/begin_start would poll the operation status every `polling_interval` until it ends, reads
+        # that ARM counts against the subscription). The orchestration confirms the state by listing instead.
+        operations = client.compute._operation
+        begin = operations.begin_stop if action == "stop" else operations.begin_start
+        begin(workspace.resource_group, workspace.name, name, polling=False)
     except ResourceNotFoundError:
         return StopOutcome("not_found", state, f"compute instance {name!r} not found (deleted meanwhile?)")
     except ResourceExistsError as err:
         return StopOutcome("in_transition", state, f"ARM answered 409 (in transition): {_arm_message(err)}")
     except HttpResponseError as err:
         status = _http_status(err)
-        # ARM's refusals (400 disk full, 401/403 missing role, ...) are final: report them, do not retry them.
+        # ARM's refusals (400 disk full or quota, 401/403 missing role, ...) are final: report them, do not retry.
         if status is not None and 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES:
-            return StopOutcome("failed", state, f"ARM answered {status}: {_arm_message(err)}")
-        _raise_unexpected(err, f"stopping compute instance {name} of {workspace.key}")
+            return _refused(workspace, name, action, env, state, f"ARM answered {status}: {_arm_message(err)}")
+        _raise_unexpected(err, what)
     except Exception as err:
-        _raise_unexpected(err, f"stopping compute instance {name} of {workspace.key}")
-    log.info("stop of compute instance %s in %s accepted (was %s)", name, workspace.key, state)
-    return StopOutcome("stopping", state, "stop accepted (202)")
+        _raise_unexpected(err, what)
+    log.info("%s of compute instance %s in %s accepted (was %s)", action, name, workspace.key, state)
+    return StopOutcome(_ACCEPTED[action], state, f"{action} accepted (202)")
+
+
+def _refused(
+    workspace: Workspace,
+    name: str,
+    action: Literal["stop", "start"],
+    env: Mapping[str, str] | None,
+    listed: str,
+    message: str,
+) -> StopOutcome:
+    """A 4xx refusal: when the listed state was stale (someone else stopped/started it), that is success.
+    This read is spent only on a refusal, never on the usual path."""
+    try:
+        now = get_state(workspace, name, env)
+    except ComputeError:
+        return StopOutcome("failed", listed, message)
+    if now in _DONE_STATES[action]:
+        return StopOutcome(_ALREADY[action], now, f"already {now}")
+    return StopOutcome("failed", listed, message)

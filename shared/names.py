@@ -4,14 +4,17 @@ from typing import Final
 
 # Orchestrations
 SHUTDOWN_ORCHESTRATOR: Final = "shutdown_orchestrator"
-STOP_MONITOR_ORCHESTRATOR: Final = "stop_monitor_orchestrator"
+RECONCILE_ORCHESTRATOR: Final = "reconcile_orchestrator"
 SCORING_ORCHESTRATOR: Final = "scoring_orchestrator"
 SCORING_WAVE_ORCHESTRATOR: Final = "scoring_wave_orchestrator"
 
 # Activities (verb_noun)
 LIST_COMPUTE_INSTANCES: Final = "list_compute_instances"
-STOP_COMPUTE_INSTANCE: Final = "stop_compute_instance"
-GET_COMPUTE_STATE: Final = "get_compute_state"
+ACT_ON_COMPUTE_INSTANCES: Final = "act_on_compute_instances"
+READ_COMPUTE_STATES: Final = "read_compute_states"
+LOAD_RECONCILE_STATE: Final = "load_reconcile_state"
+SAVE_RECONCILE_STATE: Final = "save_reconcile_state"
+PRICE_COMPUTE_SIZES: Final = "price_compute_sizes"
 SAVE_SHUTDOWN_REPORT: Final = "save_shutdown_report"
 PLAN_SCORING_CHUNKS: Final = "plan_scoring_chunks"
 SCORE_CHUNK: Final = "score_chunk"

@@ -72,6 +72,7 @@ def decide(
     exclude: Sequence[str] = (),
     dry_run: bool = False,
     stop_job_running: bool = False,
+    schedule_tag: str | None = None,
 ) -> Decision:
     """Decide whether to stop `instance`. `now` comes from the caller (the orchestration's replay-safe clock).
 
@@ -83,6 +84,11 @@ def decide(
     state = instance.state
     if state in STOPPED_OR_STOPPING:
         return Decision("already_stopped", f"already {state}")
+    # An instance that follows a working-hours schedule is governed by it alone (a New York team's day ends
+    # after the nightly UTC run): the nightly policy leaves it to the reconciler.
+    schedule = _tag(instance.tags, schedule_tag) if schedule_tag else None
+    if schedule:
+        return Decision("skip", f"follows schedule {schedule} ({schedule_tag})")
 
     if include and not any(_matches(instance.name, p) for p in include):
         return Decision("skip", f"name matches none of the include patterns {list(include)}")

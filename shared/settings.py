@@ -218,6 +218,37 @@ SHUTDOWN_STOP_TIMEOUT_SECONDS: Setting[int] = _setting(
 SHUTDOWN_POLL_SECONDS: Setting[int] = _setting(
     "SHUTDOWN_POLL_SECONDS", _parse_int(1), "30", "interval of the durable-timer state checks"
 )
+COMPUTE_SCHEDULES: Setting[str] = _setting(
+    "COMPUTE_SCHEDULES",
+    _parse_str,
+    "",
+    "named working-hours schedules, a JSON array of {name, timezone, periods: [{days, begin, end}], enforced} "
+    "(checked by shared/schedules.py, so a mistake is reported without stopping the shutdown job)",
+)
+SCHEDULE_TAG: Setting[str] = _setting(
+    "SCHEDULE_TAG", _parse_str, "compute-schedule", "tag whose value names the schedule an instance follows"
+)
+RECONCILE_TIMER: Setting[bool] = _setting(
+    "RECONCILE_TIMER",
+    _parse_bool,
+    "true",
+    "whether the reconciler's minute timer reconciles the schedules (false: only POST /api/reconcile does)",
+)
+PRICES_ENDPOINT: Setting[str] = _setting(
+    "PRICES_ENDPOINT",
+    _parse_str,
+    "https://prices.azure.com/api/retail/prices",
+    "Azure Retail Prices API endpoint (savings estimates)",
+)
+PRICES_REGION: Setting[str] = _setting(
+    "PRICES_REGION", _parse_str, "westeurope", "ARM region whose retail prices value the compute instances"
+)
+PRICES_CURRENCY: Setting[str] = _setting(
+    "PRICES_CURRENCY", _parse_str, "USD", "currency of the retail prices (USD is the billing truth)"
+)
+PRICE_OVERRIDES: Setting[str] = _setting(
+    "PRICE_OVERRIDES", _parse_str, "", "JSON object vmSize -> hourly price, for negotiated rates"
+)
 AML_ARM_ENDPOINT: Setting[str] = _setting(
     "AML_ARM_ENDPOINT",
     _parse_str,
@@ -339,6 +370,8 @@ class ShutdownSettings:
     poll_seconds: int
     arm_endpoint: str
     polling_interval_seconds: float
+    schedule_tag: str = "compute-schedule"
+    shutdown_schedule: str = "0 0 22 * * *"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ShutdownSettings:
@@ -352,6 +385,8 @@ class ShutdownSettings:
             poll_seconds=SHUTDOWN_POLL_SECONDS.get(env),
             arm_endpoint=AML_ARM_ENDPOINT.get(env),
             polling_interval_seconds=AML_POLLING_INTERVAL_SECONDS.get(env),
+            schedule_tag=SCHEDULE_TAG.get(env),
+            shutdown_schedule=SHUTDOWN_SCHEDULE.get(env),
         )
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared.compute import ComputeInstance
 from shared.policy import Decision
 
-Outcome = Literal["stopped", "already_stopped", "skipped", "failed", "timed_out"]
-OUTCOMES: tuple[Outcome, ...] = ("stopped", "already_stopped", "skipped", "failed", "timed_out")
+Outcome = Literal["stopped", "started", "already_stopped", "skipped", "failed", "timed_out"]
+OUTCOMES: tuple[Outcome, ...] = ("stopped", "started", "already_stopped", "skipped", "failed", "timed_out")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,13 @@ class InstanceResult:
     outcome: Outcome
     error: str | None = None
     seconds: float = 0.0
+    # Savings estimate of an instance the app stopped or started (see shared/savings.py); None otherwise.
+    vm_size: str | None = None
+    hourly_price: float | None = None
+    currency: str | None = None
+    price_source: str | None = None
+    estimated_hours_saved: float | None = None
+    estimated_savings: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +52,12 @@ class InstanceResult:
             outcome=data["outcome"],
             error=data.get("error"),
             seconds=float(data.get("seconds", 0.0)),
+            vm_size=data.get("vm_size"),
+            hourly_price=data.get("hourly_price"),
+            currency=data.get("currency"),
+            price_source=data.get("price_source"),
+            estimated_hours_saved=data.get("estimated_hours_saved"),
+            estimated_savings=data.get("estimated_savings"),
         )
 
 
@@ -74,7 +87,9 @@ class ShutdownReport:
     finished_at: str
     workspaces: tuple[WorkspaceResult, ...]
     instances: tuple[InstanceResult, ...]
-    totals: dict[str, int]
+    totals: dict[str, Any]
+    # ARM requests the run's activities sent, counted on the wire (429s and retries included).
+    arm_requests: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +104,7 @@ class ShutdownReport:
                 3,
             ),
             "totals": dict(self.totals),
+            "arm_requests": dict(self.arm_requests),
             "workspaces": [w.to_dict() for w in self.workspaces],
             "instances": [i.to_dict() for i in self.instances],
         }
@@ -104,7 +120,8 @@ class ShutdownReport:
             finished_at=str(data["finished_at"]),
             workspaces=tuple(WorkspaceResult.from_dict(w) for w in data["workspaces"]),
             instances=tuple(InstanceResult.from_dict(i) for i in data["instances"]),
-            totals={str(k): int(v) for k, v in data["totals"].items()},
+            totals=dict(data["totals"]),
+            arm_requests={str(k): int(v) for k, v in (data.get("arm_requests") or {"reads": 0, "writes": 0}).items()},
         )
 
 
@@ -123,20 +140,24 @@ def result_without_stop(instance: ComputeInstance, decision: Decision) -> Instan
 
 def stop_result(instance: ComputeInstance, decision: Decision, monitored: Mapping[str, Any]) -> InstanceResult:
     """The result of an instance the orchestration tried to stop; `monitored` is the monitor's output."""
+    return acted_result(instance, decision.action, decision.reason, monitored)
+
+
+def acted_result(instance: ComputeInstance, decision: str, reason: str, monitored: Mapping[str, Any]) -> InstanceResult:
+    """The result of an instance the orchestration tried to stop or start (`monitored`: the monitor's output)."""
     raw = monitored.get("outcome")
     outcome: Outcome = "failed"
     error: str | None = f"monitor returned an unknown outcome {raw!r}"
     for known in OUTCOMES:
         if raw == known:
             outcome, error = known, monitored.get("error")
-    reason = decision.reason
     if monitored.get("note"):
         reason = f"{reason}; {monitored['note']}"
     return InstanceResult(
         workspace=instance.workspace,
         name=instance.name,
         state_before=instance.state,
-        decision=decision.action,
+        decision=decision,
         reason=reason,
         outcome=outcome,
         error=error,
@@ -144,16 +165,19 @@ def stop_result(instance: ComputeInstance, decision: Decision, monitored: Mappin
     )
 
 
-def totals(instances: Iterable[InstanceResult], workspaces: Iterable[WorkspaceResult]) -> dict[str, int]:
+def totals(instances: Iterable[InstanceResult], workspaces: Iterable[WorkspaceResult]) -> dict[str, Any]:
     results = list(instances)
     counts = Counter(r.outcome for r in results)
-    out: dict[str, int] = {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
+    out: dict[str, Any] = {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
     out["instances"] = len(results)
     out["workspaces"] = 0
     out["workspaces_failed"] = 0
     for w in workspaces:
         out["workspaces"] += 1
         out["workspaces_failed"] += w.error is not None
+    priced = [r for r in results if r.estimated_savings is not None]
+    out["estimated_savings"] = round(float(sum(r.estimated_savings or 0.0 for r in priced)), 2)
+    out["currency"] = next((r.currency for r in priced), None)
     return out
 
 
@@ -172,6 +196,7 @@ def build_report(
     finished_at: datetime,
     workspaces: Iterable[WorkspaceResult],
     instances: Iterable[InstanceResult],
+    arm_requests: dict[str, int] | None = None,
 ) -> ShutdownReport:
     ws = tuple(workspaces)
     results = tuple(sorted(instances, key=lambda r: (r.workspace, r.name)))
@@ -185,6 +210,7 @@ def build_report(
         workspaces=ws,
         instances=results,
         totals=totals(results, ws),
+        arm_requests=dict(arm_requests or {"reads": 0, "writes": 0}),
     )
 
 
@@ -201,10 +227,10 @@ def progress_status(phase: str, planned: int, done: Iterable[InstanceResult], to
     }
 
 
-def report_blob_name(instance_id: str, started_at: datetime | str) -> str:
-    """`shutdown/YYYY/MM/DD/{instance_id}.json`, dated by the run's start (UTC)."""
+def report_blob_name(instance_id: str, started_at: datetime | str, kind: str = "shutdown") -> str:
+    """`{kind}/YYYY/MM/DD/{instance_id}.json` (kind: shutdown or reconcile), dated by the run's start (UTC)."""
     start = datetime.fromisoformat(started_at) if isinstance(started_at, str) else started_at
-    return f"shutdown/{start:%Y/%m/%d}/{instance_id}.json"
+    return f"{kind}/{start:%Y/%m/%d}/{instance_id}.json"
 
 
 def all_workspaces_failed_message(workspaces: Iterable[WorkspaceResult]) -> str | None:

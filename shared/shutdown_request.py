@@ -47,6 +47,8 @@ class ShutdownRun:
     stop_retry_attempts: int = STOP_RETRY_ATTEMPTS
     # W3C trace context of the trigger: every activity's span joins the same trace (one run = one operation).
     trace: Mapping[str, str] = field(default_factory=dict)
+    schedule_tag: str = "compute-schedule"  # instances tagged so follow their schedule, not the nightly stop
+    shutdown_schedule: str = "0 0 22 * * *"  # the nightly NCRONTAB: hours saved by a stop run until its next run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,8 @@ class ShutdownRun:
             "trigger": self.trigger,
             "stop_retry_attempts": self.stop_retry_attempts,
             "trace": dict(self.trace),
+            "schedule_tag": self.schedule_tag,
+            "shutdown_schedule": self.shutdown_schedule,
         }
 
     @classmethod
@@ -79,6 +83,8 @@ class ShutdownRun:
             trigger=str(data.get("trigger", "http")),
             stop_retry_attempts=int(data.get("stop_retry_attempts", STOP_RETRY_ATTEMPTS)),
             trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
+            schedule_tag=str(data.get("schedule_tag", "compute-schedule")),
+            shutdown_schedule=str(data.get("shutdown_schedule", "0 0 22 * * *")),
         )
 
 
@@ -93,6 +99,8 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
         stop_timeout_seconds=settings.stop_timeout_seconds,
         poll_seconds=settings.poll_seconds,
         trigger=trigger,
+        schedule_tag=settings.schedule_tag,
+        shutdown_schedule=settings.shutdown_schedule,
     )
 
 
@@ -188,4 +196,6 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         include=include,
         exclude=exclude,
         trigger="http",
+        schedule_tag=run.schedule_tag,
+        shutdown_schedule=run.shutdown_schedule,
     )

@@ -3,6 +3,11 @@
 Serves list (paged), get, and stop/start/restart (202 + Azure-AsyncOperation, polled operation status) over a
 fleet seeded from JSON; state transitions take `transition_seconds`; fault rules inject given answers.
 Stop on an already stopped instance answers 400 (real ARM's answer is undocumented; the app reads state first).
+Start follows Stopped -> Starting -> Running; quota or capacity refusals are fault rules carrying ARM's code and
+message (e.g. status 400, code QuotaExceeded), or `operation_status: "Failed"` for a start that fails later.
+With `throttle="arm"` it enforces ARM's token buckets per subscription (reads 250 refilled at 25/s, writes 200
+refilled at 10/s): 429 with Retry-After when empty, `x-ms-ratelimit-remaining-subscription-reads/-writes` on
+every answer.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import re
 import ssl
 import threading
@@ -190,6 +196,29 @@ class _Workspace:
         )
 
 
+# ARM's published limits per subscription and principal (FACTS.md): capacity, refill per second.
+ARM_BUCKETS: dict[str, tuple[float, float]] = {"reads": (250.0, 25.0), "writes": (200.0, 10.0)}
+THROTTLE_MODES = ("off", "arm")
+_SUBSCRIPTION_RE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)", re.I)
+
+
+@dataclass
+class _Bucket:
+    capacity: float
+    refill: float
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float | None:
+        """A token, or the seconds until one is there."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return (1.0 - self.tokens) / self.refill
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     method: str
@@ -287,8 +316,13 @@ class ArmStandin:
         token_validator: Callable[[str], bool] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        throttle: str = "off",
     ) -> None:
         description = load_fleet(fleet)
+        if throttle not in THROTTLE_MODES:
+            raise ValueError(f"throttle must be one of {', '.join(THROTTLE_MODES)}, got {throttle!r}")
+        self.throttle = throttle
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
         self.transition_seconds = transition_seconds
         self.page_size = page_size
         self.token_validator = token_validator
@@ -339,6 +373,7 @@ class ArmStandin:
             self._workspaces = workspaces
             self.faults.clear()
             self.log.clear()
+            self._buckets.clear()
 
     # --- test-facing view -----------------------------------------------------------------------------
     @staticmethod
@@ -393,6 +428,50 @@ class ArmStandin:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests answered since the start (or the last reload/reset), as ARM counts them: reads and writes."""
+        with self._lock:
+            reads = sum(1 for r in self.log if r.method in ("GET", "HEAD"))
+            return {"reads": reads, "writes": len(self.log) - reads}
+
+    def reset_counts(self) -> None:
+        """Forget the request log and refill the buckets (between benchmark runs)."""
+        with self._lock:
+            self.log.clear()
+            self._buckets.clear()
+
+    def _throttled(self, method: str, path: str) -> Reply | dict[str, str]:
+        """With ARM's buckets on: a 429 reply, or the remaining-requests header of the answer."""
+        if self.throttle != "arm":
+            return {}
+        match = _SUBSCRIPTION_RE.match(path)
+        if match is None:
+            return {}
+        kind = "reads" if method in ("GET", "HEAD") else "writes"
+        header = f"x-ms-ratelimit-remaining-subscription-{kind}"
+        now = time.monotonic()
+        with self._lock:
+            key = (match["sub"].lower(), kind)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                capacity, refill = ARM_BUCKETS[kind]
+                bucket = self._buckets[key] = _Bucket(capacity, refill, capacity, now)
+            wait = bucket.take(now)
+            remaining = str(max(0, int(bucket.tokens)))
+        if wait is None:
+            return {header: remaining}
+        return (
+            429,
+            {"Retry-After": str(max(1, math.ceil(wait))), header: "0"},
+            {
+                "error": {
+                    "code": "SubscriptionRequestsThrottled",
+                    "message": f"Number of '{kind[:-1]}' requests for subscription '{match['sub']}' exceeded the "
+                    f"limit; retry after {max(1, math.ceil(wait))} seconds.",
+                }
+            },
+        )
 
     def requests(self, method: str | None = None, path_regex: str | None = None) -> list[RequestRecord]:
         with self._lock:
@@ -458,6 +537,13 @@ class ArmStandin:
                     }
                 },
             )
+        throttled = self._throttled(method, path)
+        if isinstance(throttled, tuple):
+            return throttled
+        status, headers, body = self._dispatch(method, path, query)
+        return status, {**throttled, **headers}, body
+
+    def _dispatch(self, method: str, path: str, query: Mapping[str, list[str]]) -> Reply:
         fault = self._take_fault(method, path)
         if fault is not None:
             if fault.delay_seconds:

@@ -103,6 +103,7 @@ class Standins:
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
             "AML_POLLING_INTERVAL_SECONDS": "0.2",
             "AML_HTTP_BACKOFF_SECONDS": "0.05",
+            "PRICE_OVERRIDES": '{"STANDARD_DS3_V2": 0.3}',  # no request to the public prices API from tests
             **extra,
         }
 
@@ -265,8 +266,16 @@ def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) 
         assert reason in result["reason"], (key, result["reason"])
         assert result["error"] is None
     assert all(results[key]["seconds"] > 0 for key in TO_STOP)
+    # Savings: 4 stops of DS3_v2 at the PRICE_OVERRIDES rate, each until the next SHUTDOWN_SCHEDULE run.
+    assert report["totals"]["currency"] == "USD"
+    assert report["totals"].pop("estimated_savings") == pytest.approx(
+        sum(results[key]["estimated_savings"] for key in TO_STOP), abs=0.011
+    )
+    assert {results[key]["price_source"] for key in TO_STOP} == {"override"}
+    del report["totals"]["currency"]
     assert report["totals"] == {
         "stopped": 4,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 4,
         "failed": 0,
@@ -288,6 +297,7 @@ def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) 
         "to_stop": 4,
         "done": 9,
         "stopped": 4,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 4,
         "failed": 0,
@@ -404,19 +414,40 @@ def test_conflict_once_is_rechecked_later_and_stopped(fleet: Bench) -> None:
     assert fleet.arm.state_of(WS_A, "ci-alice") == "Stopped"
 
 
-@pytest.mark.parametrize(
-    ("method", "path_regex"),
-    [("POST", r"/computes/ci-alice/stop$"), ("GET", r"/computes/ci-alice$")],
-    ids=["on-stop", "on-read"],
-)
-def test_an_instance_deleted_meanwhile_is_skipped_as_not_found(fleet: Bench, method: str, path_regex: str) -> None:
-    fleet.arm.add_fault({"method": method, "path_regex": path_regex, "status": 404, "count": None})
+def test_an_instance_deleted_meanwhile_is_skipped_as_not_found(fleet: Bench) -> None:
+    fleet.arm.add_fault({"method": "POST", "path_regex": r"/computes/ci-alice/stop$", "status": 404, "count": None})
     report = _run(fleet)["output"]
     alice = _by_key(report)[(WS_A, "ci-alice")]
     assert alice["outcome"] == "skipped"
     assert "not found" in alice["reason"]
     assert alice["error"] is None
     assert report["totals"]["stopped"] == len(TO_STOP) - 1
+
+
+def test_an_instance_deleted_while_stopping_is_skipped_as_not_found(fleet: Bench) -> None:
+    fleet.arm.transition_seconds = 30  # long enough to delete it while it is Stopping
+    status_url = _start(fleet.host)["statusQueryGetUri"]
+    deadline = time.monotonic() + 30
+    while not _stop_requests(fleet.arm, "ci-alice") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fleet.arm.remove(WS_A, "ci-alice")
+    fleet.arm.transition_seconds = TRANSITION_SECONDS
+    for key in TO_STOP - {(WS_A, "ci-alice")}:  # the others finish their stop at once
+        fleet.arm.set_state(key[0], key[1], "Stopped")
+    alice = _by_key(_finish(fleet, status_url)["output"])[(WS_A, "ci-alice")]
+    assert alice["outcome"] == "skipped"
+    assert "not found (deleted while stopping)" in alice["reason"]
+
+
+def test_monitoring_lists_workspaces_instead_of_reading_each_instance(fleet: Bench) -> None:
+    report = _run(fleet)["output"]
+    assert report["totals"]["stopped"] == len(TO_STOP)
+    # No per-instance read and no operation-status polling: only list pages and one POST per instance.
+    assert fleet.arm.requests("GET", r"/computes/[^/]+$") == []
+    assert fleet.arm.requests("GET", r"computeOperationsStatus") == []
+    assert len(fleet.arm.requests("POST")) == len(TO_STOP)
+    assert report["arm_requests"]["writes"] == len(TO_STOP)
+    assert report["arm_requests"]["reads"] == len(fleet.arm.requests("GET"))
 
 
 @pytest.mark.parametrize(
@@ -511,6 +542,7 @@ def test_a_stop_that_never_completes_times_out_and_progress_shows_meanwhile(flee
         "to_stop": 4,
         "done": 5,
         "stopped": 0,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 4,
         "failed": 0,

@@ -186,3 +186,53 @@ def test_identity_endpoint_issues_tokens_the_arm_standin_accepts(tls: LocalTls) 
 
         assert call(arm, tls, "GET", f"{RESEARCH}/computes", token="made-up")[0] == 401
         assert call(arm, tls, "GET", f"{RESEARCH}/computes", token=token["access_token"])[0] == 200
+
+
+def test_arm_buckets_throttle_writes_per_subscription_with_retry_after(tls: LocalTls) -> None:
+    fleet = generate_fleet(workspaces=1, per_workspace=600)
+    ws = "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}".format(
+        *workspace_keys(fleet)[0].split("/")
+    )
+    with ArmStandin(fleet, tls, transition_seconds=60, page_size=1000, throttle="arm") as arm:
+        started = time.monotonic()
+        answers = []
+        for i in range(600):
+            answers.append(call(arm, tls, "POST", f"{ws}/computes/ci-00-{i:04d}/stop"))
+            if answers[-1][0] != 202:
+                break
+        elapsed = time.monotonic() - started
+        accepted = len(answers) - 1
+        # 200 at once, then the 10 per second refilled while the requests went out.
+        assert 200 <= accepted <= 200 + 10 * elapsed + 1
+        assert answers[0][1]["x-ms-ratelimit-remaining-subscription-writes"] == "199"
+        status, headers, body = answers[-1]
+        assert status == 429
+        assert headers["Retry-After"] == "1"
+        assert headers["x-ms-ratelimit-remaining-subscription-writes"] == "0"
+        assert body["error"]["code"] == "SubscriptionRequestsThrottled"
+        # Reads have their own bucket; 0.15 s later a write token is back (10 per second).
+        status, headers, _ = call(arm, tls, "GET", f"{ws}/computes")
+        assert status == 200 and int(headers["x-ms-ratelimit-remaining-subscription-reads"]) == 249
+        time.sleep(0.15)
+        assert call(arm, tls, "POST", f"{ws}/computes/ci-00-0599/stop")[0] == 202
+        assert arm.request_counts() == {"reads": 1, "writes": accepted + 2}
+
+
+def test_without_throttle_there_is_no_limit(tls: LocalTls) -> None:
+    fleet = generate_fleet(workspaces=1, per_workspace=3)
+    ws = "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}".format(
+        *workspace_keys(fleet)[0].split("/")
+    )
+    with ArmStandin(fleet, tls, page_size=500) as arm:
+        statuses = {call(arm, tls, "GET", f"{ws}/computes")[0] for _ in range(300)}
+        assert statuses == {200}
+    with pytest.raises(ValueError, match="throttle"):
+        ArmStandin(fleet, tls, throttle="sometimes")
+
+
+def test_start_goes_through_starting_to_running(arm: ArmStandin, tls: LocalTls) -> None:
+    status, headers, _ = call(arm, tls, "POST", f"{RESEARCH}/computes/ci-carol/start")
+    assert status == 202 and "Azure-AsyncOperation" in headers
+    assert arm.state_of("ws-research", "ci-carol") == "Starting"
+    time.sleep(0.5)
+    assert arm.state_of("ws-research", "ci-carol") == "Running"

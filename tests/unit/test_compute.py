@@ -170,7 +170,7 @@ def test_throttled_list_is_retried(arm):
         }
     )
 
-    assert len(compute.list_instances(PROD)) == 4
+    assert len(compute.list_instances(PROD)) == 6
 
 
 def test_persistent_server_error_raises_retryable_within_bounded_time(arm):
@@ -220,3 +220,38 @@ def test_cloud_settings_point_mlclient_at_the_endpoint():
     local = compute._cloud_kwargs("https://127.0.0.1:8443")
     assert local["cloud_metadata"]["resource_manager"] == "https://127.0.0.1:8443/"
     assert local["cloud"] != compute._cloud_kwargs("https://127.0.0.1:8444")["cloud"]
+
+
+def test_requests_are_counted_on_the_wire_and_no_poller_outlives_the_stop(arm):
+    from shared.arm_budget import counting
+
+    arm.transition_seconds = 0.3
+    with counting() as listed:
+        alice = next(i for i in compute.list_instances(RESEARCH) if i.name == "ci-alice")
+    assert listed.to_dict() == {"reads": 3, "writes": 0}  # three pages of 2
+    with counting() as stopped:
+        outcome = compute.begin_stop(RESEARCH, "ci-alice", state=alice.state)
+    assert outcome.status == "stopping"
+    assert stopped.to_dict() == {"reads": 0, "writes": 1}  # the listed state is trusted: no read before
+    time.sleep(1.0)  # several polling intervals (0.1 s): a poller thread would have polled by now
+    assert arm.requests("GET", r"computeOperationsStatus") == []
+    assert arm.state_of("ws-research", "ci-alice") == "Stopped"
+
+
+def test_start_is_accepted_and_a_quota_refusal_carries_arms_message(arm):
+    arm.add_fault(
+        {
+            "method": "POST",
+            "path_regex": r"/computes/ci-carol/start$",
+            "status": 400,
+            "code": "QuotaExceeded",
+            "message": "Operation could not be completed as it results in exceeding approved standardDSv2Family "
+            "Cores quota.",
+        }
+    )
+    refused = compute.begin_start(RESEARCH, "ci-carol", state="Stopped")
+    assert refused.status == "failed"
+    assert "QuotaExceeded: Operation could not be completed" in refused.message
+    assert compute.begin_start(RESEARCH, "ci-carol", state="Stopped").status == "starting"
+    assert wait_for_state(RESEARCH, "ci-carol", "Running") == "Running"
+    assert compute.begin_start(RESEARCH, "ci-alice", state="Running").status == "already_running"

@@ -14,7 +14,7 @@ import pytest
 
 from devhost.index import index_app
 from shared import names
-from tests.durable_history import START, ActivityError, OrchestrationReplay
+from tests.durable_history import START, OrchestrationReplay
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,10 @@ def handles() -> dict[str, Callable[..., Any]]:
     import orchestrations
 
     app = df.DFApp()
-    for module in pkgutil.iter_modules(orchestrations.__path__):  # each module holds its own Blueprint
-        app.register_functions(importlib.import_module(f"orchestrations.{module.name}").bp)
+    for info in pkgutil.iter_modules(orchestrations.__path__):  # each module of functions holds its own Blueprint
+        module = importlib.import_module(f"orchestrations.{info.name}")
+        if hasattr(module, "bp"):
+            app.register_functions(module.bp)
     return {spec.name: spec.func for spec in index_app(app).by_type("orchestrationTrigger")}
 
 
@@ -73,14 +75,29 @@ def test_shutdown_over_an_empty_workspace_list_completes(handles: dict[str, Call
 
 
 def test_shutdown_stops_running_instances_and_reports_them(handles: dict[str, Callable[..., Any]]) -> None:
+    acted: list[list[str]] = []
+
     def respond(name: str, payload: Any) -> Any:
         if name == names.LIST_COMPUTE_INSTANCES:
             ws = payload["workspace"]
             return {"workspace": ws, "instances": [instance(ws, "ci-1"), instance(ws, "ci-2", "Stopped")]}
-        if name == names.STOP_COMPUTE_INSTANCE:
-            return {"status": "stopping", "state_before": "Running", "message": ""}
-        if name == names.GET_COMPUTE_STATE:
-            return {"found": True, "state": "Stopped", "last_operation": None}
+        if name == names.ACT_ON_COMPUTE_INSTANCES:
+            acted.append([item["name"] for item in payload["items"]])
+            outcomes = [{"status": "stopping", "state_before": "Running", "message": ""} for _ in payload["items"]]
+            return {"outcomes": outcomes, "arm_requests": {"reads": 0, "writes": len(outcomes)}}
+        if name == names.READ_COMPUTE_STATES:
+            states = {
+                ws: {n: ["Stopped", "Stop", "Succeeded"] for n, _ in pending}
+                for ws, pending in payload["workspaces"].items()
+            }
+            return {"states": states, "errors": {}, "arm_requests": {"reads": len(states), "writes": 0}}
+        if name == names.PRICE_COMPUTE_SIZES:
+            return {
+                "prices": {
+                    size: {"hourly_price": 0.5, "currency": "USD", "price_source": "override"}
+                    for size in payload["sizes"]
+                }
+            }
         if name == names.SAVE_SHUTDOWN_REPORT:
             return "reports/run.json"
         raise AssertionError(name)
@@ -88,8 +105,10 @@ def test_shutdown_stops_running_instances_and_reports_them(handles: dict[str, Ca
     run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws-a"]))
     run.run_to_end(respond, handles)
     outcomes = {i["name"]: i["outcome"] for i in run.output["instances"]}
+    assert acted == [["ci-1"]]  # one POST for the running instance, none for the stopped one
     assert outcomes["ci-1"] == "stopped"
     assert outcomes["ci-2"] != "stopped"
+    assert run.output["arm_requests"] == {"reads": 1, "writes": 1}
     assert run.custom_status["phase"] == "done"
 
 
@@ -115,18 +134,24 @@ def test_shutdown_keeps_its_report_when_saving_fails_after_every_retry(handles: 
     assert "Activity function 'save_shutdown_report' failed: ServiceRequestError" in run.output["report_error"]
 
 
-def test_stop_monitor_reports_a_failed_stop_request_with_the_activity_message(
+def test_a_stop_refused_every_time_is_reported_failed_with_arm_message(
     handles: dict[str, Callable[..., Any]],
 ) -> None:
-    job = {"workspace": "ws", "name": "ci", "timeout_seconds": 60, "poll_seconds": 1, "retry_attempts": 2}
-
     def respond(name: str, payload: Any) -> Any:
-        raise ActivityError("ARM answered 503", "RetryableComputeError")
+        if name == names.LIST_COMPUTE_INSTANCES:
+            return {"workspace": payload["workspace"], "instances": [instance(payload["workspace"], "ci")]}
+        if name == names.ACT_ON_COMPUTE_INSTANCES:
+            outcome = {"status": "retryable", "message": "ARM answered 503: Service Unavailable"}
+            return {"outcomes": [outcome for _ in payload["items"]], "arm_requests": {"reads": 0, "writes": 1}}
+        if name == names.SAVE_SHUTDOWN_REPORT:
+            return "reports/run.json"
+        raise AssertionError(name)
 
-    run = OrchestrationReplay(handles[names.STOP_MONITOR_ORCHESTRATOR], job).run_to_end(respond)
-    assert run.output["outcome"] == "failed"
-    assert run.output["error"].startswith("stop request failed after 2 attempt(s): Activity function ")
-    assert "RetryableComputeError: ARM answered 503" in run.output["error"]
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws"])).run_to_end(respond)
+    [result] = run.output["instances"]
+    assert result["outcome"] == "failed"
+    assert result["error"].startswith("stop request failed")
+    assert "ARM answered 503: Service Unavailable" in result["error"]
 
 
 # --- scoring ------------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ def test_report_lists_every_instance_sorted_with_totals():
     ]
     assert report["totals"] == {
         "stopped": 1,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 3,
         "failed": 2,
@@ -69,6 +70,8 @@ def test_report_lists_every_instance_sorted_with_totals():
         "instances": 8,
         "workspaces": 2,
         "workspaces_failed": 1,
+        "estimated_savings": 0.0,  # no entry priced (see test_savings)
+        "currency": None,
     }
     assert report["seconds"] == 210.0
     by_name = {i["name"]: i for i in report["instances"]}
@@ -115,6 +118,7 @@ def test_progress_counts():
         "to_stop": 5,
         "done": 4,
         "stopped": 1,
+        "started": 0,
         "already_stopped": 1,
         "skipped": 2,
         "failed": 0,

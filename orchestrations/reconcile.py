@@ -1,0 +1,164 @@
+"""The schedules reconciler: start and stop instances that follow a working-hours schedule at its boundaries.
+
+Mechanism: a timer trigger every minute (triggers/schedules.py; `RECONCILE_TIMER=false` turns it off) starts one
+short run, with an instance id per minute (a timer firing twice starts it once). Rather than one eternal
+orchestration sleeping on durable timers until the next boundary, because (1) a change of COMPUTE_SCHEDULES is
+seen by the next minute's run, where a sleeping orchestration would wake on a boundary computed from the old
+schedules; (2) nothing must be kept alive: a run that dies or is terminated is followed by the next minute's
+run; (3) a run whose window holds no boundary (most minutes) costs no ARM request (see `needs_listing`).
+
+Each run evaluates the window (last evaluated instant, now]: every boundary in it is acted on (transitions
+only, as AWS Instance Scheduler), or every instance is brought to its desired state (`enforced`). The last
+evaluated instant is persisted (`reconcile/state.json` in the reports container) before acting: the next run's
+window starts there, so a boundary missed while the app was down is caught up by the first run after it,
+once. Dry runs neither act nor move it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrations.compute_actions import act_and_confirm, brief, priced_results
+from shared import names
+from shared.compute import ComputeInstance
+from shared.reconcile import ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
+from shared.shutdown_report import (
+    InstanceResult,
+    WorkspaceResult,
+    acted_result,
+    build_report,
+    report_blob_name,
+)
+
+bp = df.Blueprint()
+
+log = logging.getLogger(__name__)
+
+LIST_ROUNDS = 3
+REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
+
+
+@bp.function_name(names.RECONCILE_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context", orchestration=names.RECONCILE_ORCHESTRATOR)
+def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    run = ReconcileRun.from_dict(context.get_input())
+    at = utc(context.current_utc_datetime)
+    schedules, config_error = load_schedules(run.schedules)
+    state = yield context.call_activity(names.LOAD_RECONCILE_STATE, {"trace": dict(run.trace)})
+    after = window_start(state.get("last_evaluated"), at)
+    if not run.dry_run:
+        # Before acting: an overlapping run's window starts here, so no boundary is acted on twice; the actions
+        # below still happen after a host restart (the orchestration is durable).
+        yield context.call_activity(names.SAVE_RECONCILE_STATE, {"last_evaluated": at.isoformat(), "trace": {}})
+    if not context.is_replaying:
+        log.info("reconcile %s: window %s .. %s, dry_run=%s", context.instance_id, after, at, run.dry_run)
+    quiet = run.trigger == "timer" and config_error is None and not needs_listing(schedules, after, at)
+    if quiet:
+        return {"instance_id": context.instance_id, "evaluated_at": at.isoformat(), "acted": False}
+    context.set_custom_status({"phase": "listing", "workspaces": len(run.workspaces)})
+
+    listings: dict[str, dict[str, Any]] = {}
+    requests = {"reads": 0, "writes": 0}
+    pending = list(run.workspaces)
+    for attempt in range(1, LIST_ROUNDS + 1):
+        outputs = yield context.task_all(
+            [
+                context.call_activity(names.LIST_COMPUTE_INSTANCES, {"workspace": ws, "trace": dict(run.trace)})
+                for ws in pending
+            ]
+        )
+        listings.update(zip(pending, outputs, strict=True))
+        for output in outputs:
+            for kind in requests:
+                requests[kind] += int((output.get("arm_requests") or {}).get(kind, 0))
+        pending = [ws for ws in pending if listings[ws].get("retryable")]
+        if not pending or attempt == LIST_ROUNDS:
+            break
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=run.poll_seconds * attempt))
+    workspaces = [
+        WorkspaceResult(ws, len(listings[ws]["instances"]), listings[ws].get("error")) for ws in run.workspaces
+    ]
+    instances = [ComputeInstance.from_dict(raw) for ws in run.workspaces for raw in listings[ws]["instances"]]
+    planned = plan(
+        instances, schedules=schedules, config_error=config_error, tag=run.schedule_tag, at=at, last_evaluated=after
+    )
+    results: list[InstanceResult] = []
+    to_act = []
+    for item in planned:
+        decision = item.decision
+        if decision.action == "none" or run.dry_run:
+            verb = "skip" if decision.action == "none" else f"would_{decision.action}"
+            reason = decision.reason if decision.action == "none" else f"dry run: would {decision.reason}"
+            results.append(
+                InstanceResult(
+                    item.instance.workspace, item.instance.name, item.instance.state, verb, reason, "skipped"
+                )
+            )
+        else:
+            to_act.append(item)
+    context.set_custom_status({"phase": "acting", "instances": len(planned), "to_act": len(to_act)})
+    if to_act:
+        outcomes = yield from act_and_confirm(
+            context,
+            [
+                {
+                    "workspace": p.instance.workspace,
+                    "name": p.instance.name,
+                    "action": p.decision.action,
+                    "state": p.instance.state,
+                }
+                for p in to_act
+            ],
+            timeout_seconds=run.timeout_seconds,
+            poll_seconds=run.poll_seconds,
+            attempts=run.retry_attempts,
+            trace=run.trace,
+            requests=requests,
+        )
+        for p, monitored in zip(to_act, outcomes, strict=True):
+            results.append(acted_result(p.instance, p.decision.action, p.decision.reason, monitored))
+
+    listed = {(i.workspace, i.name): i for i in instances}
+    results, savings_error = yield from priced_results(
+        context, results, listed, at, run.schedule_tag, "", schedules, run.trace
+    )
+    report = build_report(
+        instance_id=context.instance_id,
+        trigger=run.trigger,
+        dry_run=run.dry_run,
+        mode="schedules",
+        started_at=at,
+        finished_at=context.current_utc_datetime,
+        workspaces=workspaces,
+        instances=results,
+        arm_requests=requests,
+    ).to_dict()
+    report["window"] = {"after": after.isoformat(), "at": at.isoformat()}
+    report["schedules_error"] = config_error
+    report["savings_error"] = savings_error
+    blob_name = report_blob_name(context.instance_id, at, kind="reconcile")
+    eventless = run.trigger == "timer" and not to_act and config_error is None and not any(w.error for w in workspaces)
+    if eventless:
+        # An enforced schedule makes every minute's run list the fleet; a report is kept only when it did something
+        # or something is wrong (1,440 empty reports a day would bury the ones that matter).
+        report["report_blob"], report["report_error"] = None, None
+    else:
+        try:
+            report["report_blob"] = yield context.call_activity_with_retry(
+                names.SAVE_SHUTDOWN_REPORT,
+                REPORT_RETRY,
+                {"blob_name": blob_name, "report": report, "trace": dict(run.trace)},
+            )
+            report["report_error"] = None
+        except Exception as err:  # the report is still the output; only its copy in storage is missing
+            report["report_blob"] = None
+            report["report_error"] = f"saving the report to {blob_name} failed: {brief(err)}"
+    context.set_custom_status({"phase": "done", "instances": len(planned), "to_act": len(to_act)})
+    if not context.is_replaying:
+        log.info("reconcile %s done: %s", context.instance_id, report["totals"])
+    return report

@@ -1,0 +1,148 @@
+"""ARM's request budget, seen from the app: counting the requests an activity sends, pacing writes.
+
+ARM limits each subscription (and principal) with token buckets: reads 250 refilled at 25/s, writes 200
+refilled at 10/s; over the limit it answers 429 with Retry-After, and every answer says how many requests of
+its kind remain (`x-ms-ratelimit-remaining-subscription-reads/-writes`). Two parts, both an azure-core
+per-retry policy on every MLClient, so each request on the wire is seen (retries included):
+
+- `counting()` counts the requests sent by the calling thread while it is active (activities report
+  `arm_requests` from it);
+- a client-side copy of the write bucket per subscription makes a burst of stops wait for tokens instead of
+  collecting 429s: 500 stops in one subscription are paced at ARM's refill rate, each sent once. The copy is
+  driven by ARM's `remaining` header (other principals and other worker processes spend the same budget):
+  while answers do not carry it, nothing is paced (an endpoint that sends none, e.g. a stand-in without
+  limits, is never paced); after it, the copy never holds more than ARM said remained, and refills at ARM's rate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+READ_CAPACITY, READ_REFILL_PER_SECOND = 250.0, 25.0
+WRITE_CAPACITY, WRITE_REFILL_PER_SECOND = 200.0, 10.0
+REMAINING_WRITES_HEADER = "x-ms-ratelimit-remaining-subscription-writes"
+MAX_PACING_WAIT_SECONDS = 120.0  # beyond this a write is sent anyway: ARM's 429 + Retry-After take over
+
+
+@dataclass
+class RequestCounts:
+    reads: int = 0
+    writes: int = 0
+
+    def add(self, method: str) -> None:
+        if method.upper() in ("GET", "HEAD"):
+            self.reads += 1
+        else:
+            self.writes += 1
+
+    def to_dict(self) -> dict[str, int]:
+        return {"reads": self.reads, "writes": self.writes}
+
+
+_current: ContextVar[RequestCounts | None] = ContextVar("arm_request_counts", default=None)
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[RequestCounts]:
+    """Counts the ARM requests sent by this thread (MLClient calls are synchronous) inside the block."""
+    counts = RequestCounts()
+    token = _current.set(counts)
+    try:
+        yield counts
+    finally:
+        _current.reset(token)
+
+
+class WriteBucket:
+    """A local copy of one subscription's write bucket: `take()` blocks until a token is there."""
+
+    def __init__(self, capacity: float = WRITE_CAPACITY, refill_per_second: float = WRITE_REFILL_PER_SECOND) -> None:
+        self.capacity = capacity
+        self.refill = refill_per_second
+        self.tokens: float | None = None  # unknown until ARM says how many writes remain
+        self.updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _refill(self, now: float) -> None:
+        if self.tokens is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
+        self.updated = now
+
+    def take(self, max_wait: float = MAX_PACING_WAIT_SECONDS) -> float:
+        """Reserve a token (the balance may go negative: later callers queue behind); returns the wait."""
+        with self._lock:
+            now = time.monotonic()
+            self._refill(now)
+            if self.tokens is None:
+                return 0.0
+            self.tokens -= 1
+            wait = 0.0 if self.tokens >= 0 else -self.tokens / self.refill
+        wait = min(wait, max_wait)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+    def observe(self, remaining: float) -> None:
+        """ARM said how many writes remain: never believe we have more than that."""
+        with self._lock:
+            self._refill(time.monotonic())
+            self.tokens = remaining if self.tokens is None else min(self.tokens, remaining)
+
+    def unlimited(self) -> None:
+        """A write answered without the header: this endpoint reports no limit, so nothing is paced."""
+        with self._lock:
+            self.tokens = None
+
+    def exhausted(self) -> None:
+        """A 429 on a write: the bucket is empty."""
+        self.observe(0.0)
+
+
+_buckets: dict[str, WriteBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def write_bucket(subscription: str) -> WriteBucket:
+    with _buckets_lock:
+        bucket = _buckets.get(subscription.lower())
+        if bucket is None:
+            bucket = _buckets[subscription.lower()] = WriteBucket()
+        return bucket
+
+
+def budget_policy(subscription: str) -> Any:
+    """The azure-core policy (per retry: after RetryPolicy, so each attempt on the wire passes it)."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    bucket = write_bucket(subscription)
+
+    class ArmBudgetPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            method = str(request.http_request.method)
+            if method.upper() not in ("GET", "HEAD"):
+                bucket.take()
+            counts = _current.get()
+            if counts is not None:
+                counts.add(method)
+
+        def on_response(self, request: Any, response: Any) -> None:
+            if str(request.http_request.method).upper() in ("GET", "HEAD"):
+                return
+            http = response.http_response
+            if http.status_code == 429:
+                bucket.exhausted()
+                return
+            remaining = http.headers.get(REMAINING_WRITES_HEADER)
+            if remaining is None:
+                bucket.unlimited()
+                return
+            with contextlib.suppress(ValueError):
+                bucket.observe(float(remaining))
+
+    return ArmBudgetPolicy()

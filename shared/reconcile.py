@@ -1,0 +1,181 @@
+"""What one reconcile of the working-hours schedules is asked to do, and its plan per instance.
+
+Pure: the orchestrator (deterministic) and the preview endpoint call the same `plan`, with the evaluation
+instant and the last evaluated instant passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.compute import ComputeInstance
+from shared.schedules import Schedule, ScheduleDecision, ScheduleError, decide_scheduled, parse_schedules
+from shared.schedules import schedule_tag_value as tag_value
+
+TICK = timedelta(minutes=1)  # the reconcile timer's period: a first run's window reaches back one tick
+MAX_CATCH_UP = timedelta(days=7)  # a longer outage is caught up as if it had lasted this long
+STATE_BLOB = "reconcile/state.json"
+
+
+@dataclass(frozen=True)
+class ReconcileRun:
+    """The reconcile orchestration's input: small and JSON-able."""
+
+    workspaces: tuple[str, ...]
+    schedules: str  # COMPUTE_SCHEDULES as configured (parsed by the orchestrator: an error is reported)
+    schedule_tag: str
+    dry_run: bool
+    poll_seconds: int
+    timeout_seconds: int
+    trigger: str = "timer"
+    retry_attempts: int = 3
+    trace: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workspaces": list(self.workspaces),
+            "schedules": self.schedules,
+            "schedule_tag": self.schedule_tag,
+            "dry_run": self.dry_run,
+            "poll_seconds": self.poll_seconds,
+            "timeout_seconds": self.timeout_seconds,
+            "trigger": self.trigger,
+            "retry_attempts": self.retry_attempts,
+            "trace": dict(self.trace),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReconcileRun:
+        return cls(
+            workspaces=tuple(data["workspaces"]),
+            schedules=str(data.get("schedules") or ""),
+            schedule_tag=str(data["schedule_tag"]),
+            dry_run=bool(data["dry_run"]),
+            poll_seconds=int(data["poll_seconds"]),
+            timeout_seconds=int(data["timeout_seconds"]),
+            trigger=str(data.get("trigger", "timer")),
+            retry_attempts=int(data.get("retry_attempts", 3)),
+            trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
+        )
+
+
+def load_schedules(text: str) -> tuple[dict[str, Schedule] | None, str | None]:
+    """The schedules, or None and the error that says what is wrong (never raises: a mistyped schedule must
+    not stop anything else)."""
+    try:
+        return parse_schedules(text), None
+    except ScheduleError as err:
+        return None, str(err)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def window_start(last_evaluated: str | None, at: datetime) -> datetime:
+    """Where this reconcile's window of boundaries begins: the last evaluated instant, else one tick back."""
+    now = utc(at)
+    if not last_evaluated:
+        return now - TICK
+    last = utc(datetime.fromisoformat(last_evaluated))
+    return min(max(last, now - MAX_CATCH_UP), now)
+
+
+def needs_listing(schedules: Mapping[str, Schedule] | None, after: datetime, at: datetime) -> bool:
+    """Whether any instance could be acted on: a boundary in the window or an enforced schedule. When not,
+    the reconcile sends no ARM request at all (it runs every minute; most minutes hold no boundary)."""
+    if schedules is None:
+        return False
+    return any(s.enforced or s.transitions(after, at) for s in schedules.values())
+
+
+@dataclass(frozen=True)
+class Planned:
+    instance: ComputeInstance
+    decision: ScheduleDecision
+
+
+def plan(
+    instances: Iterable[ComputeInstance],
+    *,
+    schedules: Mapping[str, Schedule] | None,
+    config_error: str | None,
+    tag: str,
+    at: datetime,
+    last_evaluated: datetime,
+) -> list[Planned]:
+    """The decision for every instance that follows a schedule (untagged ones are the nightly job's)."""
+    out: list[Planned] = []
+    for instance in instances:
+        name = tag_value(instance.tags, tag)
+        if name is None:
+            continue
+        decision = decide_scheduled(
+            schedule_name=name,
+            schedules=schedules,
+            config_error=config_error,
+            state=instance.state,
+            at=at,
+            last_evaluated=last_evaluated,
+        )
+        out.append(Planned(instance, decision))
+    return out
+
+
+def minute_instance_id(moment: datetime) -> str:
+    """The timer's orchestration instance id: one run per minute, however often the timer fires."""
+    return f"reconcile-{utc(moment):%Y%m%dT%H%M}"
+
+
+def _json_object(body: bytes | str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    import json
+
+    from shared.shutdown_request import RequestFieldError
+
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else (body or "")
+    if not text.strip():
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RequestFieldError("body", f"body is not valid JSON: {err.msg} at line {err.lineno}") from None
+    except RecursionError:
+        raise RequestFieldError("body", "body is nested too deeply; expected a flat JSON object") from None
+    if not isinstance(parsed, dict):
+        raise RequestFieldError("body", "body must be a JSON object")
+    unknown = sorted(set(parsed) - set(allowed))
+    if unknown:
+        raise RequestFieldError(unknown[0], f"unknown field {unknown[0]!r}; accepted fields: {', '.join(allowed)}")
+    return parsed
+
+
+def parse_preview_body(body: bytes | str | None) -> datetime:
+    """`{"at": "<ISO 8601 with offset>"}` -> the instant; RequestFieldError names the field."""
+    from shared.shutdown_request import RequestFieldError
+
+    parsed = _json_object(body, ("at",))
+    value = parsed.get("at")
+    expected = "an ISO 8601 date and time with an offset, e.g. 2026-11-30T08:00:00+01:00"
+    if not isinstance(value, str) or not value.strip():
+        raise RequestFieldError("at", f"at is required: {expected}")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise RequestFieldError("at", f"at={value!r} is not {expected}") from None
+    if moment.tzinfo is None:
+        raise RequestFieldError("at", f"at={value!r} has no offset; expected {expected}")
+    return utc(moment)
+
+
+def parse_reconcile_body(body: bytes | str | None) -> bool:
+    """`{"dry_run": bool}` (optional) -> dry_run."""
+    from shared.shutdown_request import RequestFieldError
+
+    parsed = _json_object(body, ("dry_run",))
+    dry_run = parsed.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise RequestFieldError("dry_run", f"dry_run must be true or false, got {dry_run!r}")
+    return dry_run

@@ -1,0 +1,86 @@
+"""Savings estimates of a report: VM size x hourly price x the hours an instance stays stopped thanks to the app.
+
+Pure (the orchestrators call it with prices fetched by an activity). Hours saved by a stop: until the schedule's
+next start for an instance that follows a schedule; for an untagged one, until the next nightly
+SHUTDOWN_SCHEDULE run (it would have run until then at most, and is started by a person, not by us). A start
+saves nothing (it is reported with its price, 0 hours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from shared.compute import ComputeInstance
+from shared.cron import next_occurrence
+from shared.schedules import Schedule, next_start, schedule_tag_value
+from shared.shutdown_report import InstanceResult
+
+
+def hours_saved(
+    instance: ComputeInstance,
+    outcome: str,
+    at: datetime,
+    *,
+    schedules: Mapping[str, Schedule] | None,
+    tag: str,
+    shutdown_schedule: str,
+) -> float:
+    if outcome != "stopped":
+        return 0.0
+    name = schedule_tag_value(instance.tags, tag)
+    schedule = (schedules or {}).get(name.lower()) if name else None
+    until = next_start(schedule, at) if schedule is not None else next_occurrence(shutdown_schedule, at)
+    return 0.0 if until is None else round(max(0.0, (until - at).total_seconds() / 3600.0), 2)
+
+
+def priced_sizes(results: Iterable[InstanceResult], instances: Mapping[tuple[str, str], ComputeInstance]) -> list[str]:
+    """The VM sizes to price: those of instances stopped or started."""
+    sizes = set()
+    for r in results:
+        instance = instances.get((r.workspace, r.name))
+        if r.outcome in ("stopped", "started") and instance is not None and instance.size:
+            sizes.add(instance.size)
+    return sorted(sizes)
+
+
+def with_savings(
+    results: Iterable[InstanceResult],
+    instances: Mapping[tuple[str, str], ComputeInstance],
+    prices: Mapping[str, Any],
+    at: datetime,
+    *,
+    schedules: Mapping[str, Schedule] | None,
+    tag: str,
+    shutdown_schedule: str,
+) -> list[InstanceResult]:
+    """Each stopped/started result with vm_size, hourly_price, currency, price_source, hours and savings."""
+    out = []
+    for r in results:
+        instance = instances.get((r.workspace, r.name))
+        if r.outcome not in ("stopped", "started") or instance is None:
+            out.append(r)
+            continue
+        hours = hours_saved(instance, r.outcome, at, schedules=schedules, tag=tag, shutdown_schedule=shutdown_schedule)
+        price = prices.get(instance.size or "")
+        if not isinstance(price, Mapping):
+            why = price if isinstance(price, str) else "the instance's VM size is unknown"
+            out.append(
+                replace(r, vm_size=instance.size, estimated_hours_saved=hours, reason=f"{r.reason}; no price: {why}")
+            )
+            continue
+        hourly = float(price["hourly_price"])
+        out.append(
+            replace(
+                r,
+                vm_size=instance.size,
+                hourly_price=hourly,
+                currency=str(price["currency"]),
+                price_source=str(price["price_source"]),
+                estimated_hours_saved=hours,
+                estimated_savings=round(hourly * hours, 2),
+            )
+        )
+    return out

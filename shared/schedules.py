@@ -1,0 +1,383 @@
+"""Named working-hours schedules (`COMPUTE_SCHEDULES`): parsing, the desired state at an instant, transitions.
+
+Pure: no I/O, no clock (every instant is passed in). A schedule has an IANA time zone and periods of local
+wall-clock time; an instance runs while any period covers the instant. A period whose begin is after its end
+runs over midnight (it belongs to the day it begins on). Local times are turned into instants with zoneinfo,
+so an 08:00 begin is 08:00 local on the day of a DST change too. A local time that does not exist (the hour
+skipped in spring) is taken with the offset before the change (zoneinfo's fold=0): 02:30 becomes 03:30 summer
+time; a local time that happens twice (autumn) is its first occurrence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.errors import SettingsError
+
+Action = Literal["start", "stop"]
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME_RE = re.compile(r"^(?P<h>[01]\d|2[0-4]):(?P<m>[0-5]\d)$")
+SCHEDULE_FIELDS = frozenset({"name", "timezone", "periods", "enforced", "description"})
+PERIOD_FIELDS = frozenset({"days", "begin", "end"})
+MAX_SCHEDULES = 100
+MAX_PERIODS = 50
+
+
+class ScheduleError(SettingsError):
+    """COMPUTE_SCHEDULES is malformed; the message names the schedule, the field and what was expected."""
+
+    def __init__(self, schedule: str | None, field_name: str, message: str) -> None:
+        where = f"schedule {schedule!r}" if schedule else "COMPUTE_SCHEDULES"
+        super().__init__(f"COMPUTE_SCHEDULES: {where}, field {field_name!r}: {message}")
+        self.schedule = schedule
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Period:
+    """Days of the week (0 = Monday) and a local begin/end; `end` 24:00 is the next midnight."""
+
+    days: frozenset[int]
+    begin: time
+    end: time | None  # None: 24:00
+    text: str
+
+    @property
+    def overnight(self) -> bool:
+        return self.end is not None and self.end <= self.begin
+
+    def intervals(self, zone: ZoneInfo, day: date) -> list[tuple[datetime, datetime]]:
+        """The UTC interval this period covers when it begins on local `day` (none when the day is not one)."""
+        if day.weekday() not in self.days:
+            return []
+        begin = _instant(zone, day, self.begin)
+        end = _instant(zone, day + timedelta(days=1), time(0)) if self.end is None else None
+        if end is None:
+            assert self.end is not None
+            end = _instant(zone, day + timedelta(days=1) if self.overnight else day, self.end)
+        return [(begin, end)] if end > begin else []
+
+    def to_dict(self) -> dict[str, str]:
+        days = ",".join(DAY_NAMES[d] for d in sorted(self.days))
+        end = "24:00" if self.end is None else f"{self.end:%H:%M}"
+        return {"days": days, "begin": f"{self.begin:%H:%M}", "end": end}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    timezone: str
+    periods: tuple[Period, ...]
+    enforced: bool = False
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """Merged UTC running intervals that touch [start, end] (adjacent periods make one interval)."""
+        zone = self.zone
+        first = _utc(start).astimezone(zone).date() - timedelta(days=2)
+        last = _utc(end).astimezone(zone).date() + timedelta(days=1)
+        raw: list[tuple[datetime, datetime]] = []
+        day = first
+        while day <= last:
+            for period in self.periods:
+                raw.extend(period.intervals(zone, day))
+            day += timedelta(days=1)
+        raw.sort()
+        merged: list[tuple[datetime, datetime]] = []
+        for begin, finish in raw:
+            if merged and begin <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+            else:
+                merged.append((begin, finish))
+        return merged
+
+    def running_at(self, at: datetime) -> bool:
+        """Whether an instance following this schedule should be running at the instant `at`."""
+        moment = _utc(at)
+        return any(b <= moment < e for b, e in self.intervals(moment, moment))
+
+    def transitions(self, after: datetime, until: datetime) -> list[Transition]:
+        """Every change of the desired state in (after, until], in order (adjacent periods make none)."""
+        low, high = _utc(after), _utc(until)
+        out: list[Transition] = []
+        for begin, end in self.intervals(low, high):
+            if low < begin <= high:
+                out.append(Transition(begin, "start", self))
+            if low < end <= high:
+                out.append(Transition(end, "stop", self))
+        out.sort(key=lambda t: t.at)
+        return out
+
+    def next_transitions(self, after: datetime, count: int = 4, horizon_days: int = 15) -> list[Transition]:
+        """The next `count` transitions after `after` (a schedule with no period in the horizon has none)."""
+        low = _utc(after)
+        found: list[Transition] = []
+        window = low
+        while len(found) < count and window < low + timedelta(days=horizon_days):
+            upper = window + timedelta(days=3)
+            found.extend(self.transitions(window, upper))
+            window = upper
+        return found[:count]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "timezone": self.timezone,
+            "periods": [p.to_dict() for p in self.periods],
+            "enforced": self.enforced,
+        }
+
+
+@dataclass(frozen=True)
+class Transition:
+    at: datetime  # UTC
+    action: Action
+    schedule: Schedule
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "local": self.at.astimezone(self.schedule.zone).isoformat(),
+            "action": self.action,
+        }
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _instant(zone: ZoneInfo, day: date, clock: time) -> datetime:
+    # fold=0: a skipped local time takes the offset before the change, a repeated one its first occurrence.
+    return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def parse_days(text: Any, schedule: str, field_name: str) -> frozenset[int]:
+    """`mon-fri`, `sat,sun`, `mon-wed,fri`, `fri-mon` (wraps over the week end), `daily`/`*`."""
+    expected = "weekdays mon..sun as a name, a range (mon-fri) or a comma list (mon,wed,fri)"
+    if not isinstance(text, str) or not text.strip():
+        raise ScheduleError(schedule, field_name, f"expected {expected}, got {_type_name(text)} {text!r}")
+    value = text.strip().lower()
+    if value in ("*", "daily", "all"):
+        return frozenset(range(7))
+    days: set[int] = set()
+    for part in value.split(","):
+        item = part.strip()
+        bounds = [b.strip() for b in item.split("-")]
+        if len(bounds) > 2 or any(b[:3] not in DAY_NAMES or len(b) < 3 for b in bounds):
+            raise ScheduleError(schedule, field_name, f"{item!r} is not a day; expected {expected}")
+        first, last = DAY_NAMES.index(bounds[0][:3]), DAY_NAMES.index(bounds[-1][:3])
+        day = first
+        while True:
+            days.add(day)
+            if day == last:
+                break
+            day = (day + 1) % 7
+    return frozenset(days)
+
+
+def _parse_clock(text: Any, schedule: str, field_name: str, allow_24: bool) -> time | None:
+    expected = "a local time HH:MM (00:00..23:59" + (", or 24:00)" if allow_24 else ")")
+    if not isinstance(text, str):
+        raise ScheduleError(schedule, field_name, f"expected {expected}, got {_type_name(text)} {text!r}")
+    match = _TIME_RE.match(text.strip())
+    if not match or (match["h"] == "24" and (not allow_24 or match["m"] != "00")):
+        raise ScheduleError(schedule, field_name, f"expected {expected}, got {text!r}")
+    if match["h"] == "24":
+        return None
+    return time(int(match["h"]), int(match["m"]))
+
+
+def _parse_period(raw: Any, schedule: str, index: int) -> Period:
+    where = f"periods[{index}]"
+    if not isinstance(raw, dict):
+        raise ScheduleError(schedule, where, f"expected an object with days, begin, end, got {_type_name(raw)}")
+    unknown = sorted(set(raw) - PERIOD_FIELDS)
+    if unknown:
+        raise ScheduleError(schedule, f"{where}.{unknown[0]}", "unknown field; expected days, begin, end")
+    for name in ("days", "begin", "end"):
+        if name not in raw:
+            raise ScheduleError(schedule, f"{where}.{name}", "missing; every period needs days, begin and end")
+    days = parse_days(raw["days"], schedule, f"{where}.days")
+    begin = _parse_clock(raw["begin"], schedule, f"{where}.begin", allow_24=False)
+    end = _parse_clock(raw["end"], schedule, f"{where}.end", allow_24=True)
+    assert begin is not None
+    if end == begin:
+        raise ScheduleError(schedule, f"{where}.end", f"equals begin {raw['begin']!r}; expected a different time")
+    return Period(days, begin, end, f"{raw['days']} {raw['begin']}-{raw['end']}")
+
+
+def _parse_schedule(raw: Any, index: int) -> Schedule:
+    if not isinstance(raw, dict):
+        raise ScheduleError(None, f"[{index}]", f"expected a schedule object, got {_type_name(raw)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ScheduleError(None, f"[{index}].name", f"expected a non-empty string, got {_type_name(name)}")
+    name = name.strip()
+    unknown = sorted(set(raw) - SCHEDULE_FIELDS)
+    if unknown:
+        raise ScheduleError(name, unknown[0], f"unknown field; expected {', '.join(sorted(SCHEDULE_FIELDS))}")
+    zone_name = raw.get("timezone")
+    if not isinstance(zone_name, str) or not zone_name.strip():
+        raise ScheduleError(name, "timezone", f"expected an IANA time zone such as 'Europe/Berlin', got {zone_name!r}")
+    try:
+        ZoneInfo(zone_name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(
+            name, "timezone", f"{zone_name!r} is not an IANA time zone; expected e.g. 'Europe/Berlin'"
+        ) from None
+    periods = raw.get("periods")
+    if not isinstance(periods, list) or not periods:
+        raise ScheduleError(name, "periods", f"expected a non-empty array of periods, got {_type_name(periods)}")
+    if len(periods) > MAX_PERIODS:
+        raise ScheduleError(name, "periods", f"{len(periods)} periods; at most {MAX_PERIODS} are accepted")
+    enforced = raw.get("enforced", False)
+    if not isinstance(enforced, bool):
+        raise ScheduleError(name, "enforced", f"expected true or false, got {_type_name(enforced)} {enforced!r}")
+    return Schedule(
+        name=name,
+        timezone=zone_name.strip(),
+        periods=tuple(_parse_period(p, name, i) for i, p in enumerate(periods)),
+        enforced=enforced,
+    )
+
+
+def parse_schedules(text: str | None) -> dict[str, Schedule]:
+    """COMPUTE_SCHEDULES (a JSON array) -> schedules by lower-cased name; ScheduleError says what is wrong."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ScheduleError(
+            None, "(json)", f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
+    except RecursionError:
+        raise ScheduleError(None, "(json)", "nested too deeply; expected an array of schedules") from None
+    if not isinstance(data, list):
+        raise ScheduleError(None, "(top level)", f"expected a JSON array of schedules, got {_type_name(data)}")
+    if len(data) > MAX_SCHEDULES:
+        raise ScheduleError(None, "(top level)", f"{len(data)} schedules; at most {MAX_SCHEDULES} are accepted")
+    schedules: dict[str, Schedule] = {}
+    for index, raw in enumerate(data):
+        schedule = _parse_schedule(raw, index)
+        key = schedule.name.lower()
+        if key in schedules:
+            raise ScheduleError(schedule.name, "name", "defined twice; expected unique names (case-insensitive)")
+        schedules[key] = schedule
+    return schedules
+
+
+def schedule_tag_value(tags: Mapping[str, str], tag: str) -> str | None:
+    """The schedule an instance opts into with `tag` (tag names are case-insensitive in Azure), or None."""
+    wanted = tag.lower()
+    for key, value in tags.items():
+        if key.lower() == wanted and value.strip():
+            return value.strip()
+    return None
+
+
+@dataclass(frozen=True)
+class ScheduleDecision:
+    """What a reconcile at an instant does with one scheduled instance, and why."""
+
+    schedule: str
+    desired: Literal["Running", "Stopped", "unknown"]
+    action: Literal["start", "stop", "none"]
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"schedule": self.schedule, "desired": self.desired, "action": self.action, "reason": self.reason}
+
+
+def decide_scheduled(
+    *,
+    schedule_name: str,
+    schedules: Mapping[str, Schedule] | None,
+    config_error: str | None,
+    state: str,
+    at: datetime,
+    last_evaluated: datetime,
+) -> ScheduleDecision:
+    """Act on the transitions in (last_evaluated, at] (AWS Instance Scheduler's default), or on every evaluation
+    when the schedule is `enforced`. A missed boundary is caught up by the first reconcile after it, once: the
+    next reconcile's window starts where this one ended. JobRunning is never stopped."""
+    if config_error is not None or schedules is None:
+        return ScheduleDecision(schedule_name, "unknown", "none", f"left alone: {config_error}")
+    schedule = schedules.get(schedule_name.lower())
+    if schedule is None:
+        known = ", ".join(sorted(s.name for s in schedules.values())) or "none defined"
+        return ScheduleDecision(
+            schedule_name, "unknown", "none", f"unknown schedule {schedule_name!r} (COMPUTE_SCHEDULES has: {known})"
+        )
+    running = schedule.running_at(at)
+    desired: Literal["Running", "Stopped"] = "Running" if running else "Stopped"
+    local = _utc(at).astimezone(schedule.zone)
+    when = f"{local:%a %H:%M} {schedule.timezone}"
+    inside = "inside a period" if running else "outside every period"
+    crossed = schedule.transitions(last_evaluated, at)
+    if not schedule.enforced and not crossed:
+        if (running and state == "Running") or (not running and state == "Stopped"):
+            return ScheduleDecision(schedule.name, desired, "none", f"{state}, as desired ({inside} at {when})")
+        return ScheduleDecision(
+            schedule.name,
+            desired,
+            "none",
+            f"no boundary since the last reconcile ({inside} at {when}); transitions only: {state} left alone",
+        )
+    basis = (
+        "enforced"
+        if schedule.enforced and not crossed
+        else f"{crossed[-1].action} boundary at {crossed[-1].to_dict()['local']}"
+    )
+    if running:
+        if state == "Stopped":
+            return ScheduleDecision(schedule.name, desired, "start", f"start: {basis} ({inside} at {when})")
+        return ScheduleDecision(schedule.name, desired, "none", f"{state}: nothing to start ({basis})")
+    if state == "JobRunning":
+        return ScheduleDecision(
+            schedule.name, desired, "none", f"JobRunning: a job is running on it, not stopped ({basis})"
+        )
+    if state == "Running":
+        return ScheduleDecision(schedule.name, desired, "stop", f"stop: {basis} ({inside} at {when})")
+    return ScheduleDecision(schedule.name, desired, "none", f"{state}: nothing to stop ({basis})")
+
+
+def next_start(schedule: Schedule, after: datetime) -> datetime | None:
+    """When an instance stopped at `after` is next started by the schedule (None within the horizon)."""
+    for transition in schedule.next_transitions(after, count=8):
+        if transition.action == "start":
+            return transition.at
+    return None
+
+
+def describe(schedules: Iterable[Schedule], at: datetime, count: int = 4) -> list[dict[str, Any]]:
+    """Each schedule with its next transitions (for GET /api/schedules)."""
+    return [
+        {
+            **s.to_dict(),
+            "running_now": s.running_at(at),
+            "next_transitions": [t.to_dict() for t in s.next_transitions(at, count)],
+        }
+        for s in schedules
+    ]
+
+
+def sorted_schedules(schedules: Mapping[str, Schedule]) -> Sequence[Schedule]:
+    return sorted(schedules.values(), key=lambda s: s.name.lower())

@@ -1,0 +1,74 @@
+"""The reconcile's window (last evaluated instant, now], when it needs ARM at all, and its request bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.reconcile import (
+    MAX_CATCH_UP,
+    TICK,
+    load_schedules,
+    minute_instance_id,
+    needs_listing,
+    parse_preview_body,
+    parse_reconcile_body,
+    window_start,
+)
+from shared.shutdown_request import RequestFieldError
+
+NOW = datetime(2026, 11, 30, 7, 0, 20, tzinfo=UTC)  # Monday 08:00:20 in Berlin
+OFFICE = json.dumps(
+    [
+        {
+            "name": "office",
+            "timezone": "Europe/Berlin",
+            "periods": [{"days": "mon-fri", "begin": "08:00", "end": "19:00"}],
+        }
+    ]
+)
+
+
+def test_window_starts_at_the_last_evaluated_instant_bounded() -> None:
+    assert window_start(None, NOW) == NOW - TICK
+    assert window_start((NOW - timedelta(hours=3)).isoformat(), NOW) == NOW - timedelta(hours=3)
+    assert window_start((NOW - timedelta(days=30)).isoformat(), NOW) == NOW - MAX_CATCH_UP
+    assert window_start((NOW + timedelta(hours=1)).isoformat(), NOW) == NOW  # a clock ahead: nothing twice
+
+
+def test_no_arm_request_in_a_minute_without_a_boundary() -> None:
+    schedules, error = load_schedules(OFFICE)
+    assert error is None
+    assert needs_listing(schedules, NOW - TICK, NOW)  # 08:00 is in the window
+    assert not needs_listing(schedules, NOW, NOW + TICK)
+    enforced, _ = load_schedules(OFFICE.replace('"periods"', '"enforced": true, "periods"'))
+    assert needs_listing(enforced, NOW, NOW + TICK)
+
+
+def test_a_broken_config_is_a_message_not_an_exception() -> None:
+    schedules, error = load_schedules('[{"name": "x"}]')
+    assert schedules is None and error is not None and "'x'" in error
+
+
+def test_the_timer_runs_once_per_minute() -> None:
+    assert minute_instance_id(NOW) == minute_instance_id(NOW + timedelta(seconds=30)) == "reconcile-20261130T0700"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(b"", "at"), (b"[]", "body"), (b'{"at": "2026-11-30T08:00:00"}', "at"), (b'{"at": "x", "y": 1}', "y")],
+)
+def test_preview_body_errors_name_the_field(body: bytes, field: str) -> None:
+    with pytest.raises(RequestFieldError) as err:
+        parse_preview_body(body)
+    assert err.value.field == field
+
+
+def test_preview_and_reconcile_bodies() -> None:
+    assert parse_preview_body(b'{"at": "2026-11-30T08:00:20+01:00"}') == NOW
+    assert parse_reconcile_body(b"") is False
+    assert parse_reconcile_body(b'{"dry_run": true}') is True
+    with pytest.raises(RequestFieldError, match="dry_run"):
+        parse_reconcile_body(b'{"dry_run": 1}')
