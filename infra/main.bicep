@@ -34,6 +34,9 @@ param amlRoleMode string = 'custom'
 @description('NCRONTAB schedule (UTC) of the nightly shutdown.')
 param shutdownSchedule string = '0 0 22 * * *'
 
+@description('Working-hours schedules (COMPUTE_SCHEDULES JSON; empty = none). Instances opt in with the compute-schedule tag.')
+param computeSchedules string = ''
+
 @allowed([
   'opt-out'
   'opt-in'
@@ -224,6 +227,7 @@ module functionApp 'modules/functionapp.bicep' = {
       DATA_STORAGE__clientId: identity.outputs.clientId
       AML_WORKSPACES: amlWorkspacesSetting
       SHUTDOWN_SCHEDULE: shutdownSchedule
+      COMPUTE_SCHEDULES: computeSchedules
       SHUTDOWN_MODE: shutdownMode
       SHUTDOWN_DRY_RUN: string(shutdownDryRun)
       SCORING_INPUT_CONTAINER: scoringInputContainer
@@ -257,7 +261,7 @@ module amlRole 'modules/aml-role.bicep' = if (amlRoleMode == 'custom') {
   name: 'aml-role'
   params: {
     roleGuid: amlCustomRoleId
-    roleName: 'AML Compute Instance Stopper (${environmentName}, ${resourceToken})'
+    roleName: 'AML Compute Instance Scheduler (${environmentName}, ${resourceToken})'
     assignableScopes: workspaceSubscriptionScopes
   }
 }

@@ -1,5 +1,6 @@
-// The least role that lets the app list Azure ML compute instances and stop them: read computes and
-// the stop action, nothing else (no create, delete, start, keys or workspace secrets). A custom role is
+// The least role that lets the app list Azure ML compute instances, stop them (nightly shutdown) and start them
+// (working-hours schedules): read computes and the stop and start actions, nothing else (no create, delete,
+// restart, keys or workspace secrets). A custom role is
 // defined once per environment and assignable in every subscription that holds a managed workspace.
 targetScope = 'subscription'
 
@@ -12,7 +13,7 @@ resource computeInstanceStopper 'Microsoft.Authorization/roleDefinitions@2022-04
   name: roleGuid
   properties: {
     roleName: roleName
-    description: 'List Azure ML compute instances and stop them (nightly shutdown app). Nothing else.'
+    description: 'List Azure ML compute instances, stop and start them (shutdown and working-hours schedules). Nothing else.'
     type: 'CustomRole'
     assignableScopes: assignableScopes
     permissions: [
@@ -20,6 +21,7 @@ resource computeInstanceStopper 'Microsoft.Authorization/roleDefinitions@2022-04
         actions: [
           'Microsoft.MachineLearningServices/workspaces/computes/read'
           'Microsoft.MachineLearningServices/workspaces/computes/stop/action'
+          'Microsoft.MachineLearningServices/workspaces/computes/start/action'
         ]
         notActions: []
         dataActions: []

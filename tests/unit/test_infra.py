@@ -463,11 +463,13 @@ def test_role_is_granted(role: str) -> None:
     assert ROLE_IDS[role] in text
 
 
-def test_custom_aml_role_allows_only_listing_and_stopping(decls: list[Declaration]) -> None:
+def test_custom_aml_role_allows_only_listing_stopping_and_starting(decls: list[Declaration]) -> None:
+    # Start is the reconciler's (working-hours schedules); without it every scheduled start answers 403 in Azure.
     (definition,) = _resources(decls, "Microsoft.Authorization/roleDefinitions")
     (permissions,) = _get(definition.body, "properties", "permissions")
     assert sorted(_get(permissions, "actions")) == [
         "Microsoft.MachineLearningServices/workspaces/computes/read",
+        "Microsoft.MachineLearningServices/workspaces/computes/start/action",
         "Microsoft.MachineLearningServices/workspaces/computes/stop/action",
     ]
     assert _get(permissions, "dataActions") == []
