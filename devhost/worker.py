@@ -21,8 +21,10 @@ from typing import Any
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
+from devhost.config import ConfigError
 from devhost.durable_adapter import execute_orchestrator, make_activity
 from devhost.durabletask_internals import EpisodeRunner, EpisodeWorker
+from devhost.hooks import load_app_hooks
 from devhost.index import AppIndex, AppLoadError, index_app, load_app
 from devhost.logsafe import SafeFormatter
 from devhost.spans import QUIET_LOGGERS, install_span_file
@@ -84,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    install_span_file()
     try:
         index = index_app(load_app(args.script_root))
-    except AppLoadError as err:
+        install_span_file(load_app_hooks())
+    except (AppLoadError, ConfigError) as err:
         log.error("%s", err)
         return 3
     loop = _start_loop()
