@@ -130,3 +130,24 @@ def test_an_unusable_hooks_reference_is_refused_naming_it(reference: str, messag
     with pytest.raises(ConfigError) as caught:
         load_app_hooks({"DEVHOST_APP_HOOKS": reference})
     assert message in str(caught.value)
+
+
+def test_a_key_vault_schedule_without_the_resolver_hook_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from devhost.host import _PlatformSettings
+    from devhost.timers import ScheduleError, resolve_setting_expression
+
+    monkeypatch.setenv("NIGHTLY", "@Microsoft.KeyVault(VaultName=v;SecretName=s)")
+    with pytest.raises(ScheduleError, match="setting NIGHTLY is a Key Vault reference, and DEVHOST_APP_HOOKS gives"):
+        resolve_setting_expression("%NIGHTLY%", _PlatformSettings(AppHooks()))
+    hooks = AppHooks(resolve_setting_reference=lambda name, value, env: "0 0 22 * * *")
+    assert resolve_setting_expression("%NIGHTLY%", _PlatformSettings(hooks)) == "0 0 22 * * *"
+
+
+def test_a_span_file_without_the_telemetry_hook_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from devhost.spans import install_span_file
+
+    monkeypatch.setenv("DEVHOST_SPAN_FILE", str(tmp_path / "spans.jsonl"))
+    with pytest.raises(ConfigError, match="DEVHOST_SPAN_FILE is set, but DEVHOST_APP_HOOKS gives devhost no"):
+        install_span_file(AppHooks())
