@@ -9,6 +9,9 @@
 - The gRPC port listens on loopback only, with enough server threads for every worker's stream.
 - A sub-orchestration's ExecutionStarted names its parent (`parentInstance`), as DTFx records it: df's
   `context.parent_instance_id` reads it.
+- A sub-orchestration that runs longer than 30 s still reports to its parent (the stock watcher gives up then).
+
+What this needs of durabletask's private state goes through devhost/durabletask_internals.py (version-checked).
 """
 
 from __future__ import annotations
@@ -16,16 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Generator, Iterator
-from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
 from durabletask.internal import helpers
 from durabletask.internal import orchestrator_service_pb2 as pb
-from durabletask.internal import orchestrator_service_pb2_grpc as stubs
-from durabletask.testing.in_memory_backend import ActivityWorkItem, InMemoryOrchestrationBackend
+
+from devhost.durabletask_internals import ActivityWorkItem, BackendInternals
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +41,26 @@ class _Stream:
     freed: threading.Event = field(default_factory=threading.Event)
 
 
-class DevhostBackend(InMemoryOrchestrationBackend):
+class DevhostBackend(BackendInternals):
     def __init__(self, port: int, activity_capacity: int, max_history_size: int = 10000):
         super().__init__(max_history_size=max_history_size, port=port)
-        self._activity_capacity = activity_capacity
-        self._streams: list[_Stream] = []
+        self.activity_capacity = activity_capacity
+        self.streams: list[_Stream] = []
 
     def start(self) -> str:
-        self._shutdown_event.clear()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=128, thread_name_prefix="engine"))
-        stubs.add_TaskHubSidecarServiceServicer_to_server(self, server)  # type: ignore[no-untyped-call]
-        server.add_insecure_port(f"127.0.0.1:{self._port}")
-        server.start()
-        self._server = server
-        return f"127.0.0.1:{self._port}"
+        return self.serve_on_loopback(max_threads=128)  # a server thread for every worker's stream
 
     # --- leases ---------------------------------------------------------------------------------------
     def GetWorkItems(  # noqa: N802 (gRPC servicer method)
         self, request: pb.GetWorkItemsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.WorkItem]:
-        stream = _Stream(self._activity_capacity)
-        with self._lock:
-            self._streams.append(stream)
+        stream = _Stream(self.activity_capacity)
+        with self.lock:
+            self.streams.append(stream)
         inner = cast(Generator[pb.WorkItem, None, None], super().GetWorkItems(request, context))
         try:
             for item in inner:
-                with self._lock:
+                with self.lock:
                     if item.HasField("activityRequest"):
                         req = item.activityRequest
                         key = (req.orchestrationInstance.instanceId, req.taskId)
@@ -85,33 +80,27 @@ class DevhostBackend(InMemoryOrchestrationBackend):
                     stream.freed.clear()
         finally:
             inner.close()
-            self._release(stream)
+            self.release(stream)
 
-    def _release(self, stream: _Stream) -> None:
-        with self._lock:
-            if stream in self._streams:
-                self._streams.remove(stream)
+    def release(self, stream: _Stream) -> None:
+        with self.lock:
+            if stream in self.streams:
+                self.streams.remove(stream)
             for work in stream.activities.values():
-                if work.instance_id in self._instances:
+                if self.instance(work.instance_id) is not None:
                     log.warning("worker lost activity %s of %s; dispatching it again", work.name, work.instance_id)
-                    self._activity_queue.appendleft(work)
+                    self.requeue_activity(work)
             for instance_id in stream.orchestrations:
-                instance = self._instances.get(instance_id)
-                if instance is None or instance_id not in self._orchestration_in_flight:
-                    continue
-                log.warning("worker lost orchestration %s mid-replay; dispatching it again", instance_id)
-                instance.pending_events = list(instance.dispatched_events) + list(instance.pending_events)
-                instance.dispatched_events.clear()
-                self._orchestration_in_flight.discard(instance_id)
-                self._enqueue_orchestration(instance_id)
-            self._work_available.set()
+                if self.redispatch_orchestration(instance_id):
+                    log.warning("worker lost orchestration %s mid-replay; dispatching it again", instance_id)
+            self.wake_dispatcher()
 
     def CompleteActivityTask(  # noqa: N802
         self, request: pb.ActivityResponse, context: grpc.ServicerContext
     ) -> Any:
         key = (request.instanceId, request.taskId)
-        with self._lock:
-            holder = next((s for s in self._streams if key in s.activities), None)
+        with self.lock:
+            holder = next((s for s in self.streams if key in s.activities), None)
             if holder is None:
                 # Not leased: already completed by an earlier run of the same work item. Drop the duplicate,
                 # as a completion that lost its lease is dropped by the real task hub.
@@ -124,23 +113,22 @@ class DevhostBackend(InMemoryOrchestrationBackend):
     def CompleteOrchestratorTask(  # noqa: N802
         self, request: pb.OrchestratorResponse, context: grpc.ServicerContext
     ) -> Any:
-        with self._lock:
-            for stream in self._streams:
+        with self.lock:
+            for stream in self.streams:
                 stream.orchestrations.pop(request.instanceId, None)
-            instance = self._instances.get(request.instanceId)
+            instance = self.instance(request.instanceId)
             if (
                 instance is not None
                 and str(instance.completion_token) == request.completionToken
                 and len(instance.history) + len(instance.dispatched_events) + len(request.actions)
-                > self._max_history_size
+                > self.max_history_size
             ):
-                self._fail_for_history_size(instance)
+                self.fail_for_history_size(instance)
                 return pb.CompleteTaskResponse()
             return super().CompleteOrchestratorTask(request, context)
 
-    def _process_create_sub_orchestration_action(self, instance: Any, action: pb.OrchestratorAction) -> None:
-        super()._process_create_sub_orchestration_action(instance, action)  # called with the lock held
-        child = self._instances.get(action.createSubOrchestration.instanceId)
+    def on_sub_orchestration_created(self, parent: Any, action: pb.OrchestratorAction) -> None:
+        child = self.instance(action.createSubOrchestration.instanceId)
         if child is None:
             return
         for event in child.pending_events:
@@ -148,32 +136,15 @@ class DevhostBackend(InMemoryOrchestrationBackend):
                 event.executionStarted.parentInstance.CopyFrom(
                     pb.ParentInstanceInfo(
                         taskScheduledId=action.id,
-                        name=helpers.get_string_value(instance.name),
-                        orchestrationInstance=pb.OrchestrationInstance(instanceId=instance.instance_id),
+                        name=helpers.get_string_value(parent.name),
+                        orchestrationInstance=pb.OrchestrationInstance(instanceId=parent.instance_id),
                     )
                 )
 
-    def _fail_for_history_size(self, instance: Any) -> None:
+    def fail_for_history_size(self, instance: Any) -> None:
         message = (
-            f"orchestration {instance.instance_id} would exceed the history limit of {self._max_history_size} "
+            f"orchestration {instance.instance_id} would exceed the history limit of {self.max_history_size} "
             "events; split large fan-outs into waves or sub-orchestrations"
         )
         log.error("%s", message)
-        instance.history.extend(instance.dispatched_events)
-        instance.dispatched_events.clear()
-        instance.pending_events.clear()
-        instance.status = pb.ORCHESTRATION_STATUS_FAILED
-        instance.failure_details = pb.TaskFailureDetails(
-            errorType="HistorySizeExceeded", errorMessage=message, isNonRetriable=True
-        )
-        now = datetime.now(UTC)
-        instance.last_updated_at = now
-        instance.completed_at = now
-        instance.history.append(
-            helpers.new_execution_completed_event(instance.status, instance.output, instance.failure_details)
-        )
-        instance.completion_token = self._next_completion_token
-        self._next_completion_token += 1
-        self._orchestration_in_flight.discard(instance.instance_id)
-        self._orchestration_queue_set.discard(instance.instance_id)
-        self._notify_waiters(instance.instance_id)
+        self.fail_orchestration(instance, "HistorySizeExceeded", message)

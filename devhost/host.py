@@ -22,11 +22,12 @@ from devhost import logsafe
 from devhost.azurite import Azurite, connection_string, free_port
 from devhost.config import APP_ROOT, ConfigError, HostJson, HostOptions, load_local_settings
 from devhost.durable_api import DurableApi
+from devhost.hooks import AppHooks, load_app_hooks
 from devhost.index import AppIndex, FunctionSpec, index_app, load_app
 from devhost.relay import BlobRelay, parse_subscriptions
 from devhost.server import FunctionFailed, HostServer, Invoker
+from devhost.settings import DEVHOST_EVENTGRID_SUBSCRIPTIONS, DEVHOST_KEY, FUNCTIONS_WORKER_PROCESS_COUNT
 from devhost.timers import Schedule, ScheduleError, occurrences_log, parse_schedule, resolve_setting_expression
-from shared.errors import AppError
 
 log = logging.getLogger("devhost")
 
@@ -35,14 +36,21 @@ DEV_STORAGE = "UseDevelopmentStorage=true"
 
 class _PlatformSettings(Mapping[str, str]):
     """App settings as the platform hands them to binding expressions: Key Vault references resolved
-    (App Service does this before the host reads `%NAME%`)."""
+    (App Service does this before the host reads `%NAME%`; devhost asks the app's hook)."""
+
+    def __init__(self, hooks: AppHooks):
+        self.hooks = hooks
 
     def __getitem__(self, name: str) -> str:
         value = os.environ[name]
         if value.lstrip().startswith("@Microsoft.KeyVault("):
-            from shared.keyvault import resolve_reference
-
-            return resolve_reference(name, value.strip(), os.environ)
+            resolve = self.hooks.resolve_setting_reference
+            if resolve is None:
+                raise ScheduleError(
+                    f"setting {name} is a Key Vault reference, and DEVHOST_APP_HOOKS gives devhost no "
+                    "resolve_setting_reference hook to resolve it with"
+                )
+            return resolve(name, value.strip(), os.environ)
         return value
 
     def __iter__(self) -> Iterator[str]:
@@ -161,6 +169,7 @@ class DevHost:
         self._runner: web.AppRunner | None = None
         self._timer_tasks: list[asyncio.Task[None]] = []
         self.disabled_functions: dict[str, str] = {}  # name -> why (the host's "failed indexing" functions)
+        self.hooks = AppHooks()
         self._session: ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -178,11 +187,8 @@ class DevHost:
         for name, value in opts.extra_env.items():
             os.environ[name] = value
         log.info("settings: %d values from %s", len(applied), settings_file)
-        from devhost.spans import install_span_file
-
-        install_span_file()
-        self.key = os.environ.get("DEVHOST_KEY") or secrets.token_urlsafe(24)
-        os.environ["DEVHOST_KEY"] = self.key
+        self.key = DEVHOST_KEY.get() or secrets.token_urlsafe(24)
+        os.environ[DEVHOST_KEY.name] = self.key  # what processes started from here see
         opts.state_dir.mkdir(parents=True, exist_ok=True)
 
         storage = connection_string("127.0.0.1", opts.azurite_port)  # Azurite listens on loopback
@@ -215,9 +221,7 @@ class DevHost:
         engine_log = logging.getLogger("devhost.engine")
         engine_log.setLevel(logging.WARNING)
         self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)
-        count = (
-            self.options.workers or int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or 0) or os.cpu_count() or 1
-        )
+        count = self.options.workers or FUNCTIONS_WORKER_PROCESS_COUNT.get() or os.cpu_count() or 1
         self.workers = WorkerPool(
             count,
             address,
@@ -235,6 +239,10 @@ class DevHost:
         self._prepare_environment()
         host_json = HostJson.load(opts.script_root / "host.json")
         app = load_app(opts.script_root)
+        self.hooks = load_app_hooks()
+        from devhost.spans import install_span_file
+
+        install_span_file(self.hooks)
         self.index = index = index_app(app)
         durable = await asyncio.get_running_loop().run_in_executor(None, self._start_durable, index, host_json)
         rpc_token = secrets.token_hex(16)
@@ -288,6 +296,7 @@ class DevHost:
     # --- timers -----------------------------------------------------------------------------------------
     def _start_timers(self, index: AppIndex, invoker: Invoker) -> None:
         now = datetime.now(UTC)
+        refused: tuple[type[Exception], ...] = (ScheduleError, *self.hooks.error_types)
         for spec in index.by_type("timerTrigger"):
             written = str(spec.trigger.get("schedule", ""))
             # A schedule held in Key Vault stays out of the log (the host would print it): shown by its setting.
@@ -297,9 +306,9 @@ class DevHost:
             )
             expression = written
             try:
-                expression = resolve_setting_expression(written, _PlatformSettings())
+                expression = resolve_setting_expression(written, _PlatformSettings(self.hooks))
                 schedule = parse_schedule(expression)
-            except (ScheduleError, AppError) as err:
+            except refused as err:
                 # The host disables just this function and runs the others.
                 reason = str(err).replace(expression, written) if secret else str(err)
                 log.error("Function 'Functions.%s' failed indexing and will be disabled. %s", spec.name, reason)
@@ -346,7 +355,7 @@ class DevHost:
     # --- Event Grid relay -------------------------------------------------------------------------------
     def _start_relay(self, index: AppIndex) -> None:
         try:
-            subscriptions = parse_subscriptions(os.environ.get("DEVHOST_EVENTGRID_SUBSCRIPTIONS", ""))
+            subscriptions = parse_subscriptions(DEVHOST_EVENTGRID_SUBSCRIPTIONS.get())
         except ValueError as err:
             raise ConfigError(str(err)) from err
         if not subscriptions:

@@ -1,8 +1,8 @@
 """JSON bodies of devhost's own endpoints (Event Grid webhook, Durable HTTP API): `json.loads` whose number
 extremes become a JsonNumberError naming the field, never a ValueError that would answer 500.
 
-devhost's own copy of what shared/json_body.py does for the app: devhost is a separable unit and never imports
-the app's shared/. Python refuses integers of more than `sys.get_int_max_str_digits()` digits with a ValueError
+devhost's own copy of what the app's JSON body reader does: devhost is a separable unit and never imports
+the app's packages. Python refuses integers of more than `sys.get_int_max_str_digits()` digits with a ValueError
 that carries no position; NaN/Infinity are not JSON; `1e400` would become inf.
 """
 

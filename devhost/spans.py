@@ -13,6 +13,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from devhost.config import ConfigError
+from devhost.hooks import AppHooks
+from devhost.settings import DEVHOST_SPAN_FILE
+
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
@@ -61,20 +65,23 @@ def _exporter(path: str) -> Any:
     return JsonLinesSpanExporter()
 
 
-def install_span_file() -> None:
-    path = os.environ.get("DEVHOST_SPAN_FILE", "").strip()
+def install_span_file(hooks: AppHooks) -> None:
+    path = DEVHOST_SPAN_FILE.get()
     if not path:
         return
+    if hooks.configure_telemetry is None:
+        raise ConfigError(
+            "DEVHOST_SPAN_FILE is set, but DEVHOST_APP_HOOKS gives devhost no configure_telemetry hook to add "
+            "the span file to the app's tracing"
+        )
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from shared.telemetry import configure_telemetry
-
-    configure_telemetry(span_processor=SimpleSpanProcessor(_exporter(path)))
+    hooks.configure_telemetry(SimpleSpanProcessor(_exporter(path)))
     log.info("spans of this process are appended to %s", path)
 
 
 class TraceIdFormatter(logging.Formatter):
-    """Adds ` [trace <id>]` to records that carry one (shared.telemetry puts trace_id on every record)."""
+    """Adds ` [trace <id>]` to records that carry one (the app's telemetry puts trace_id on every record)."""
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

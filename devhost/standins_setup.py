@@ -12,13 +12,18 @@ Settings already pointing elsewhere (a real vault, a real ARM endpoint) are left
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from devhost.config import APP_ROOT, ConfigError
+from devhost.settings import (
+    DEVHOST_ARM_FLEET,
+    DEVHOST_ARM_THROTTLE,
+    DEVHOST_ARM_TRANSITION_SECONDS,
+    DEVHOST_KEYVAULT_SECRETS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,8 @@ def _combined_bundle(env: MutableMapping[str, str], local_ca: Path, target: Path
 
 
 def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
-    fleet_setting = env.get("DEVHOST_ARM_FLEET", "").strip()
-    secrets_setting = env.get("DEVHOST_KEYVAULT_SECRETS", "").strip()
+    fleet_setting = DEVHOST_ARM_FLEET.get(env)
+    secrets_setting = DEVHOST_KEYVAULT_SECRETS.raw(env).strip()
     if not fleet_setting and not secrets_setting:
         return []
     # Check the settings before anything starts, so a bad one leaves no stand-in running.
@@ -59,17 +64,9 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         fleet = APP_ROOT / fleet
     if fleet is not None and not fleet.exists():
         raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
-    throttle = (env.get("DEVHOST_ARM_THROTTLE", "") or "arm").strip().lower()
-    if throttle not in ("arm", "off"):
-        raise ConfigError(f"DEVHOST_ARM_THROTTLE={throttle!r}: expected 'arm' (ARM's request buckets) or 'off'")
-    secrets: dict[str, Any] = {}
-    if secrets_setting:
-        try:
-            secrets = json.loads(secrets_setting)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"DEVHOST_KEYVAULT_SECRETS is not a JSON object: {err}") from None
-        if not isinstance(secrets, dict):
-            raise ConfigError("DEVHOST_KEYVAULT_SECRETS must be a JSON object of secret name -> value")
+    throttle = DEVHOST_ARM_THROTTLE.get(env)
+    transition = DEVHOST_ARM_TRANSITION_SECONDS.get(env)
+    secrets = DEVHOST_KEYVAULT_SECRETS.get(env)
 
     from devhost.standins.identity import IdentityStandin
     from devhost.standins.tls import make_local_tls
@@ -86,7 +83,6 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     if fleet is not None:
         from devhost.standins.arm import ArmStandin
 
-        transition = float(env.get("DEVHOST_ARM_TRANSITION_SECONDS", "5") or 5)
         arm = ArmStandin(
             fleet, tls, transition_seconds=transition, token_validator=identity.is_valid, throttle=throttle
         )
@@ -107,7 +103,7 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         vault = KeyVaultStandIn(tls, token_validator=identity.is_valid)
         vault.start()
         for name, value in secrets.items():
-            vault.set_secret(str(name), str(value))
+            vault.set_secret(name, value)
         started.append(_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault))
         # The app keeps calling https://<vault>.vault.azure.net, with every SDK check on; the proxy brings it here.
         from devhost.standins.proxy import ForwardProxy

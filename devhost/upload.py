@@ -11,7 +11,6 @@ this is the shortest path from a shell.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost.azurite import connection_string
+from devhost.settings import DEVHOST_KEY
 
 TERMINAL = ("Completed", "Failed", "Terminated")
 DURABLE = "/runtime/webhooks/durabletask"
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-container", default="predictions")
     parser.add_argument("--azurite-port", type=int, default=10000)
     parser.add_argument("--host-url", default="http://127.0.0.1:7071", help="devhost's address, to follow the run")
-    parser.add_argument("--key", default=os.environ.get("DEVHOST_KEY", ""), help="function key (default $DEVHOST_KEY)")
+    parser.add_argument("--key", default=DEVHOST_KEY.get(), help="function key (default $DEVHOST_KEY)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the predictions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in logs)")
     args = parser.parse_args(argv)

@@ -18,11 +18,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from durabletask.internal import helpers as ph
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
+from devhost.config import ConfigError
 from devhost.durable_adapter import execute_orchestrator, make_activity
+from devhost.durabletask_internals import EpisodeRunner, EpisodeWorker
+from devhost.hooks import load_app_hooks
 from devhost.index import AppIndex, AppLoadError, index_app, load_app
 from devhost.logsafe import SafeFormatter
 from devhost.spans import QUIET_LOGGERS, install_span_file
@@ -30,33 +32,11 @@ from devhost.spans import QUIET_LOGGERS, install_span_file
 log = logging.getLogger("devhost.worker")
 
 
-class BridgeWorker(TaskHubGrpcWorker):
-    """durabletask's worker with orchestrator episodes run by df's replay (devhost.durable_adapter)."""
+def _episode(handles: dict[str, Callable[..., Any]]) -> EpisodeRunner:
+    def run(req: pb.OrchestratorRequest) -> tuple[list[pb.OrchestratorAction], str | None]:
+        return execute_orchestrator(handles, req)
 
-    def __init__(self, handles: dict[str, Callable[..., Any]], **kwargs: Any):
-        super().__init__(**kwargs)
-        self._handles = handles
-
-    def _execute_orchestrator(self, req: pb.OrchestratorRequest, stub: Any, completionToken: Any) -> None:  # noqa: N803
-        try:
-            actions, custom_status = execute_orchestrator(self._handles, req)
-        except Exception as err:
-            # What the extension does when the worker cannot run the orchestrator: fail the instance, saying why.
-            log.exception("orchestrator episode of %s failed", req.instanceId)
-            message = f"{type(err).__name__}: {err}"
-            details = pb.TaskFailureDetails(errorType=type(err).__name__, errorMessage=message)
-            actions = [ph.new_complete_orchestration_action(-1, pb.ORCHESTRATION_STATUS_FAILED, None, details)]
-            custom_status = None
-        response = pb.OrchestratorResponse(
-            instanceId=req.instanceId,
-            actions=actions,
-            customStatus=ph.get_string_value(custom_status),
-            completionToken=completionToken,
-        )
-        try:
-            stub.CompleteOrchestratorTask(response)
-        except Exception:
-            log.exception("could not hand the episode of %s back to the engine", req.instanceId)
+    return run
 
 
 def build_worker(
@@ -69,8 +49,9 @@ def build_worker(
     engine_log = logging.getLogger("devhost.engine")
     engine_log.setLevel(logging.WARNING)
     handles = {spec.name: spec.func for spec in index.by_type("orchestrationTrigger")}
-    worker = BridgeWorker(
-        handles,
+    # durabletask's worker with orchestrator episodes run by df's replay (devhost.durable_adapter).
+    worker = EpisodeWorker(
+        _episode(handles),
         host_address=address,
         logger=engine_log,
         concurrency_options=ConcurrencyOptions(
@@ -105,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    install_span_file()
     try:
         index = index_app(load_app(args.script_root))
-    except AppLoadError as err:
+        install_span_file(load_app_hooks())
+    except (AppLoadError, ConfigError) as err:
         log.error("%s", err)
         return 3
     loop = _start_loop()

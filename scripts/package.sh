@@ -21,7 +21,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-# What runs in Azure. Tests, devhost, training, benchmarks, docs, .venv and node_modules are left out.
+# What runs in Azure. Tests, devhost (and local_hooks.py), training, benchmarks, docs, .venv and node_modules are left out.
 app_files=(function_app.py host.json requirements.txt)
 app_dirs=(shared triggers orchestrations activities models)
 

@@ -90,7 +90,9 @@ def start_devhost(
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     azurite_port = azurite_port or free_port()
-    values = {"DEVHOST_KEY": key, **settings}
+    # The app hands devhost its Key Vault resolver and telemetry set-up (local.settings.sample.json does the same).
+    hooks = {"DEVHOST_APP_HOOKS": "local_hooks:devhost_hooks"} if script_root == APP_ROOT else {}
+    values = {"DEVHOST_KEY": key, **hooks, **settings}
     settings_file = data_dir / "settings.json"
     settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     log_path = data_dir / "devhost.log"

@@ -25,6 +25,7 @@ STARTABLE = {
     "caught_orchestrator",
     "empty_fanout_orchestrator",
     "counter_orchestrator",
+    "long_parent_orchestrator",
 }
 
 
@@ -130,6 +131,22 @@ def parent_orchestrator(context: df.DurableOrchestrationContext) -> Generator[An
 def child_info_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     yield context.call_activity("say_hello", "child")
     return {"parent": context.parent_instance_id, "id": context.instance_id}
+
+
+@app.orchestration_trigger(context_name="context")
+def long_parent_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    child = yield context.call_sub_orchestrator("long_child_orchestrator", context.get_input())
+    return {"child": child}
+
+
+@app.orchestration_trigger(context_name="context")
+def long_child_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Runs `seconds` on a durable timer: longer than the 30 s durabletask's stock sub-orchestration watcher waits."""
+    from datetime import timedelta
+
+    seconds = float(context.get_input()["seconds"])
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
+    return {"slept": seconds}
 
 
 @app.orchestration_trigger(context_name="context")

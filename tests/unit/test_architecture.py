@@ -147,3 +147,16 @@ def test_each_function_module_holds_its_own_blueprint():
             assert f"{package} import {path.stem}" in (ROOT / "function_app.py").read_text() or (
                 f" {path.stem}," in (ROOT / "function_app.py").read_text()
             ), f"function_app.py does not register {path}"
+
+
+def test_devhost_never_imports_the_app() -> None:
+    # devhost is its own unit: what it needs of the app (Key Vault references, telemetry, the app's errors) is
+    # handed in at start by DEVHOST_APP_HOOKS (local_hooks.py), never imported from shared/ or the function modules.
+    app_modules = [name for name in GRAPH if not name.startswith("devhost")]
+    assert any(name.startswith("shared") for name in app_modules)  # the checker sees the app
+    leaks = {
+        name: sorted(target for target in targets if not target.startswith("devhost"))
+        for name, targets in GRAPH.items()
+        if name.startswith("devhost")
+    }
+    assert {name: targets for name, targets in leaks.items() if targets} == {}
