@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from shared import blobs, chunk_slots, numbers
 from shared.csv_chunks import ChunkRange, CsvHeader, plan_chunks, realign
 from shared.errors import BlocksLostError, NotFoundError, OutputChangedError, ScoringError, SourceChangedError
+from shared.scoring_errors import header_hint, remove_error_document
 from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 if TYPE_CHECKING:
@@ -59,8 +60,10 @@ def check_columns(header: CsvHeader, features: Sequence[str], source: str, model
     missing = [f for f in features if f not in header.columns]
     if missing:
         what = f"column {missing[0]!r}" if len(missing) == 1 else "columns " + ", ".join(map(repr, missing))
+        hint = header_hint(header.columns, missing)
         raise ScoringError(
             f"{source} lacks {what} required by model {model_label} (columns: {', '.join(header.columns)})"
+            + (f"; {hint}" if hint else "")
         )
 
 
@@ -719,6 +722,8 @@ def commit_predictions(
         except (OutputChangedError, BlocksLostError) as err:
             log.info("%s: %s; looking again", req.source, err)
             continue
+        # The file scored: a document saying it could not be (this version's or an older one's) is wrong now.
+        remove_error_document(req, container=plan.errors_container, env=env)
         if not bad and errors_before is not None and _stale(errors_before, req, env):
             # Deleted only as it was seen: a newer version's run may be writing its own errors CSV by now.
             blobs.delete_blob(plan.errors_container, plan.errors_name, env, if_match=errors_before.etag)
