@@ -111,7 +111,7 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
 @_domain_outcome
 def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
     """{"plan", "results"} -> where the predictions went; raises when bad rows exceed the threshold."""
-    from shared import chunk_scoring, settings
+    from shared import scoring_commit, settings
     from shared.scoring_payloads import ChunkPlan, ChunkResult
     from shared.telemetry import carrier_span
 
@@ -121,7 +121,7 @@ def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
         payload.get("trace"),
         {"instance_id": plan.request.run_id, "blob": plan.request.source},
     ):
-        result = chunk_scoring.commit_predictions(
+        result = scoring_commit.commit_predictions(
             plan,
             [ChunkResult.from_dict(r) for r in payload["results"]],
             model_name=plan.model_name,

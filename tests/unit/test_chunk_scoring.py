@@ -14,18 +14,12 @@ from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.chunk_scoring import (
-    ScoredChunk,
-    changed_chunks,
-    commit_predictions,
-    plan_scoring,
-    realign_plan,
-    score_chunk,
-    score_chunk_bytes,
-    shift_errors,
-)
+from shared.chunk_bytes import ScoredChunk, score_chunk_bytes
+from shared.chunk_scoring import changed_chunks, plan_scoring, realign_plan, score_chunk
 from shared.csv_chunks import ChunkRange, plan_chunks, realign
 from shared.errors import ScoringError
+from shared.errors_csv import shift_errors
+from shared.scoring_commit import commit_predictions
 from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 FEATURES = ("height",)
