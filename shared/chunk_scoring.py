@@ -87,11 +87,6 @@ def realign_plan(plan: ChunkPlan, results: Sequence[ChunkResult], env: Mapping[s
     return ChunkPlan(**{**plan.__dict__, "chunks": tuple(chunks)})
 
 
-def changed_chunks(old: ChunkPlan, new: ChunkPlan) -> list[int]:
-    """Indexes whose byte range differs between two plans: the only chunks to score again."""
-    return [n.index for o, n in zip(old.chunks, new.chunks, strict=True) if (o.start, o.end) != (n.start, n.end)]
-
-
 def _part_name(plan: ChunkPlan, index: int) -> str:
     return f"{plan.errors_name}.parts/{plan.request.run_key}/{index:06d}.csv"
 
