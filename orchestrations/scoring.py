@@ -21,7 +21,7 @@ bp = df.Blueprint()
 # (bad input) fails the same way three times within seconds and the run reports it.
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
 MAX_REALIGN_ROUNDS = 2
-# Commits that found some staged blocks discarded by another run's commit (see chunk_scoring.commit_predictions).
+# Commits that found some staged blocks discarded by another run's commit (see scoring_commit.commit_predictions).
 MAX_COMMIT_ROUNDS = 5
 
 
