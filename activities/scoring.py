@@ -1,8 +1,9 @@
-"""Scoring activities: plan byte-range chunks, score one chunk, commit the predictions CSV."""
+"""Scoring activities: plan byte-range chunks, score one chunk, commit the predictions CSV, record a failed run."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -13,6 +14,8 @@ from shared import chunk_slots, names
 from shared.errors import InputError, ModelError, NotFoundError, ScoringError
 
 bp = df.Blueprint()
+
+log = logging.getLogger(__name__)
 
 # Before the worker starts its activity threads: they then share two allocator arenas, so a chunk reuses the memory
 # earlier chunks freed on other threads (worker memory under bursts; see shared/chunk_slots.py).
@@ -108,7 +111,7 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
 @_domain_outcome
 def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
     """{"plan", "results"} -> where the predictions went; raises when bad rows exceed the threshold."""
-    from shared import chunk_scoring, settings
+    from shared import scoring_commit, settings
     from shared.scoring_payloads import ChunkPlan, ChunkResult
     from shared.telemetry import carrier_span
 
@@ -118,7 +121,7 @@ def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
         payload.get("trace"),
         {"instance_id": plan.request.run_id, "blob": plan.request.source},
     ):
-        result = chunk_scoring.commit_predictions(
+        result = scoring_commit.commit_predictions(
             plan,
             [ChunkResult.from_dict(r) for r in payload["results"]],
             model_name=plan.model_name,
@@ -126,3 +129,36 @@ def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
             error_threshold=settings.SCORING_ERROR_THRESHOLD.get(),
         )
         return result.to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.RECORD_SCORING_ERROR)
+def record_scoring_error(payload: dict[str, Any]) -> dict[str, Any]:
+    """{"request", "error"} of a failed run -> {"error_document": "container/name"}, "" when none was written.
+
+    Best effort: the run fails with its own error either way, so a problem here is logged, not raised.
+    """
+    from shared import scoring_errors, settings
+    from shared.errors import AppError
+    from shared.scoring_payloads import ScoringRequest
+    from shared.telemetry import carrier_span
+
+    request = ScoringRequest.from_dict(payload["request"])
+    with carrier_span(
+        names.RECORD_SCORING_ERROR, payload.get("trace"), {"instance_id": request.run_id, "blob": request.source}
+    ):
+        try:
+            try:
+                model = _model_args()
+                expected = scoring_errors.expected_input(model["features"], model["label"])
+            except ModelError as err:
+                expected = f"a CSV file the model can score (the model cannot be loaded: {err})"
+            written = scoring_errors.write_error_document(
+                request,
+                str(payload["error"]),
+                container=settings.SCORING_ERRORS_CONTAINER.get(),
+                expected=expected,
+            )
+        except AppError as err:
+            log.warning("%s: no error document for run %s: %s", request.source, request.run_id, err)
+            written = ""
+        return {"error_document": written}

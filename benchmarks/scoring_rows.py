@@ -35,7 +35,7 @@ def _errors_bytes(scored: Any) -> int:
 
 
 def measure(rows: int, runs: int) -> dict[str, Any]:
-    from shared.chunk_scoring import score_chunk_bytes
+    from shared.chunk_bytes import score_chunk_bytes
     from shared.model import load_model
 
     model = load_model()

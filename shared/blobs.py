@@ -368,3 +368,43 @@ def read_blobs(
         return {name: read(name) for name in names}
     with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
         return dict(zip(names, pool.map(read, names), strict=True))
+
+
+def upload_if(
+    container: str,
+    name: str,
+    data: bytes,
+    *,
+    content_type: str,
+    metadata: Mapping[str, str] | None = None,
+    if_match: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Write a whole (small) blob only if it still is as seen: `if_match` its ETag, None: it must not exist.
+
+    OutputChangedError when someone wrote or deleted it since; returns the new ETag.
+    """
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+    from azure.storage.blob import ContentSettings
+
+    kwargs: dict[str, Any] = {"match_condition": MatchConditions.IfMissing}
+    if if_match:
+        kwargs = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+    with _storage_errors("write", container, name):
+        try:
+            result = (
+                blob_service_client(env)
+                .get_blob_client(container, name)
+                .upload_blob(
+                    data,
+                    overwrite=True,
+                    content_settings=ContentSettings(content_type=content_type),
+                    metadata=dict(metadata or {}),
+                    **kwargs,
+                )
+            )
+        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as err:
+            # 412 for If-Match (also when the blob was deleted); If-None-Match: * on an existing blob answers 409.
+            raise OutputChangedError(f"{container}/{name} was written by another run meanwhile") from err
+    return str(result.get("etag", ""))

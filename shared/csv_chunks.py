@@ -33,7 +33,6 @@ class CsvHeader:
     line_ending: str  # "\r\n", "\n", or "" when the file is only a header without a line break
     bom_length: int
     header_length: int  # bytes of BOM + header line + its line ending
-    delimiter: str = ","
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ class ScoringRun:
     error: str
     predictions: str
     errors_file: str
+    error_document: str = ""  # why a failed run could not score the file (shared/scoring_errors.py)
 
     @property
     def live(self) -> bool:
@@ -168,6 +169,7 @@ def scoring_run_from_status(status: Mapping[str, Any]) -> ScoringRun:
         error=error,
         predictions=predictions,
         errors_file=errors_file,
+        error_document=str(custom.get("error_document") or "") if runtime == "Failed" else "",
     )
 
 
@@ -558,6 +560,8 @@ def _scoring_section(runs: Sequence[ScoringRun], link: LinkFn) -> str:
             files.append(f"<a href='{_e(link({'download': run.predictions}))}'>predictions</a>")
         if run.errors_file:
             files.append(f"<a href='{_e(link({'download': run.errors_file}))}'>bad rows</a>")
+        if run.error_document:
+            files.append(f"<a href='{_e(link({'download': run.error_document}))}'>error</a>")
         status_cls = " class=bad" if run.status in ("Failed", "Terminated") else ""
         outcome = run.error or (f"{run.stage}" if run.live else ("scored" if run.status == "Completed" else ""))
         out.append(

@@ -376,12 +376,15 @@ def test_the_worst_files_fail_clearly_and_nothing_is_written_outside_the_configu
             assert final["runtimeStatus"] == "Failed", final
             assert expected in final["output"] and name in final["output"], final["output"]
             assert not service(host).get_blob_client("predictions", name).exists()
+            # ... and says so where the file landed (scoring-errors/<name>.error.json)
+            document = service(host).get_blob_client("scoring-errors", f"{name}.error.json").download_blob()
+            assert expected in json.loads(document.readall())["error"]
         outcomes.append(f"{name.split('/')[1]}: {final['runtimeStatus']}")
     after = inventory(host)
     assert set(after) - set(before) <= CONFIGURED, set(after) - set(before)
     for container in after:
         new = set(after[container]) - set(before.get(container, {}))
-        names = {n for n, _, _ in BAD_FILES}
+        names = {n for n, _, _ in BAD_FILES} | {f"{n}.error.json" for n, _, e in BAD_FILES if e != "Completed"}
         assert container in CONFIGURED or not new, (container, new)
         assert new <= names, (container, new - names)  # no parts or stray blobs left behind
     assert healthy(host)

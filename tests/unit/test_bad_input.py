@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from devhost.eventgrid import DeliveryError, parse_delivery
-from shared.chunk_scoring import score_chunk_bytes
+from shared.chunk_bytes import score_chunk_bytes
 from shared.csv_chunks import plan_chunks, realign
 from shared.errors import InputError, ScoringError
 from shared.realtime import parse_score_body, parse_weight_query

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared import numbers, realtime
-from shared.chunk_scoring import ScoredChunk, score_chunk_bytes
+from shared.chunk_bytes import ScoredChunk, score_chunk_bytes
 from shared.csv_chunks import plan_chunks
 from shared.errors import InputError
 from shared.model import load_model

@@ -14,21 +14,20 @@ from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.chunk_scoring import (
-    ScoredChunk,
-    changed_chunks,
-    commit_predictions,
-    plan_scoring,
-    realign_plan,
-    score_chunk,
-    score_chunk_bytes,
-    shift_errors,
-)
+from shared.chunk_bytes import ScoredChunk, score_chunk_bytes
+from shared.chunk_scoring import plan_scoring, realign_plan, score_chunk
 from shared.csv_chunks import ChunkRange, plan_chunks, realign
 from shared.errors import ScoringError
+from shared.errors_csv import shift_errors
+from shared.scoring_commit import commit_predictions
 from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 FEATURES = ("height",)
+
+
+def changed_chunks(old: ChunkPlan, new: ChunkPlan) -> list[int]:
+    """Indexes whose byte range differs between two plans: the only chunks to score again (as the orchestrator)."""
+    return [n.index for o, n in zip(old.chunks, new.chunks, strict=True) if (o.start, o.end) != (n.start, n.end)]
 
 
 def predict(cols: Mapping[str, np.ndarray]) -> np.ndarray:

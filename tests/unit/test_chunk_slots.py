@@ -13,8 +13,9 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs, chunk_slots, settings
-from shared.chunk_scoring import commit_predictions, plan_scoring, score_chunk
+from shared.chunk_scoring import plan_scoring, score_chunk
 from shared.errors import SettingsError
+from shared.scoring_commit import commit_predictions
 from shared.scoring_payloads import ChunkPlan, ChunkResult, ScoringRequest
 
 MIB = 1024 * 1024

@@ -14,8 +14,9 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.chunk_scoring import commit_predictions, plan_scoring, score_chunk
+from shared.chunk_scoring import plan_scoring, score_chunk
 from shared.errors import SourceChangedError
+from shared.scoring_commit import commit_predictions
 from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 FEATURES = ("height",)

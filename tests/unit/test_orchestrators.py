@@ -181,10 +181,16 @@ def test_scoring_fails_fast_when_one_chunk_of_a_batch_fails(handles: dict[str, C
         [timer] = run.step()
         assert timer.kind == "timer"
         run.fire(timer)
-        retried = run.step()
-        if run.done:
+        [first] = run.step()
+        if first.name != names.SCORE_CHUNK:
             break
-        [first] = retried
+    # The run records why it failed (scoring-errors/<name>.error.json), then fails with the chunk's error.
+    record = first
+    assert record.name == names.RECORD_SCORING_ERROR
+    assert record.input["error"].startswith("Activity function 'score_chunk' failed: OSError: disk full")
+    run.complete(record, {"error_document": "scoring-errors/f.csv.error.json"})
+    assert run.step() == []
+    assert run.custom_status == {"stage": "failed", "error_document": "scoring-errors/f.csv.error.json"}
     assert run.failure is not None
     assert run.failure.startswith("Activity function 'score_chunk' failed: OSError: disk full")
 
@@ -210,6 +216,10 @@ def test_scoring_reports_an_input_problem_from_the_planner(handles: dict[str, Ca
     run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input())
     [plan] = run.step()
     run.complete(plan, {"error": "in/f.csv: no header row", "error_type": "ScoringInputError"})
+    [record] = run.step()
+    assert record.name == names.RECORD_SCORING_ERROR
+    assert record.input["error"] == "in/f.csv: no header row"
+    run.fail(record, "storage unreachable", "StorageError")  # best effort: the run still reports its own error
     assert run.step() == []
     assert run.failure == "in/f.csv: no header row"
 
