@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
-STOPPED_STATES = frozenset({"Stopped"})
 # States an instance passes through on its way somewhere: a monitor keeps waiting while it shows one.
 TRANSITIONAL_STATES = frozenset(
     {"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"}
