@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from shared.arm_budget import budget_policy
 from shared.errors import ComputeError
+from shared.payloads import Payload
 from shared.settings import (
     AML_ARM_ENDPOINT,
     AML_HTTP_BACKOFF_SECONDS,
@@ -54,7 +55,7 @@ class ComputeNotFoundError(ComputeError):
 
 
 @dataclass(frozen=True)
-class ComputeInstance:
+class ComputeInstance(Payload):
     """What the shutdown policy and report need to know about one compute instance."""
 
     workspace: str  # Workspace.key: subscription/resource-group/workspace
@@ -65,45 +66,14 @@ class ComputeInstance:
     idle_shutdown_minutes: int | None = None
     size: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "workspace": self.workspace,
-            "name": self.name,
-            "state": self.state,
-            "tags": dict(self.tags),
-            "last_operation": dict(self.last_operation) if self.last_operation else None,
-            "idle_shutdown_minutes": self.idle_shutdown_minutes,
-            "size": self.size,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ComputeInstance:
-        last = data.get("last_operation")
-        return cls(
-            workspace=str(data["workspace"]),
-            name=str(data["name"]),
-            state=str(data["state"]),
-            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
-            last_operation={str(k): str(v) for k, v in last.items()} if last else None,
-            idle_shutdown_minutes=data.get("idle_shutdown_minutes"),
-            size=data.get("size"),
-        )
-
 
 @dataclass(frozen=True)
-class StopOutcome:
+class StopOutcome(Payload):
     """Result of asking ARM to stop one instance; `stopping` means the 202 was accepted, not that it stopped."""
 
     status: StopStatus
     state_before: str | None
     message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "state_before": self.state_before, "message": self.message}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StopOutcome:
-        return cls(status=data["status"], state_before=data.get("state_before"), message=data.get("message", ""))
 
 
 def _enum_value(value: Any) -> str:

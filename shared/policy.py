@@ -9,9 +9,10 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from shared.compute import ComputeInstance
+from shared.payloads import Payload
 
 Action = Literal["stop", "would_stop", "skip", "already_stopped"]
 Mode = Literal["opt-out", "opt-in"]
@@ -23,7 +24,7 @@ FAILED_STATES = frozenset({"CreateFailed", "SetupFailed", "UserSetupFailed", "Un
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(Payload):
     """What to do with one instance and why."""
 
     action: Action
@@ -32,13 +33,6 @@ class Decision:
     @property
     def stops(self) -> bool:
         return self.action == "stop"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reason": self.reason}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        return cls(action=data["action"], reason=str(data["reason"]))
 
 
 def _tag(tags: Mapping[str, str], name: str) -> str | None:
