@@ -36,24 +36,12 @@ def _list(workspace: str) -> dict[str, Any]:
             instances = compute.list_instances(Workspace.parse(workspace))
         except compute.RetryableComputeError as err:
             log.warning("listing %s failed, to be retried: %s", workspace, err)
-            return _listing(workspace, [], str(err), True, counts.to_dict())
+            return compute.Listing(workspace, (), str(err), True, counts.to_dict()).to_dict()
         except ComputeError as err:
             log.error("listing %s failed: %s", workspace, err)
-            return _listing(workspace, [], str(err), False, counts.to_dict())
+            return compute.Listing(workspace, (), str(err), False, counts.to_dict()).to_dict()
     log.info("listed %d compute instance(s) in %s", len(instances), workspace)
-    return _listing(workspace, [i.to_dict() for i in instances], None, False, counts.to_dict())
-
-
-def _listing(
-    workspace: str, instances: list[dict[str, Any]], error: str | None, retryable: bool, requests: dict[str, int]
-) -> dict[str, Any]:
-    return {
-        "workspace": workspace,
-        "instances": instances,
-        "error": error,
-        "retryable": retryable,
-        "arm_requests": requests,
-    }
+    return compute.Listing(workspace, tuple(instances), None, False, counts.to_dict()).to_dict()
 
 
 ACT_THREADS = 16  # POSTs of one batch in flight at once; ARM's write bucket (paced in arm_budget) is the limit
@@ -88,9 +76,9 @@ def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str,
             try:
                 out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state")).to_dict()
             except compute.RetryableComputeError as err:
-                out = {"status": "retryable", "state_before": item.get("state"), "message": str(err)}
+                out = compute.StopOutcome("retryable", item.get("state"), str(err)).to_dict()
             except ComputeError as err:
-                out = {"status": "failed", "state_before": item.get("state"), "message": str(err)}
+                out = compute.StopOutcome("failed", item.get("state"), str(err)).to_dict()
         log.info("%s %s in %s: %s %s", item["action"], item["name"], item["workspace"], out["status"], out["message"])
         return out, counts
 

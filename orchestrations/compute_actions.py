@@ -20,7 +20,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared import names
-from shared.compute import TRANSITIONAL_STATES, ComputeInstance
+from shared.compute import TRANSITIONAL_STATES, ComputeInstance, Listing
 from shared.savings import priced_sizes, with_savings
 from shared.schedules import Schedule
 from shared.shutdown_report import InstanceResult
@@ -258,11 +258,11 @@ def list_workspaces(
     poll_seconds: int,
     trace: Mapping[str, str],
     requests: dict[str, int],
-) -> Generator[Any, Any, dict[str, dict[str, Any]]]:
+) -> Generator[Any, Any, dict[str, Listing]]:
     """The listing of every workspace, by name. A listing that fails with 429/5xx (after the SDK's retries) is
     tried again on a durable timer, `LIST_ROUNDS` times in all; the list activity returns failures as values so
     one workspace cannot fail the task_all of all. `requests` accumulates the ARM requests counted."""
-    listings: dict[str, dict[str, Any]] = {}
+    listings: dict[str, Listing] = {}
     pending = list(workspaces)
     for attempt in range(1, LIST_ROUNDS + 1):
         if not pending:  # df's task_all([]) yields None, not []: an empty workspace list lists nothing
@@ -273,11 +273,11 @@ def list_workspaces(
                 for ws in pending
             ]
         )
-        listings.update(zip(pending, outputs, strict=True))
-        for output in outputs:
+        for ws, output in zip(pending, outputs, strict=True):
+            listings[ws] = Listing.from_dict(output)
             for kind in ("reads", "writes"):
-                requests[kind] += int((output.get("arm_requests") or {}).get(kind, 0))
-        pending = [ws for ws in pending if listings[ws].get("retryable")]
+                requests[kind] += int(listings[ws].arm_requests.get(kind, 0))
+        pending = [ws for ws in pending if listings[ws].retryable]
         if not pending or attempt == LIST_ROUNDS:
             break
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=poll_seconds * attempt))

@@ -25,7 +25,6 @@ import azure.durable_functions as df
 
 from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
 from shared import names
-from shared.compute import ComputeInstance
 from shared.reconcile import Planned, ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
 from shared.shutdown_report import (
     InstanceResult,
@@ -56,10 +55,8 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     listings = yield from list_workspaces(
         context, run.workspaces, poll_seconds=run.poll_seconds, trace=run.trace, requests=requests
     )
-    workspaces = [
-        WorkspaceResult(ws, len(listings[ws]["instances"]), listings[ws].get("error")) for ws in run.workspaces
-    ]
-    instances = [ComputeInstance.from_dict(raw) for ws in run.workspaces for raw in listings[ws]["instances"]]
+    workspaces = [WorkspaceResult(ws, len(listings[ws].instances), listings[ws].error) for ws in run.workspaces]
+    instances = [instance for ws in run.workspaces for instance in listings[ws].instances]
     planned = plan(
         instances, schedules=schedules, config_error=config_error, tag=run.schedule_tag, at=at, last_evaluated=after
     )

@@ -14,7 +14,7 @@ import azure.durable_functions as df
 
 from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
 from shared import names
-from shared.compute import ComputeInstance
+from shared.compute import ComputeInstance, Listing
 from shared.errors import ComputeError
 from shared.policy import Decision, decide
 from shared.shutdown_report import (
@@ -33,7 +33,7 @@ bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 
-Listings = dict[str, dict[str, Any]]
+Listings = dict[str, Listing]
 ToStop = list[tuple[ComputeInstance, Decision]]
 
 
@@ -55,9 +55,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     listings = yield from list_workspaces(
         context, run.workspaces, poll_seconds=run.poll_seconds, trace=run.trace, requests=arm_requests
     )
-    workspaces = [
-        WorkspaceResult(ws, len(listings[ws]["instances"]), listings[ws].get("error")) for ws in run.workspaces
-    ]
+    workspaces = [WorkspaceResult(ws, len(listings[ws].instances), listings[ws].error) for ws in run.workspaces]
     now = context.current_utc_datetime
     results, to_stop = _decide_all(run, listings, now)
     planned = len(results) + len(to_stop)
@@ -95,7 +93,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
 
 
 def _instances(run: ShutdownRun, listings: Listings) -> list[ComputeInstance]:
-    return [ComputeInstance.from_dict(raw) for ws in run.workspaces for raw in listings[ws]["instances"]]
+    return [instance for ws in run.workspaces for instance in listings[ws].instances]
 
 
 def _decide_all(run: ShutdownRun, listings: Listings, now: datetime) -> tuple[list[InstanceResult], ToStop]:

@@ -41,8 +41,9 @@ RETRY_AFTER_CAP_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 8.0
 ARM_CALL_TIMEOUT_SECONDS = 90.0
 
+# `retryable`: a 429/5xx outlived the SDK's retries (set by the activity; the orchestration sends it again later).
 StopStatus = Literal[
-    "stopping", "already_stopped", "starting", "already_running", "not_found", "in_transition", "failed"
+    "stopping", "already_stopped", "starting", "already_running", "not_found", "in_transition", "failed", "retryable"
 ]
 
 
@@ -74,6 +75,18 @@ class StopOutcome(Payload):
     status: StopStatus
     state_before: str | None
     message: str = ""
+
+
+@dataclass(frozen=True)
+class Listing(Payload):
+    """The instances of one workspace, or why they could not be listed (`retryable` for 429/5xx), and the ARM
+    requests it took: a failed listing is a value, so one workspace cannot fail the listing of all."""
+
+    workspace: str
+    instances: tuple[ComputeInstance, ...] = ()
+    error: str | None = None
+    retryable: bool = False
+    arm_requests: dict[str, int] = field(default_factory=dict)
 
 
 def _enum_value(value: Any) -> str:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from shared.compute import ComputeInstance, StopOutcome
+from shared.arm_budget import RequestCounts
+from shared.compute import ComputeInstance, Listing, StopOutcome
 from shared.payloads import Payload, PayloadError
 from shared.policy import Decision
 from shared.prices import Price
@@ -17,6 +18,8 @@ from shared.shutdown_request import ShutdownRun
 
 PAYLOADS = [
     ComputeInstance,
+    Listing,
+    RequestCounts,
     StopOutcome,
     Decision,
     Price,
@@ -62,3 +65,9 @@ def test_a_price_keeps_its_report_key_price_source():
 def test_a_payload_missing_a_required_field_names_the_field_and_the_class():
     with pytest.raises(PayloadError, match=r"WorkspaceResult: field 'instances' is missing"):
         WorkspaceResult.from_dict({"workspace": "s/r/w"})
+
+
+def test_a_failed_listing_reads_back_as_a_value_with_no_instances():
+    listing = Listing.from_dict({"workspace": "s/r/w", "error": "ARM answered 503", "retryable": True})
+    assert (listing.instances, listing.retryable, listing.arm_requests) == ((), True, {})
+    assert Listing.from_dict(listing.to_dict()) == listing
