@@ -20,7 +20,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared import names
-from shared.compute import TRANSITIONAL_STATES, ComputeInstance, Listing
+from shared.compute import TRANSITIONAL_STATES, ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
 from shared.savings import priced_sizes, with_savings
 from shared.schedules import Schedule
 from shared.shutdown_report import InstanceResult
@@ -99,9 +99,9 @@ class _Confirmation:
     def pending(self) -> list[int]:
         return [i for i, item in enumerate(self.items) if item.result is None]
 
-    def count(self, answer: Mapping[str, Any]) -> None:
+    def count(self, arm_requests: Mapping[str, int]) -> None:
         for kind in ("reads", "writes"):
-            self.requests[kind] = self.requests.get(kind, 0) + int((answer.get("arm_requests") or {}).get(kind, 0))
+            self.requests[kind] = self.requests.get(kind, 0) + int(arm_requests.get(kind, 0))
 
     def end(self, i: int, outcome: str, error: str | None = None, note: str | None = None) -> None:
         item = self.items[i]
@@ -118,13 +118,13 @@ class _Confirmation:
                 error or note or "",
             )
 
-    def settle(self, i: int, outcome: Mapping[str, Any]) -> None:
+    def settle(self, i: int, outcome: StopOutcome) -> None:
         """Take the activity's answer to one request; end the item when the answer is final."""
         item = self.items[i]
-        item.status = str(outcome["status"])
-        item.message = str(outcome.get("message") or "")
-        if outcome.get("state_before"):
-            item.last_state = str(outcome["state_before"])
+        item.status = str(outcome.status)
+        item.message = str(outcome.message or "")
+        if outcome.state_before:
+            item.last_state = str(outcome.state_before)
         if item.status == "already_stopped":
             self.end(i, "already_stopped", note=item.message)
         elif item.status == "already_running":
@@ -150,9 +150,10 @@ class _Confirmation:
                     for batch in batches
                 ]
             )
-            for batch, answer in zip(batches, answers, strict=True):
-                self.count(answer)
-                for i, outcome in zip(batch, answer["outcomes"], strict=True):
+            for batch, output in zip(batches, answers, strict=True):
+                answer = ActAnswer.from_dict(output)
+                self.count(answer.arm_requests)
+                for i, outcome in zip(batch, answer.outcomes, strict=True):
                     self.items[i].sent += 1
                     self.settle(i, outcome)
 
@@ -166,7 +167,7 @@ class _Confirmation:
                 target, seen = TARGET[item.action], item.last_state
                 self.end(i, "timed_out", error=f"not {target} within {self.timeout_seconds} s (last seen {seen})")
 
-    def read_states(self, pending: list[int]) -> Generator[Any, Any, dict[str, Any]]:
+    def read_states(self, pending: list[int]) -> Generator[Any, Any, StatesView]:
         """One listing of every workspace with an item awaiting its state (not those waiting to be re-sent)."""
         watched: dict[str, list[list[str]]] = {}
         for i in pending:
@@ -174,22 +175,23 @@ class _Confirmation:
             if item.status != "retryable":
                 watched.setdefault(item.request["workspace"], []).append([item.request["name"], item.last_state])
         if not watched:
-            return {"states": {}, "errors": {}}
-        view: dict[str, Any] = yield self.context.call_activity(
+            return StatesView()
+        output = yield self.context.call_activity(
             names.READ_COMPUTE_STATES, {"workspaces": watched, "trace": dict(self.trace)}
         )
-        self.count(view)
+        view = StatesView.from_dict(output)
+        self.count(view.arm_requests)
         return view
 
-    def judge(self, i: int, view: Mapping[str, Any]) -> bool:
+    def judge(self, i: int, view: StatesView) -> bool:
         """Take this tick's view of one pending item: end it, or say whether its request must be sent again."""
         item = self.items[i]
         if item.status == "retryable":
             return True
         ws, name, action = item.request["workspace"], item.request["name"], item.action
-        if ws in view["errors"]:
+        if ws in view.errors:
             return False  # the workspace could not be listed this tick: look again on the next one
-        settled = view["states"].get(ws, {})
+        settled = view.states.get(ws, {})
         if name not in settled:
             return False  # unchanged since the last tick
         state_view = settled[name]

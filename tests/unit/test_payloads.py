@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.arm_budget import RequestCounts
-from shared.compute import ComputeInstance, Listing, StopOutcome
+from shared.compute import ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
 from shared.payloads import Payload, PayloadError
 from shared.policy import Decision
 from shared.prices import Price
@@ -19,6 +19,8 @@ from shared.shutdown_request import ShutdownRun
 PAYLOADS = [
     ComputeInstance,
     Listing,
+    ActAnswer,
+    StatesView,
     RequestCounts,
     StopOutcome,
     Decision,
