@@ -80,8 +80,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         workspaces=workspaces,
         instances=results,
         arm_requests=arm_requests,
-    ).to_dict()
-    report["savings_error"] = savings_error
+    ).to_dict() | {"savings_error": savings_error}
     context.set_custom_status(progress_status("saving report", planned, results, len(to_stop)))
     yield from save_report(context, report_blob_name(context.instance_id, started), report, run.trace)
     context.set_custom_status(progress_status("done", planned, results, len(to_stop)))
