@@ -36,24 +36,12 @@ def _list(workspace: str) -> dict[str, Any]:
             instances = compute.list_instances(Workspace.parse(workspace))
         except compute.RetryableComputeError as err:
             log.warning("listing %s failed, to be retried: %s", workspace, err)
-            return _listing(workspace, [], str(err), True, counts.to_dict())
+            return compute.Listing(workspace, (), str(err), True, counts.to_dict()).to_dict()
         except ComputeError as err:
             log.error("listing %s failed: %s", workspace, err)
-            return _listing(workspace, [], str(err), False, counts.to_dict())
+            return compute.Listing(workspace, (), str(err), False, counts.to_dict()).to_dict()
     log.info("listed %d compute instance(s) in %s", len(instances), workspace)
-    return _listing(workspace, [i.to_dict() for i in instances], None, False, counts.to_dict())
-
-
-def _listing(
-    workspace: str, instances: list[dict[str, Any]], error: str | None, retryable: bool, requests: dict[str, int]
-) -> dict[str, Any]:
-    return {
-        "workspace": workspace,
-        "instances": instances,
-        "error": error,
-        "retryable": retryable,
-        "arm_requests": requests,
-    }
+    return compute.Listing(workspace, tuple(instances), None, False, counts.to_dict()).to_dict()
 
 
 ACT_THREADS = 16  # POSTs of one batch in flight at once; ARM's write bucket (paced in arm_budget) is the limit
@@ -80,29 +68,24 @@ def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str,
     from shared.arm_budget import RequestCounts, counting
     from shared.errors import ComputeError
 
-    def one(item: dict[str, Any]) -> tuple[dict[str, Any], RequestCounts]:
+    def one(item: dict[str, Any]) -> tuple[compute.StopOutcome, RequestCounts]:
         # A span per instance (stop_compute_instance / start_compute_instance), in the run's trace.
         ids = {"workspace": str(item["workspace"]), "compute": str(item["name"])}
         with carrier_span(f"{item['action']}_compute_instance", trace, ids), counting() as counts:
             begin = compute.begin_stop if item["action"] == "stop" else compute.begin_start
             try:
-                out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state")).to_dict()
+                out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state"))
             except compute.RetryableComputeError as err:
-                out = {"status": "retryable", "state_before": item.get("state"), "message": str(err)}
+                out = compute.StopOutcome("retryable", item.get("state"), str(err))
             except ComputeError as err:
-                out = {"status": "failed", "state_before": item.get("state"), "message": str(err)}
-        log.info("%s %s in %s: %s %s", item["action"], item["name"], item["workspace"], out["status"], out["message"])
+                out = compute.StopOutcome("failed", item.get("state"), str(err))
+        log.info("%s %s in %s: %s %s", item["action"], item["name"], item["workspace"], out.status, out.message)
         return out, counts
 
     with ThreadPoolExecutor(min(ACT_THREADS, max(1, len(items)))) as pool:
         done = list(pool.map(one, items))
-    return {
-        "outcomes": [out for out, _ in done],
-        "arm_requests": {
-            "reads": sum(c.reads for _, c in done),
-            "writes": sum(c.writes for _, c in done),
-        },
-    }
+    requests = {"reads": sum(c.reads for _, c in done), "writes": sum(c.writes for _, c in done)}
+    return compute.ActAnswer(tuple(out for out, _ in done), requests).to_dict()
 
 
 @bp.function_name(names.READ_COMPUTE_STATES)
@@ -142,14 +125,14 @@ def _read_states(wanted: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max(1, min(8, len(wanted)))) as pool:
         done = dict(zip(wanted, pool.map(one, wanted), strict=True))
-    return {
-        "states": {ws: view for ws, (view, _) in done.items() if not isinstance(view, str)},
-        "errors": {ws: view for ws, (view, _) in done.items() if isinstance(view, str)},
-        "arm_requests": {
+    return compute.StatesView(
+        states={ws: view for ws, (view, _) in done.items() if not isinstance(view, str)},
+        errors={ws: view for ws, (view, _) in done.items() if isinstance(view, str)},
+        arm_requests={
             "reads": sum(c.reads for _, c in done.values()),
             "writes": sum(c.writes for _, c in done.values()),
         },
-    }
+    ).to_dict()
 
 
 @bp.function_name(names.SAVE_SHUTDOWN_REPORT)

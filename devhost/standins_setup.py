@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devhost.config import APP_ROOT, ConfigError
 from devhost.settings import (
@@ -24,6 +24,10 @@ from devhost.settings import (
     DEVHOST_ARM_TRANSITION_SECONDS,
     DEVHOST_KEYVAULT_SECRETS,
 )
+
+if TYPE_CHECKING:  # the stand-ins are imported only when a setting asks for them
+    from devhost.standins.identity import IdentityStandin
+    from devhost.standins.tls import LocalTls
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +63,7 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     if not fleet_setting and not secrets_setting:
         return []
     # Check the settings before anything starts, so a bad one leaves no stand-in running.
-    fleet = Path(fleet_setting) if fleet_setting else None
-    if fleet is not None and not fleet.is_absolute():
-        fleet = APP_ROOT / fleet
-    if fleet is not None and not fleet.exists():
-        raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
+    fleet = _fleet_path(fleet_setting)
     throttle = DEVHOST_ARM_THROTTLE.get(env)
     transition = DEVHOST_ARM_TRANSITION_SECONDS.get(env)
     secrets = DEVHOST_KEYVAULT_SECRETS.get(env)
@@ -79,36 +79,66 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     for name, value in identity.env().items():
         env.setdefault(name, value)
     env["REQUESTS_CA_BUNDLE"] = str(_combined_bundle(env, tls.ca_bundle, state_dir / "tls" / "ca-bundle.pem"))
-
     if fleet is not None:
-        from devhost.standins.arm import ArmStandin
-
-        arm = ArmStandin(
-            fleet, tls, transition_seconds=transition, token_validator=identity.is_valid, throttle=throttle
-        )
-        url = arm.start()
-        env.setdefault("AML_ARM_ENDPOINT", url + "/")
-        label = f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}, throttle {throttle}"
-        started.append(_Named(label, arm))
-        if not env.get("PRICES_ENDPOINT", "").strip():
-            from devhost.standins.prices import PricesStandin
-
-            prices = PricesStandin()
-            env["PRICES_ENDPOINT"] = prices.start()
-            started.append(_Named(f"Azure Retail Prices API {prices.url}", prices))
-
+        started.extend(_start_arm(env, fleet, tls, identity, throttle, transition))
     if secrets_setting:
-        from devhost.standins.keyvault import KeyVaultStandIn
+        started.extend(_start_vault(env, secrets, tls, identity))
+    return started
 
-        vault = KeyVaultStandIn(tls, token_validator=identity.is_valid)
-        vault.start()
-        for name, value in secrets.items():
-            vault.set_secret(name, value)
-        started.append(_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault))
-        # The app keeps calling https://<vault>.vault.azure.net, with every SDK check on; the proxy brings it here.
-        from devhost.standins.proxy import ForwardProxy
 
-        proxy = ForwardProxy({".vault.azure.net": int(vault.url.rsplit(":", 1)[1])}).start()
-        env.update(proxy.env(env.get("NO_PROXY", "") or env.get("no_proxy", "")))
-        started.append(_Named(f"HTTPS proxy {proxy.url}: *.vault.azure.net -> the Key Vault stand-in", proxy))
+def _fleet_path(setting: str) -> Path | None:
+    """DEVHOST_ARM_FLEET as a path (relative to the app's root), checked to exist."""
+    if not setting:
+        return None
+    fleet = Path(setting)
+    if not fleet.is_absolute():
+        fleet = APP_ROOT / fleet
+    if not fleet.exists():
+        raise ConfigError(f"DEVHOST_ARM_FLEET names {fleet}, which does not exist")
+    return fleet
+
+
+def _start_arm(
+    env: MutableMapping[str, str],
+    fleet: Path,
+    tls: LocalTls,
+    identity: IdentityStandin,
+    throttle: str,
+    transition: float,
+) -> list[_Named]:
+    """The ARM stand-in seeded from `fleet` and, unless PRICES_ENDPOINT is set, the Retail Prices stand-in."""
+    from devhost.standins.arm import ArmStandin
+
+    started: list[_Named] = []
+    arm = ArmStandin(fleet, tls, transition_seconds=transition, token_validator=identity.is_valid, throttle=throttle)
+    url = arm.start()
+    env.setdefault("AML_ARM_ENDPOINT", url + "/")
+    label = f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}, throttle {throttle}"
+    started.append(_Named(label, arm))
+    if not env.get("PRICES_ENDPOINT", "").strip():
+        from devhost.standins.prices import PricesStandin
+
+        prices = PricesStandin()
+        env["PRICES_ENDPOINT"] = prices.start()
+        started.append(_Named(f"Azure Retail Prices API {prices.url}", prices))
+    return started
+
+
+def _start_vault(
+    env: MutableMapping[str, str], secrets: dict[str, Any], tls: LocalTls, identity: IdentityStandin
+) -> list[_Named]:
+    """The Key Vault stand-in holding `secrets`, and the proxy that brings *.vault.azure.net to it."""
+    from devhost.standins.keyvault import KeyVaultStandIn
+
+    vault = KeyVaultStandIn(tls, token_validator=identity.is_valid)
+    vault.start()
+    for name, value in secrets.items():
+        vault.set_secret(str(name), str(value))
+    started = [_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault)]
+    # The app keeps calling https://<vault>.vault.azure.net, with every SDK check on; the proxy brings it here.
+    from devhost.standins.proxy import ForwardProxy
+
+    proxy = ForwardProxy({".vault.azure.net": int(vault.url.rsplit(":", 1)[1])}).start()
+    env.update(proxy.env(env.get("NO_PROXY", "") or env.get("no_proxy", "")))
+    started.append(_Named(f"HTTPS proxy {proxy.url}: *.vault.azure.net -> the Key Vault stand-in", proxy))
     return started

@@ -1,6 +1,6 @@
-"""Orchestration steps shared by the shutdown and the reconcile: stop/start instances and confirm them, within
-ARM's request budget; price what was stopped or started. Generator helpers run inline (`yield from`) in the
-calling orchestrator: only context calls, deterministic.
+"""Orchestration steps shared by the shutdown and the reconcile: list the workspaces, stop/start instances and
+confirm them within ARM's request budget, price what was stopped or started, save the report. Generator helpers
+run inline (`yield from`) in the calling orchestrator: only context calls, deterministic.
 
 Inline rather than a sub-orchestration per wave: a sub-orchestration that runs longer than 30 s never reports
 its completion to its parent on the in-memory Durable Task backend devhost runs on (its watcher gives up after
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from shared import names
-from shared.compute import TRANSITIONAL_STATES, ComputeInstance
+from shared.compute import TRANSITIONAL_STATES, ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
 from shared.savings import priced_sizes, with_savings
 from shared.schedules import Schedule
 from shared.shutdown_report import InstanceResult
@@ -31,6 +32,8 @@ MAX_REQUESTS = 3  # a stop/start re-issued after a 409 (in transition) at most t
 WRITE_BATCH = 200  # POSTs per activity: ARM's write burst per subscription (200 tokens, then 10/s)
 TARGET = {"stop": "Stopped", "start": "Running"}
 DONE_OUTCOME = {"stop": "stopped", "start": "started"}
+LIST_ROUNDS = 3  # listing attempts per workspace; the activity's own SDK retries happen inside each
+REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
 
 
 def brief(err: BaseException | str) -> str:
@@ -55,6 +58,167 @@ def _batches(indexes: list[int], items: list[dict[str, Any]]) -> list[list[list[
     return [[c[k] for c in chunked if k < len(c)] for k in range(rounds)]
 
 
+@dataclass
+class _Item:
+    """One instance on its way to its target state: what is sent to ARM and what was last heard of it."""
+
+    request: dict[str, Any]  # {workspace, name, action, state}: the activity's input; state refreshed on a re-send
+    last_state: str
+    sent: int = 0  # requests sent so far (a re-send after a 409 or a 429/5xx counts)
+    status: str = "unsent"  # the activity's last answer: accepted, in_transition, retryable, failed, ...
+    message: str = ""
+    result: dict[str, Any] | None = None  # the outcome, once it ended
+
+    @property
+    def action(self) -> str:
+        return str(self.request["action"])
+
+
+class _Confirmation:
+    """The phases of `act_and_confirm` over its items: send, settle each answer, poll, judge, expire."""
+
+    def __init__(
+        self,
+        context: df.DurableOrchestrationContext,
+        items: list[dict[str, Any]],
+        *,
+        timeout_seconds: int,
+        attempts: int,
+        trace: Mapping[str, str],
+        requests: dict[str, int],
+    ) -> None:
+        self.context = context
+        self.items = [_Item(dict(item), str(item.get("state") or "Unknown")) for item in items]
+        self.started = context.current_utc_datetime
+        self.deadline = self.started + timedelta(seconds=timeout_seconds)
+        self.timeout_seconds = timeout_seconds
+        self.attempts = attempts
+        self.trace = trace
+        self.requests = requests
+
+    def pending(self) -> list[int]:
+        return [i for i, item in enumerate(self.items) if item.result is None]
+
+    def count(self, arm_requests: Mapping[str, int]) -> None:
+        for kind in ("reads", "writes"):
+            self.requests[kind] = self.requests.get(kind, 0) + int(arm_requests.get(kind, 0))
+
+    def end(self, i: int, outcome: str, error: str | None = None, note: str | None = None) -> None:
+        item = self.items[i]
+        seconds = (self.context.current_utc_datetime - self.started).total_seconds()
+        item.result = {"outcome": outcome, "error": error, "note": note, "seconds": seconds}
+        if not self.context.is_replaying:
+            log.info(
+                "%s of %s in %s: %s after %.1f s %s",
+                item.action,
+                item.request["name"],
+                item.request["workspace"],
+                outcome,
+                seconds,
+                error or note or "",
+            )
+
+    def settle(self, i: int, outcome: StopOutcome) -> None:
+        """Take the activity's answer to one request; end the item when the answer is final."""
+        item = self.items[i]
+        item.status = str(outcome.status)
+        item.message = str(outcome.message or "")
+        if outcome.state_before:
+            item.last_state = str(outcome.state_before)
+        if item.status == "already_stopped":
+            self.end(i, "already_stopped", note=item.message)
+        elif item.status == "already_running":
+            self.end(i, "skipped", note=f"already {item.last_state}")
+        elif item.status == "not_found":
+            self.end(i, "skipped", note="not found (deleted meanwhile?)")
+        elif item.status == "failed":
+            self.end(i, "failed", error=brief(item.message) or f"ARM refused the {item.action}")
+        elif item.status == "retryable" and item.sent >= self.attempts:
+            error = f"{item.action} request failed after {item.sent} attempt(s): {brief(item.message)}"
+            self.end(i, "failed", error=error)
+
+    def send(self, indexes: list[int]) -> Generator[Any, Any, None]:
+        """One POST per item, in batches per subscription (rounds in parallel across subscriptions)."""
+        requests = [item.request for item in self.items]
+        for batches in _batches(indexes, requests):
+            answers = yield self.context.task_all(
+                [
+                    self.context.call_activity(
+                        names.ACT_ON_COMPUTE_INSTANCES,
+                        {"items": [requests[i] for i in batch], "trace": dict(self.trace)},
+                    )
+                    for batch in batches
+                ]
+            )
+            for batch, output in zip(batches, answers, strict=True):
+                answer = ActAnswer.from_dict(output)
+                self.count(answer.arm_requests)
+                for i, outcome in zip(batch, answer.outcomes, strict=True):
+                    self.items[i].sent += 1
+                    self.settle(i, outcome)
+
+    def expire(self, pending: list[int]) -> None:
+        """The deadline passed: every item still pending ends, failed or timed out."""
+        for i in pending:
+            item = self.items[i]
+            if item.status == "retryable":
+                self.end(i, "failed", error=f"{item.action} request failed: {brief(item.message)}")
+            else:
+                target, seen = TARGET[item.action], item.last_state
+                self.end(i, "timed_out", error=f"not {target} within {self.timeout_seconds} s (last seen {seen})")
+
+    def read_states(self, pending: list[int]) -> Generator[Any, Any, StatesView]:
+        """One listing of every workspace with an item awaiting its state (not those waiting to be re-sent)."""
+        watched: dict[str, list[list[str]]] = {}
+        for i in pending:
+            item = self.items[i]
+            if item.status != "retryable":
+                watched.setdefault(item.request["workspace"], []).append([item.request["name"], item.last_state])
+        if not watched:
+            return StatesView()
+        output = yield self.context.call_activity(
+            names.READ_COMPUTE_STATES, {"workspaces": watched, "trace": dict(self.trace)}
+        )
+        view = StatesView.from_dict(output)
+        self.count(view.arm_requests)
+        return view
+
+    def judge(self, i: int, view: StatesView) -> bool:
+        """Take this tick's view of one pending item: end it, or say whether its request must be sent again."""
+        item = self.items[i]
+        if item.status == "retryable":
+            return True
+        ws, name, action = item.request["workspace"], item.request["name"], item.action
+        if ws in view.errors:
+            return False  # the workspace could not be listed this tick: look again on the next one
+        settled = view.states.get(ws, {})
+        if name not in settled:
+            return False  # unchanged since the last tick
+        state_view = settled[name]
+        if state_view is None:
+            doing = "stopping" if action == "stop" else "starting"
+            self.end(i, "skipped", note=f"not found (deleted while {doing})")
+            return False
+        state, op_name, op_status = state_view
+        item.last_state = state
+        if state in TRANSITIONAL_STATES:
+            return False
+        if state == TARGET[action]:
+            self.end(i, DONE_OUTCOME[action], note="after a 409, re-checked" if item.sent > 1 else None)
+        elif op_name == action.capitalize() and op_status == "Failed":
+            self.end(i, "failed", error=f"the {action} operation failed in Azure ML; the instance is {state}")
+        elif action == "stop" and state == "JobRunning" and item.status == "in_transition":
+            self.end(i, "skipped", note="a job started meanwhile (JobRunning); not interrupted")
+        elif item.status == "in_transition":
+            if item.sent >= MAX_REQUESTS:
+                self.end(i, "failed", error=f"still {state} after {item.sent} {action} requests answered 409")
+            else:
+                item.request = {**item.request, "state": state}
+                return True
+        # an accepted request with a stable state: ARM may show the old state briefly after the 202
+        return False
+
+
 def act_and_confirm(
     context: df.DurableOrchestrationContext,
     items: list[dict[str, Any]],
@@ -72,129 +236,70 @@ def act_and_confirm(
     stable, after a 429/5xx (`retryable`) on the next tick, bounded. Every ending is an outcome
     ({outcome, error, note, seconds} per item, in order); `requests` accumulates the ARM requests counted.
     """
-    items = [dict(item) for item in items]
-    started = context.current_utc_datetime
-    deadline = started + timedelta(seconds=timeout_seconds)
+    run = _Confirmation(
+        context, items, timeout_seconds=timeout_seconds, attempts=attempts, trace=trace, requests=requests
+    )
     poll = timedelta(seconds=poll_seconds)
-    sent = [0] * len(items)
-    status = ["unsent"] * len(items)
-    last_message = [""] * len(items)
-    last_state = [str(item.get("state") or "Unknown") for item in items]
-    results: list[dict[str, Any] | None] = [None] * len(items)
-
-    def count(answer: Mapping[str, Any]) -> None:
-        for kind in ("reads", "writes"):
-            requests[kind] = requests.get(kind, 0) + int((answer.get("arm_requests") or {}).get(kind, 0))
-
-    def end(i: int, outcome: str, error: str | None = None, note: str | None = None) -> None:
-        seconds = (context.current_utc_datetime - started).total_seconds()
-        results[i] = {"outcome": outcome, "error": error, "note": note, "seconds": seconds}
-        if not context.is_replaying:
-            item = items[i]
-            log.info(
-                "%s of %s in %s: %s after %.1f s %s",
-                item["action"],
-                item["name"],
-                item["workspace"],
-                outcome,
-                seconds,
-                error or note or "",
-            )
-
-    def settle(i: int, outcome: Mapping[str, Any]) -> None:
-        action = items[i]["action"]
-        status[i] = str(outcome["status"])
-        last_message[i] = str(outcome.get("message") or "")
-        if outcome.get("state_before"):
-            last_state[i] = str(outcome["state_before"])
-        if status[i] == "already_stopped":
-            end(i, "already_stopped", note=last_message[i])
-        elif status[i] == "already_running":
-            end(i, "skipped", note=f"already {last_state[i]}")
-        elif status[i] == "not_found":
-            end(i, "skipped", note="not found (deleted meanwhile?)")
-        elif status[i] == "failed":
-            end(i, "failed", error=brief(last_message[i]) or f"ARM refused the {action}")
-        elif status[i] == "retryable" and sent[i] >= attempts:
-            end(i, "failed", error=f"{action} request failed after {sent[i]} attempt(s): {brief(last_message[i])}")
-
-    def send(indexes: list[int]) -> Generator[Any, Any, None]:
-        for batches in _batches(indexes, items):
-            answers = yield context.task_all(
-                [
-                    context.call_activity(
-                        names.ACT_ON_COMPUTE_INSTANCES,
-                        {"items": [items[i] for i in batch], "trace": dict(trace)},
-                    )
-                    for batch in batches
-                ]
-            )
-            for batch, answer in zip(batches, answers, strict=True):
-                count(answer)
-                for i, outcome in zip(batch, answer["outcomes"], strict=True):
-                    sent[i] += 1
-                    settle(i, outcome)
-
-    yield from send(list(range(len(items))))
-    while True:
-        pending = [i for i in range(len(items)) if results[i] is None]
-        if not pending:
+    yield from run.send(list(range(len(run.items))))
+    while pending := run.pending():
+        if context.current_utc_datetime >= run.deadline:
+            run.expire(pending)
             break
-        if context.current_utc_datetime >= deadline:
-            for i in pending:
-                action = items[i]["action"]
-                if status[i] == "retryable":
-                    end(i, "failed", error=f"{action} request failed: {brief(last_message[i])}")
-                else:
-                    seen = last_state[i]
-                    end(i, "timed_out", error=f"not {TARGET[action]} within {timeout_seconds} s (last seen {seen})")
-            break
-        yield context.create_timer(min(context.current_utc_datetime + poll, deadline))
-        watched: dict[str, list[list[str]]] = {}
-        for i in pending:
-            if status[i] != "retryable":
-                watched.setdefault(items[i]["workspace"], []).append([items[i]["name"], last_state[i]])
-        view: dict[str, Any] = {"states": {}, "errors": {}}
-        if watched:
-            view = yield context.call_activity(names.READ_COMPUTE_STATES, {"workspaces": watched, "trace": dict(trace)})
-            count(view)
-        resend: list[int] = []
-        for i in pending:
-            item = items[i]
-            if status[i] == "retryable":
-                resend.append(i)
-                continue
-            ws = item["workspace"]
-            if ws in view["errors"]:
-                continue  # the workspace could not be listed this tick: look again on the next one
-            settled = view["states"].get(ws, {})
-            if item["name"] not in settled:
-                continue  # unchanged since the last tick
-            state_view = settled[item["name"]]
-            if state_view is None:
-                doing = "stopping" if item["action"] == "stop" else "starting"
-                end(i, "skipped", note=f"not found (deleted while {doing})")
-                continue
-            state, op_name, op_status = state_view
-            last_state[i] = state
-            if state in TRANSITIONAL_STATES:
-                continue
-            if state == TARGET[item["action"]]:
-                end(i, DONE_OUTCOME[item["action"]], note="after a 409, re-checked" if sent[i] > 1 else None)
-            elif op_name == item["action"].capitalize() and op_status == "Failed":
-                end(i, "failed", error=f"the {item['action']} operation failed in Azure ML; the instance is {state}")
-            elif item["action"] == "stop" and state == "JobRunning" and status[i] == "in_transition":
-                end(i, "skipped", note="a job started meanwhile (JobRunning); not interrupted")
-            elif status[i] == "in_transition":
-                if sent[i] >= MAX_REQUESTS:
-                    end(i, "failed", error=f"still {state} after {sent[i]} {item['action']} requests answered 409")
-                else:
-                    items[i] = {**item, "state": state}
-                    resend.append(i)
-            # an accepted request with a stable state: ARM may show the old state briefly after the 202
+        yield context.create_timer(min(context.current_utc_datetime + poll, run.deadline))
+        view = yield from run.read_states(pending)
+        resend = [i for i in pending if run.judge(i, view)]
         if resend:
-            yield from send(resend)
-    return [r for r in results if r is not None]
+            yield from run.send(resend)
+    return [item.result for item in run.items if item.result is not None]
+
+
+def list_workspaces(
+    context: df.DurableOrchestrationContext,
+    workspaces: tuple[str, ...] | list[str],
+    *,
+    poll_seconds: int,
+    trace: Mapping[str, str],
+    requests: dict[str, int],
+) -> Generator[Any, Any, dict[str, Listing]]:
+    """The listing of every workspace, by name. A listing that fails with 429/5xx (after the SDK's retries) is
+    tried again on a durable timer, `LIST_ROUNDS` times in all; the list activity returns failures as values so
+    one workspace cannot fail the task_all of all. `requests` accumulates the ARM requests counted."""
+    listings: dict[str, Listing] = {}
+    pending = list(workspaces)
+    for attempt in range(1, LIST_ROUNDS + 1):
+        if not pending:  # df's task_all([]) yields None, not []: an empty workspace list lists nothing
+            break
+        outputs = yield context.task_all(
+            [
+                context.call_activity(names.LIST_COMPUTE_INSTANCES, {"workspace": ws, "trace": dict(trace)})
+                for ws in pending
+            ]
+        )
+        for ws, output in zip(pending, outputs, strict=True):
+            listings[ws] = Listing.from_dict(output)
+            for kind in ("reads", "writes"):
+                requests[kind] += int(listings[ws].arm_requests.get(kind, 0))
+        pending = [ws for ws in pending if listings[ws].retryable]
+        if not pending or attempt == LIST_ROUNDS:
+            break
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=poll_seconds * attempt))
+    return listings
+
+
+def save_report(
+    context: df.DurableOrchestrationContext, blob_name: str, report: dict[str, Any], trace: Mapping[str, str]
+) -> Generator[Any, Any, None]:
+    """Save `report` to its blob and note where (`report_blob`) or why not (`report_error`) in the report."""
+    try:
+        report["report_blob"] = yield context.call_activity_with_retry(
+            names.SAVE_SHUTDOWN_REPORT,
+            REPORT_RETRY,
+            {"blob_name": blob_name, "report": report, "trace": dict(trace)},
+        )
+        report["report_error"] = None
+    except Exception as err:  # the report is still the output; only its copy in storage is missing
+        report["report_blob"] = None
+        report["report_error"] = f"saving the report to {blob_name} failed: {brief(err)}"
 
 
 def priced_results(

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.compute_actions import act_and_confirm, brief, priced_results
+from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
 from shared import names
-from shared.compute import ComputeInstance
-from shared.reconcile import ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
+from shared.reconcile import Planned, ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
 from shared.shutdown_report import (
     InstanceResult,
     WorkspaceResult,
@@ -39,9 +38,6 @@ bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 
-LIST_ROUNDS = 3
-REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
-
 
 @bp.function_name(names.RECONCILE_ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context", orchestration=names.RECONCILE_ORCHESTRATOR)
@@ -49,79 +45,25 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     run = ReconcileRun.from_dict(context.get_input())
     at = utc(context.current_utc_datetime)
     schedules, config_error = load_schedules(run.schedules)
-    state = yield context.call_activity(names.LOAD_RECONCILE_STATE, {"trace": dict(run.trace)})
-    after = window_start(state.get("last_evaluated"), at)
-    if not run.dry_run:
-        # Before acting: an overlapping run's window starts here, so no boundary is acted on twice; the actions
-        # below still happen after a host restart (the orchestration is durable).
-        yield context.call_activity(names.SAVE_RECONCILE_STATE, {"last_evaluated": at.isoformat(), "trace": {}})
-    if not context.is_replaying:
-        log.info("reconcile %s: window %s .. %s, dry_run=%s", context.instance_id, after, at, run.dry_run)
+    after = yield from _open_window(context, run, at)
     quiet = run.trigger == "timer" and config_error is None and not needs_listing(schedules, after, at)
     if quiet:
         return {"instance_id": context.instance_id, "evaluated_at": at.isoformat(), "acted": False}
     context.set_custom_status({"phase": "listing", "workspaces": len(run.workspaces)})
 
-    listings: dict[str, dict[str, Any]] = {}
     requests = {"reads": 0, "writes": 0}
-    pending = list(run.workspaces)
-    for attempt in range(1, LIST_ROUNDS + 1):
-        outputs = yield context.task_all(
-            [
-                context.call_activity(names.LIST_COMPUTE_INSTANCES, {"workspace": ws, "trace": dict(run.trace)})
-                for ws in pending
-            ]
-        )
-        listings.update(zip(pending, outputs, strict=True))
-        for output in outputs:
-            for kind in requests:
-                requests[kind] += int((output.get("arm_requests") or {}).get(kind, 0))
-        pending = [ws for ws in pending if listings[ws].get("retryable")]
-        if not pending or attempt == LIST_ROUNDS:
-            break
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=run.poll_seconds * attempt))
-    workspaces = [
-        WorkspaceResult(ws, len(listings[ws]["instances"]), listings[ws].get("error")) for ws in run.workspaces
-    ]
-    instances = [ComputeInstance.from_dict(raw) for ws in run.workspaces for raw in listings[ws]["instances"]]
+    listings = yield from list_workspaces(
+        context, run.workspaces, poll_seconds=run.poll_seconds, trace=run.trace, requests=requests
+    )
+    workspaces = [WorkspaceResult(ws, len(listings[ws].instances), listings[ws].error) for ws in run.workspaces]
+    instances = [instance for ws in run.workspaces for instance in listings[ws].instances]
     planned = plan(
         instances, schedules=schedules, config_error=config_error, tag=run.schedule_tag, at=at, last_evaluated=after
     )
-    results: list[InstanceResult] = []
-    to_act = []
-    for item in planned:
-        decision = item.decision
-        if decision.action == "none" or run.dry_run:
-            verb = "skip" if decision.action == "none" else f"would_{decision.action}"
-            reason = decision.reason if decision.action == "none" else f"dry run: would {decision.reason}"
-            results.append(
-                InstanceResult(
-                    item.instance.workspace, item.instance.name, item.instance.state, verb, reason, "skipped"
-                )
-            )
-        else:
-            to_act.append(item)
+    results, to_act = _split(planned, dry_run=run.dry_run)
     context.set_custom_status({"phase": "acting", "instances": len(planned), "to_act": len(to_act)})
     if to_act:
-        outcomes = yield from act_and_confirm(
-            context,
-            [
-                {
-                    "workspace": p.instance.workspace,
-                    "name": p.instance.name,
-                    "action": p.decision.action,
-                    "state": p.instance.state,
-                }
-                for p in to_act
-            ],
-            timeout_seconds=run.timeout_seconds,
-            poll_seconds=run.poll_seconds,
-            attempts=run.retry_attempts,
-            trace=run.trace,
-            requests=requests,
-        )
-        for p, monitored in zip(to_act, outcomes, strict=True):
-            results.append(acted_result(p.instance, p.decision.action, p.decision.reason, monitored))
+        results.extend((yield from _act(context, run, to_act, requests)))
 
     listed = {(i.workspace, i.name): i for i in instances}
     results, savings_error = yield from priced_results(
@@ -141,24 +83,87 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
     report["window"] = {"after": after.isoformat(), "at": at.isoformat()}
     report["schedules_error"] = config_error
     report["savings_error"] = savings_error
-    blob_name = report_blob_name(context.instance_id, at, kind="reconcile")
     eventless = run.trigger == "timer" and not to_act and config_error is None and not any(w.error for w in workspaces)
-    if eventless:
-        # An enforced schedule makes every minute's run list the fleet; a report is kept only when it did something
-        # or something is wrong (1,440 empty reports a day would bury the ones that matter).
-        report["report_blob"], report["report_error"] = None, None
-    else:
-        try:
-            report["report_blob"] = yield context.call_activity_with_retry(
-                names.SAVE_SHUTDOWN_REPORT,
-                REPORT_RETRY,
-                {"blob_name": blob_name, "report": report, "trace": dict(run.trace)},
-            )
-            report["report_error"] = None
-        except Exception as err:  # the report is still the output; only its copy in storage is missing
-            report["report_blob"] = None
-            report["report_error"] = f"saving the report to {blob_name} failed: {brief(err)}"
+    yield from _keep_report(context, run, report, at, eventless=eventless)
     context.set_custom_status({"phase": "done", "instances": len(planned), "to_act": len(to_act)})
     if not context.is_replaying:
         log.info("reconcile %s done: %s", context.instance_id, report["totals"])
     return report
+
+
+def _open_window(
+    context: df.DurableOrchestrationContext, run: ReconcileRun, at: datetime
+) -> Generator[Any, Any, datetime]:
+    """The start of this run's window (the last evaluated instant); moved to `at` unless this is a dry run."""
+    state = yield context.call_activity(names.LOAD_RECONCILE_STATE, {"trace": dict(run.trace)})
+    after = window_start(state.get("last_evaluated"), at)
+    if not run.dry_run:
+        # Before acting: an overlapping run's window starts here, so no boundary is acted on twice; the actions
+        # below still happen after a host restart (the orchestration is durable).
+        yield context.call_activity(names.SAVE_RECONCILE_STATE, {"last_evaluated": at.isoformat(), "trace": {}})
+    if not context.is_replaying:
+        log.info("reconcile %s: window %s .. %s, dry_run=%s", context.instance_id, after, at, run.dry_run)
+    return after
+
+
+def _split(planned: list[Planned], *, dry_run: bool) -> tuple[list[InstanceResult], list[Planned]]:
+    """The results of the instances left as they are (or only reported, in a dry run), and those to act on."""
+    results: list[InstanceResult] = []
+    to_act: list[Planned] = []
+    for item in planned:
+        decision = item.decision
+        if decision.action == "none" or dry_run:
+            verb = "skip" if decision.action == "none" else f"would_{decision.action}"
+            reason = decision.reason if decision.action == "none" else f"dry run: would {decision.reason}"
+            results.append(
+                InstanceResult(
+                    item.instance.workspace, item.instance.name, item.instance.state, verb, reason, "skipped"
+                )
+            )
+        else:
+            to_act.append(item)
+    return results, to_act
+
+
+def _act(
+    context: df.DurableOrchestrationContext, run: ReconcileRun, to_act: list[Planned], requests: dict[str, int]
+) -> Generator[Any, Any, list[InstanceResult]]:
+    """Start or stop every planned instance and confirm it: one result each, in order."""
+    outcomes = yield from act_and_confirm(
+        context,
+        [
+            {
+                "workspace": p.instance.workspace,
+                "name": p.instance.name,
+                "action": p.decision.action,
+                "state": p.instance.state,
+            }
+            for p in to_act
+        ],
+        timeout_seconds=run.timeout_seconds,
+        poll_seconds=run.poll_seconds,
+        attempts=run.retry_attempts,
+        trace=run.trace,
+        requests=requests,
+    )
+    return [
+        acted_result(p.instance, p.decision.action, p.decision.reason, monitored)
+        for p, monitored in zip(to_act, outcomes, strict=True)
+    ]
+
+
+def _keep_report(
+    context: df.DurableOrchestrationContext,
+    run: ReconcileRun,
+    report: dict[str, Any],
+    at: datetime,
+    *,
+    eventless: bool,
+) -> Generator[Any, Any, None]:
+    """Save the report unless the run was eventless: an enforced schedule makes every minute's run list the
+    fleet; a report is kept only when it did something or something is wrong (1,440 empty reports a day would
+    bury the ones that matter)."""
+    if eventless:
+        report["report_blob"], report["report_error"] = None, None
+        return
+    yield from save_report(context, report_blob_name(context.instance_id, at, kind="reconcile"), report, run.trace)

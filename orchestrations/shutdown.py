@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.compute_actions import act_and_confirm, brief, priced_results
+from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
 from shared import names
-from shared.compute import ComputeInstance
+from shared.compute import ComputeInstance, Listing
 from shared.errors import ComputeError
 from shared.policy import Decision, decide
 from shared.shutdown_report import (
@@ -33,8 +33,8 @@ bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 
-LIST_ROUNDS = 3  # listing attempts per workspace; the activity's own SDK retries happen inside each
-REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
+Listings = dict[str, Listing]
+ToStop = list[tuple[ComputeInstance, Decision]]
 
 
 @bp.function_name(names.SHUTDOWN_ORCHESTRATOR)
@@ -51,75 +51,21 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             run.trigger,
         )
     context.set_custom_status({"phase": "listing", "workspaces": len(run.workspaces)})
-
-    # A listing that fails with 429/5xx (after the SDK's retries) is tried again on a durable timer;
-    # the list activity returns failures as values so one workspace cannot fail the task_all of all.
-    listings: dict[str, dict[str, Any]] = {}
     arm_requests = {"reads": 0, "writes": 0}  # counted on the wire by the activities
-    pending = list(run.workspaces)
-    for attempt in range(1, LIST_ROUNDS + 1):
-        if not pending:  # df's task_all([]) yields None, not []: an empty workspace list lists nothing
-            break
-        outputs = yield context.task_all(
-            [
-                context.call_activity(names.LIST_COMPUTE_INSTANCES, {"workspace": ws, "trace": dict(run.trace)})
-                for ws in pending
-            ]
-        )
-        listings.update(zip(pending, outputs, strict=True))
-        for output in outputs:
-            for kind in ("reads", "writes"):
-                arm_requests[kind] += int((output.get("arm_requests") or {}).get(kind, 0))
-        pending = [ws for ws in pending if listings[ws].get("retryable")]
-        if not pending or attempt == LIST_ROUNDS:
-            break
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=run.poll_seconds * attempt))
-
-    workspaces = [
-        WorkspaceResult(ws, len(listings[ws]["instances"]), listings[ws].get("error")) for ws in run.workspaces
-    ]
+    listings = yield from list_workspaces(
+        context, run.workspaces, poll_seconds=run.poll_seconds, trace=run.trace, requests=arm_requests
+    )
+    workspaces = [WorkspaceResult(ws, len(listings[ws].instances), listings[ws].error) for ws in run.workspaces]
     now = context.current_utc_datetime
-    results: list[InstanceResult] = []
-    to_stop: list[tuple[ComputeInstance, Decision]] = []
-    for ws in run.workspaces:
-        for raw in listings[ws]["instances"]:
-            instance = ComputeInstance.from_dict(raw)
-            decision = decide(
-                instance,
-                mode=run.mode,
-                exempt_tag=run.exempt_tag,
-                keep_alive_tag=run.keep_alive_tag,
-                now=now,
-                include=run.include,
-                exclude=run.exclude,
-                dry_run=run.dry_run,
-                schedule_tag=run.schedule_tag,
-            )
-            if decision.stops:
-                to_stop.append((instance, decision))
-            else:
-                results.append(result_without_stop(instance, decision))
+    results, to_stop = _decide_all(run, listings, now)
     planned = len(results) + len(to_stop)
     context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
 
     failure = all_workspaces_failed_message(workspaces)
     if to_stop and failure is None:
-        outcomes = yield from act_and_confirm(
-            context,
-            [{"workspace": i.workspace, "name": i.name, "action": "stop", "state": i.state} for i, _ in to_stop],
-            timeout_seconds=run.stop_timeout_seconds,
-            poll_seconds=run.poll_seconds,
-            attempts=run.stop_retry_attempts,
-            trace=run.trace,
-            requests=arm_requests,
-        )
-        results.extend(stop_result(i, d, out) for (i, d), out in zip(to_stop, outcomes, strict=True))
+        results.extend((yield from _stop(context, run, to_stop, arm_requests)))
     context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
-    listed = {
-        (i["workspace"], i["name"]): ComputeInstance.from_dict(i)
-        for ws in run.workspaces
-        for i in listings[ws]["instances"]
-    }
+    listed = {(i.workspace, i.name): i for i in _instances(run, listings)}
     results, savings_error = yield from priced_results(
         context, results, listed, now, run.schedule_tag, run.shutdown_schedule, None, run.trace
     )
@@ -134,23 +80,55 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         workspaces=workspaces,
         instances=results,
         arm_requests=arm_requests,
-    ).to_dict()
-    report["savings_error"] = savings_error
+    ).to_dict() | {"savings_error": savings_error}
     context.set_custom_status(progress_status("saving report", planned, results, len(to_stop)))
-    blob_name = report_blob_name(context.instance_id, started)
-    try:
-        report["report_blob"] = yield context.call_activity_with_retry(
-            names.SAVE_SHUTDOWN_REPORT,
-            REPORT_RETRY,
-            {"blob_name": blob_name, "report": report, "trace": dict(run.trace)},
-        )
-        report["report_error"] = None
-    except Exception as err:  # the report is still the output; only its copy in storage is missing
-        report["report_blob"] = None
-        report["report_error"] = f"saving the report to {blob_name} failed: {brief(err)}"
+    yield from save_report(context, report_blob_name(context.instance_id, started), report, run.trace)
     context.set_custom_status(progress_status("done", planned, results, len(to_stop)))
     if failure is not None:
         raise ComputeError(failure)
     if not context.is_replaying:
         log.info("shutdown %s done: %s", context.instance_id, report["totals"])
     return report
+
+
+def _instances(run: ShutdownRun, listings: Listings) -> list[ComputeInstance]:
+    return [instance for ws in run.workspaces for instance in listings[ws].instances]
+
+
+def _decide_all(run: ShutdownRun, listings: Listings, now: datetime) -> tuple[list[InstanceResult], ToStop]:
+    """The policy's decision on every listed instance: the results of those left alone, and those to stop."""
+    results: list[InstanceResult] = []
+    to_stop: ToStop = []
+    for instance in _instances(run, listings):
+        decision = decide(
+            instance,
+            mode=run.mode,
+            exempt_tag=run.exempt_tag,
+            keep_alive_tag=run.keep_alive_tag,
+            now=now,
+            include=run.include,
+            exclude=run.exclude,
+            dry_run=run.dry_run,
+            schedule_tag=run.schedule_tag,
+        )
+        if decision.stops:
+            to_stop.append((instance, decision))
+        else:
+            results.append(result_without_stop(instance, decision))
+    return results, to_stop
+
+
+def _stop(
+    context: df.DurableOrchestrationContext, run: ShutdownRun, to_stop: ToStop, arm_requests: dict[str, int]
+) -> Generator[Any, Any, list[InstanceResult]]:
+    """Stop every instance the policy chose and confirm it stopped: one result each, in order."""
+    outcomes = yield from act_and_confirm(
+        context,
+        [{"workspace": i.workspace, "name": i.name, "action": "stop", "state": i.state} for i, _ in to_stop],
+        timeout_seconds=run.stop_timeout_seconds,
+        poll_seconds=run.poll_seconds,
+        attempts=run.stop_retry_attempts,
+        trace=run.trace,
+        requests=arm_requests,
+    )
+    return [stop_result(i, d, out) for (i, d), out in zip(to_stop, outcomes, strict=True)]

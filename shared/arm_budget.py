@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from shared.payloads import Payload
+
 READ_CAPACITY, READ_REFILL_PER_SECOND = 250.0, 25.0
 WRITE_CAPACITY, WRITE_REFILL_PER_SECOND = 200.0, 10.0
 REMAINING_WRITES_HEADER = "x-ms-ratelimit-remaining-subscription-writes"
@@ -31,7 +33,7 @@ MAX_PACING_WAIT_SECONDS = 120.0  # beyond this a write is sent anyway: ARM's 429
 
 
 @dataclass
-class RequestCounts:
+class RequestCounts(Payload):
     reads: int = 0
     writes: int = 0
 
@@ -40,9 +42,6 @@ class RequestCounts:
             self.reads += 1
         else:
             self.writes += 1
-
-    def to_dict(self) -> dict[str, int]:
-        return {"reads": self.reads, "writes": self.writes}
 
 
 _current: ContextVar[RequestCounts | None] = ContextVar("arm_request_counts", default=None)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from shared.arm_budget import budget_policy
 from shared.errors import ComputeError
+from shared.payloads import Payload
 from shared.settings import (
     AML_ARM_ENDPOINT,
     AML_HTTP_BACKOFF_SECONDS,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
-STOPPED_STATES = frozenset({"Stopped"})
 # States an instance passes through on its way somewhere: a monitor keeps waiting while it shows one.
 TRANSITIONAL_STATES = frozenset(
     {"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"}
@@ -41,8 +41,9 @@ RETRY_AFTER_CAP_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 8.0
 ARM_CALL_TIMEOUT_SECONDS = 90.0
 
+# `retryable`: a 429/5xx outlived the SDK's retries (set by the activity; the orchestration sends it again later).
 StopStatus = Literal[
-    "stopping", "already_stopped", "starting", "already_running", "not_found", "in_transition", "failed"
+    "stopping", "already_stopped", "starting", "already_running", "not_found", "in_transition", "failed", "retryable"
 ]
 
 
@@ -55,7 +56,7 @@ class ComputeNotFoundError(ComputeError):
 
 
 @dataclass(frozen=True)
-class ComputeInstance:
+class ComputeInstance(Payload):
     """What the shutdown policy and report need to know about one compute instance."""
 
     workspace: str  # Workspace.key: subscription/resource-group/workspace
@@ -66,45 +67,44 @@ class ComputeInstance:
     idle_shutdown_minutes: int | None = None
     size: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "workspace": self.workspace,
-            "name": self.name,
-            "state": self.state,
-            "tags": dict(self.tags),
-            "last_operation": dict(self.last_operation) if self.last_operation else None,
-            "idle_shutdown_minutes": self.idle_shutdown_minutes,
-            "size": self.size,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ComputeInstance:
-        last = data.get("last_operation")
-        return cls(
-            workspace=str(data["workspace"]),
-            name=str(data["name"]),
-            state=str(data["state"]),
-            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
-            last_operation={str(k): str(v) for k, v in last.items()} if last else None,
-            idle_shutdown_minutes=data.get("idle_shutdown_minutes"),
-            size=data.get("size"),
-        )
-
 
 @dataclass(frozen=True)
-class StopOutcome:
+class StopOutcome(Payload):
     """Result of asking ARM to stop one instance; `stopping` means the 202 was accepted, not that it stopped."""
 
     status: StopStatus
     state_before: str | None
     message: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "state_before": self.state_before, "message": self.message}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StopOutcome:
-        return cls(status=data["status"], state_before=data.get("state_before"), message=data.get("message", ""))
+@dataclass(frozen=True)
+class Listing(Payload):
+    """The instances of one workspace, or why they could not be listed (`retryable` for 429/5xx), and the ARM
+    requests it took: a failed listing is a value, so one workspace cannot fail the listing of all."""
+
+    workspace: str
+    instances: tuple[ComputeInstance, ...] = ()
+    error: str | None = None
+    retryable: bool = False
+    arm_requests: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActAnswer(Payload):
+    """The answer to a batch of stop/start requests: one outcome per item, in order, and the ARM requests."""
+
+    outcomes: tuple[StopOutcome, ...]
+    arm_requests: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatesView(Payload):
+    """The states read by listing workspaces: per workspace listed, each watched instance whose state changed or
+    settled as [state, last operation name, its status] (None: no longer listed); per workspace not listed, why."""
+
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    arm_requests: dict[str, int] = field(default_factory=dict)
 
 
 def _enum_value(value: Any) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import SettingsError
+from shared.payloads import Payload
 from shared.settings import PRICE_OVERRIDES, PRICES_CURRENCY, PRICES_ENDPOINT, PRICES_REGION
 
 log = logging.getLogger(__name__)
@@ -25,19 +26,11 @@ MAX_PAGES = 5
 
 
 @dataclass(frozen=True)
-class Price:
+class Price(Payload):
     vm_size: str
     hourly_price: float
     currency: str
-    source: str  # "retail" | "override"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "vm_size": self.vm_size,
-            "hourly_price": self.hourly_price,
-            "currency": self.currency,
-            "price_source": self.source,
-        }
+    price_source: str  # "retail" | "override"
 
 
 def parse_overrides(text: str) -> dict[str, float]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.compute import ComputeInstance
+from shared.payloads import Payload
 from shared.schedules import Schedule, ScheduleDecision, ScheduleError, decide_scheduled, parse_schedules
 from shared.schedules import schedule_tag_value as tag_value
 
@@ -21,7 +22,7 @@ STATE_BLOB = "reconcile/state.json"
 
 
 @dataclass(frozen=True)
-class ReconcileRun:
+class ReconcileRun(Payload):
     """The reconcile orchestration's input: small and JSON-able."""
 
     workspaces: tuple[str, ...]
@@ -33,33 +34,6 @@ class ReconcileRun:
     trigger: str = "timer"
     retry_attempts: int = 3
     trace: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "workspaces": list(self.workspaces),
-            "schedules": self.schedules,
-            "schedule_tag": self.schedule_tag,
-            "dry_run": self.dry_run,
-            "poll_seconds": self.poll_seconds,
-            "timeout_seconds": self.timeout_seconds,
-            "trigger": self.trigger,
-            "retry_attempts": self.retry_attempts,
-            "trace": dict(self.trace),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReconcileRun:
-        return cls(
-            workspaces=tuple(data["workspaces"]),
-            schedules=str(data.get("schedules") or ""),
-            schedule_tag=str(data["schedule_tag"]),
-            dry_run=bool(data["dry_run"]),
-            poll_seconds=int(data["poll_seconds"]),
-            timeout_seconds=int(data["timeout_seconds"]),
-            trigger=str(data.get("trigger", "timer")),
-            retry_attempts=int(data.get("retry_attempts", 3)),
-            trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
-        )
 
 
 def load_schedules(text: str) -> tuple[dict[str, Schedule] | None, str | None]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import SettingsError
+from shared.payloads import Payload
 
 Action = Literal["start", "stop"]
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -294,16 +295,13 @@ def schedule_tag_value(tags: Mapping[str, str], tag: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class ScheduleDecision:
+class ScheduleDecision(Payload):
     """What a reconcile at an instant does with one scheduled instance, and why."""
 
     schedule: str
     desired: Literal["Running", "Stopped", "unknown"]
     action: Literal["start", "stop", "none"]
     reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"schedule": self.schedule, "desired": self.desired, "action": self.action, "reason": self.reason}
 
 
 def decide_scheduled(

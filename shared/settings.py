@@ -368,8 +368,6 @@ class ShutdownSettings:
     dry_run: bool
     stop_timeout_seconds: int
     poll_seconds: int
-    arm_endpoint: str
-    polling_interval_seconds: float
     schedule_tag: str = "compute-schedule"
     shutdown_schedule: str = "0 0 22 * * *"
 
@@ -383,8 +381,6 @@ class ShutdownSettings:
             dry_run=SHUTDOWN_DRY_RUN.get(env),
             stop_timeout_seconds=SHUTDOWN_STOP_TIMEOUT_SECONDS.get(env),
             poll_seconds=SHUTDOWN_POLL_SECONDS.get(env),
-            arm_endpoint=AML_ARM_ENDPOINT.get(env),
-            polling_interval_seconds=AML_POLLING_INTERVAL_SECONDS.get(env),
             schedule_tag=SCHEDULE_TAG.get(env),
             shutdown_schedule=SHUTDOWN_SCHEDULE.get(env),
         )

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from shared.compute import ComputeInstance
+from shared.payloads import Payload
 from shared.policy import Decision
 
 Outcome = Literal["stopped", "started", "already_stopped", "skipped", "failed", "timed_out"]
@@ -19,7 +20,7 @@ OUTCOMES: tuple[Outcome, ...] = ("stopped", "started", "already_stopped", "skipp
 
 
 @dataclass(frozen=True)
-class InstanceResult:
+class InstanceResult(Payload):
     """What happened to one instance."""
 
     workspace: str
@@ -38,47 +39,20 @@ class InstanceResult:
     estimated_hours_saved: float | None = None
     estimated_savings: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InstanceResult:
-        return cls(
-            workspace=str(data["workspace"]),
-            name=str(data["name"]),
-            state_before=data.get("state_before"),
-            decision=str(data["decision"]),
-            reason=str(data["reason"]),
-            outcome=data["outcome"],
-            error=data.get("error"),
-            seconds=float(data.get("seconds", 0.0)),
-            vm_size=data.get("vm_size"),
-            hourly_price=data.get("hourly_price"),
-            currency=data.get("currency"),
-            price_source=data.get("price_source"),
-            estimated_hours_saved=data.get("estimated_hours_saved"),
-            estimated_savings=data.get("estimated_savings"),
-        )
-
 
 @dataclass(frozen=True)
-class WorkspaceResult:
+class WorkspaceResult(Payload):
     """How listing one workspace went (a failed listing is reported; the other workspaces go on)."""
 
     workspace: str
     instances: int
     error: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorkspaceResult:
-        return cls(str(data["workspace"]), int(data["instances"]), data.get("error"))
-
 
 @dataclass(frozen=True)
-class ShutdownReport:
+class ShutdownReport(Payload):
+    """The report of one shutdown or reconcile run (its blob and the orchestration's output)."""
+
     instance_id: str
     trigger: str
     dry_run: bool
@@ -92,6 +66,7 @@ class ShutdownReport:
     arm_requests: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
 
     def to_dict(self) -> dict[str, Any]:
+        # Not the fields' order: the report's keys (and the derived `seconds`) are a user-facing contract.
         return {
             "instance_id": self.instance_id,
             "trigger": self.trigger,
@@ -108,21 +83,6 @@ class ShutdownReport:
             "workspaces": [w.to_dict() for w in self.workspaces],
             "instances": [i.to_dict() for i in self.instances],
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ShutdownReport:
-        return cls(
-            instance_id=str(data["instance_id"]),
-            trigger=str(data["trigger"]),
-            dry_run=bool(data["dry_run"]),
-            mode=str(data["mode"]),
-            started_at=str(data["started_at"]),
-            finished_at=str(data["finished_at"]),
-            workspaces=tuple(WorkspaceResult.from_dict(w) for w in data["workspaces"]),
-            instances=tuple(InstanceResult.from_dict(i) for i in data["instances"]),
-            totals=dict(data["totals"]),
-            arm_requests={str(k): int(v) for k, v in (data.get("arm_requests") or {"reads": 0, "writes": 0}).items()},
-        )
 
 
 def result_without_stop(instance: ComputeInstance, decision: Decision) -> InstanceResult:

@@ -12,6 +12,7 @@ from typing import Any
 
 from shared import json_body
 from shared.errors import InputError
+from shared.payloads import Payload
 from shared.settings import ShutdownSettings, Workspace
 
 ALLOWED_FIELDS = ("dry_run", "workspaces", "include", "exclude")
@@ -31,7 +32,7 @@ class RequestFieldError(InputError):
 
 
 @dataclass(frozen=True)
-class ShutdownRun:
+class ShutdownRun(Payload):
     """The orchestration's input: small, JSON-able, everything the deterministic orchestrator needs."""
 
     workspaces: tuple[str, ...]
@@ -49,43 +50,6 @@ class ShutdownRun:
     trace: Mapping[str, str] = field(default_factory=dict)
     schedule_tag: str = "compute-schedule"  # instances tagged so follow their schedule, not the nightly stop
     shutdown_schedule: str = "0 0 22 * * *"  # the nightly NCRONTAB: hours saved by a stop run until its next run
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "workspaces": list(self.workspaces),
-            "dry_run": self.dry_run,
-            "mode": self.mode,
-            "exempt_tag": self.exempt_tag,
-            "keep_alive_tag": self.keep_alive_tag,
-            "stop_timeout_seconds": self.stop_timeout_seconds,
-            "poll_seconds": self.poll_seconds,
-            "include": list(self.include),
-            "exclude": list(self.exclude),
-            "trigger": self.trigger,
-            "stop_retry_attempts": self.stop_retry_attempts,
-            "trace": dict(self.trace),
-            "schedule_tag": self.schedule_tag,
-            "shutdown_schedule": self.shutdown_schedule,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ShutdownRun:
-        return cls(
-            workspaces=tuple(data["workspaces"]),
-            dry_run=bool(data["dry_run"]),
-            mode=str(data["mode"]),
-            exempt_tag=str(data["exempt_tag"]),
-            keep_alive_tag=str(data["keep_alive_tag"]),
-            stop_timeout_seconds=int(data["stop_timeout_seconds"]),
-            poll_seconds=int(data["poll_seconds"]),
-            include=tuple(data.get("include", ())),
-            exclude=tuple(data.get("exclude", ())),
-            trigger=str(data.get("trigger", "http")),
-            stop_retry_attempts=int(data.get("stop_retry_attempts", STOP_RETRY_ATTEMPTS)),
-            trace={str(k): str(v) for k, v in dict(data.get("trace") or {}).items()},
-            schedule_tag=str(data.get("schedule_tag", "compute-schedule")),
-            shutdown_schedule=str(data.get("shutdown_schedule", "0 0 22 * * *")),
-        )
 
 
 def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownRun:

@@ -249,6 +249,32 @@ def _complete_body(ws: _Workspace, raw: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _refusal(action: str, compute: _Compute) -> Reply | None:
+    """ARM's answer when `action` is not allowed on `compute` in its current state (None: it is allowed)."""
+    state = compute.state
+
+    def error(code: str, message: str, status: int = 400) -> Reply:
+        return status, {}, {"error": {"code": code, "message": message}}
+
+    if compute.body["properties"].get("computeType") != "ComputeInstance":
+        return error("BadArgument", f"{action} is only supported for compute instances.")
+    if state in TRANSITIONAL:
+        return error(
+            "Conflict",
+            f"Compute instance '{compute.body['name']}' is in a transition state ({state}); "
+            "retry after the current operation completes.",
+            409,
+        )
+    if action == "start" and state != "Stopped":
+        return error(
+            "StartComputeInstanceOnlyAllowedInStoppedState",
+            f"Start is only allowed in Stopped state; the instance is {state}.",
+        )
+    if action in ("stop", "restart") and state not in STOPPABLE:
+        return error("UserError", f"{action.capitalize()} is not allowed: the compute instance is {state}.")
+    return None
+
+
 def load_fleet(source: Path | str | Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The fleet description (the JSON format of fleet.sample.json); the sample when `source` is None."""
     if source is None:
@@ -623,52 +649,19 @@ class ArmStandin:
     def _action(self, match: re.Match[str], query: Mapping[str, list[str]], fault: FaultRule | None) -> Reply:
         ws, compute = self._compute_or_404(match)
         action = match["action"].lower()
-        state = compute.state
-        if compute.body["properties"].get("computeType") != "ComputeInstance":
-            return (
-                400,
-                {},
-                {
-                    "error": {
-                        "code": "BadArgument",
-                        "message": f"{action} is only supported for compute instances.",
-                    }
-                },
-            )
-        if state in TRANSITIONAL:
-            return (
-                409,
-                {},
-                {
-                    "error": {
-                        "code": "Conflict",
-                        "message": f"Compute instance '{compute.body['name']}' is in a transition state ({state}); "
-                        "retry after the current operation completes.",
-                    }
-                },
-            )
-        if action == "start" and state != "Stopped":
-            return (
-                400,
-                {},
-                {
-                    "error": {
-                        "code": "StartComputeInstanceOnlyAllowedInStoppedState",
-                        "message": f"Start is only allowed in Stopped state; the instance is {state}.",
-                    }
-                },
-            )
-        if action in ("stop", "restart") and state not in STOPPABLE:
-            return (
-                400,
-                {},
-                {
-                    "error": {
-                        "code": "UserError",
-                        "message": f"{action.capitalize()} is not allowed: the compute instance is {state}.",
-                    }
-                },
-            )
+        refused = _refusal(action, compute)
+        if refused is not None:
+            return refused
+        op = self._begin(ws, compute, action, fault)
+        status_url = (
+            f"{self.base_url}/subscriptions/{ws.subscription}/providers/{PROVIDER}/locations/"
+            f"{ws.location}/computeOperationsStatus/{op.op_id}?api-version={query['api-version'][0]}"
+        )
+        return 202, {"Azure-AsyncOperation": status_url}, None
+
+    def _begin(self, ws: _Workspace, compute: _Compute, action: str, fault: FaultRule | None) -> _Operation:
+        """Put `compute` in the action's interim state with an operation that settles after transition_seconds
+        (in the target state, or back in its state when a fault says the operation fails)."""
         now = time.monotonic()
         interim, target, name = {
             "stop": ("Stopping", "Stopped", "Stop"),
@@ -682,7 +675,7 @@ class ArmStandin:
             started=now,
             ends=now + self.transition_seconds,
             target_state=target,
-            revert_state=state,
+            revert_state=compute.state,
             fails=fails,
             error=(
                 fault.error_body().get("error")
@@ -698,11 +691,7 @@ class ArmStandin:
             "operationStatus": "InProgress",
         }
         self._operations[op.op_id] = (ws, compute)
-        status_url = (
-            f"{self.base_url}/subscriptions/{ws.subscription}/providers/{PROVIDER}/locations/"
-            f"{ws.location}/computeOperationsStatus/{op.op_id}?api-version={query['api-version'][0]}"
-        )
-        return 202, {"Azure-AsyncOperation": status_url}, None
+        return op
 
     def _operation(self, match: re.Match[str], query: Mapping[str, list[str]], _: FaultRule | None) -> Reply:
         found = self._operations.get(match["op"])

@@ -160,3 +160,37 @@ def test_devhost_never_imports_the_app() -> None:
         if name.startswith("devhost")
     }
     assert {name: targets for name, targets in leaks.items() if targets} == {}
+
+
+MAX_FUNCTION_LINES = 60
+# Functions allowed over the limit, each with its reason. None today.
+LONG_FUNCTIONS_ALLOWED: set[tuple[str, str]] = set()
+
+
+def _long_functions(source: str, limit: int) -> list[tuple[str, int]]:
+    """(name, lines) of every function or method in `source` longer than `limit` lines (its `def` to its end)."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_the_length_check_sees_a_long_function():
+    body = "\n".join(f"    x{k} = {k}" for k in range(60))
+    assert _long_functions(f"def long():\n{body}\n", MAX_FUNCTION_LINES) == [("long", 61)]
+    assert _long_functions(f"def short():\n{body[: body.rindex(chr(10))]}\n", MAX_FUNCTION_LINES) == []
+
+
+def test_no_function_in_triggers_orchestrations_activities_is_over_60_lines():
+    """A newcomer reads an orchestrator as a sequence of named phases; a long function hides the seams."""
+    found = []
+    for package in ("triggers", "orchestrations", "activities"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            for name, lines in _long_functions(path.read_text(), MAX_FUNCTION_LINES):
+                if (relative, name) not in LONG_FUNCTIONS_ALLOWED:
+                    found.append(f"{relative}:{name} ({lines} lines)")
+    assert not found, f"functions over {MAX_FUNCTION_LINES} lines: {found}"

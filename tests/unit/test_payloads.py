@@ -1,0 +1,75 @@
+"""The one payload pattern of the compute side: dataclasses with `Payload.to_dict` / `from_dict`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.arm_budget import RequestCounts
+from shared.compute import ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
+from shared.payloads import Payload, PayloadError
+from shared.policy import Decision
+from shared.prices import Price
+from shared.reconcile import ReconcileRun
+from shared.schedules import ScheduleDecision
+from shared.shutdown_report import InstanceResult, ShutdownReport, WorkspaceResult
+from shared.shutdown_request import ShutdownRun
+
+PAYLOADS = [
+    ComputeInstance,
+    Listing,
+    ActAnswer,
+    StatesView,
+    RequestCounts,
+    StopOutcome,
+    Decision,
+    Price,
+    ReconcileRun,
+    ScheduleDecision,
+    InstanceResult,
+    WorkspaceResult,
+    ShutdownReport,
+    ShutdownRun,
+]
+
+
+@pytest.mark.parametrize("cls", PAYLOADS, ids=lambda c: c.__name__)
+def test_every_compute_side_payload_uses_the_one_pattern(cls: type):
+    assert issubclass(cls, Payload)
+    assert "from_dict" not in vars(cls), f"{cls.__name__} converts by hand instead of through Payload"
+
+
+def test_a_run_input_round_trips_through_json_with_its_keys_in_field_order():
+    run = ShutdownRun(("sub/rg/ws",), True, "opt-in", "auto-shutdown", "keep-alive-until", 600, 15, ("ci-*",))
+    data = json.loads(json.dumps(run.to_dict()))
+    assert list(data)[:3] == ["workspaces", "dry_run", "mode"]
+    assert data["include"] == ["ci-*"] and data["trace"] == {}
+    assert ShutdownRun.from_dict(data) == run
+
+
+def test_an_instance_listed_without_tags_or_operation_reads_back_with_the_defaults():
+    instance = ComputeInstance.from_dict(
+        {"workspace": "s/r/w", "name": "ci1", "state": "Running", "tags": None, "last_operation": {}}
+    )
+    assert instance == ComputeInstance("s/r/w", "ci1", "Running")
+
+
+def test_a_price_keeps_its_report_key_price_source():
+    assert Price("STANDARD_DS3_V2", 0.2, "USD", "retail").to_dict() == {
+        "vm_size": "STANDARD_DS3_V2",
+        "hourly_price": 0.2,
+        "currency": "USD",
+        "price_source": "retail",
+    }
+
+
+def test_a_payload_missing_a_required_field_names_the_field_and_the_class():
+    with pytest.raises(PayloadError, match=r"WorkspaceResult: field 'instances' is missing"):
+        WorkspaceResult.from_dict({"workspace": "s/r/w"})
+
+
+def test_a_failed_listing_reads_back_as_a_value_with_no_instances():
+    listing = Listing.from_dict({"workspace": "s/r/w", "error": "ARM answered 503", "retryable": True})
+    assert (listing.instances, listing.retryable, listing.arm_requests) == ((), True, {})
+    assert Listing.from_dict(listing.to_dict()) == listing
