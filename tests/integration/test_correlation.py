@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.devhost_runner import RunningHost, start_devhost
+from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
 
@@ -62,9 +63,7 @@ def _spans_once(host: RunningHost, trace_id: str | None, last: str, timeout: flo
 
 
 def test_uploaded_file_is_one_trace_from_trigger_to_last_activity(traced_host: RunningHost) -> None:
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(traced_host.storage_connection_string)
+    service = blob_service(traced_host)
     body = "id,height\n" + "".join(f"{i},{140 + i % 60}\n" for i in range(2000))
     service.get_blob_client("incoming", "traced/one.csv").upload_blob(body.encode(), overwrite=True)
     predictions = service.get_blob_client("predictions", "traced/one.csv")

@@ -19,6 +19,8 @@ from devhost.standins.identity import IdentityStandin
 from devhost.standins.prices import PricesStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import RunningHost, start_devhost
+from tests.helpers.identity import ca_bundle_with
+from tests.helpers.storage import blob_service, ensure_container
 
 pytestmark = pytest.mark.integration
 
@@ -108,12 +110,9 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
-    import certifi
-
     data = tmp_path_factory.mktemp("schedules")
     tls = make_local_tls(data / "tls")
-    ca_bundle = data / "ca-bundle.pem"
-    ca_bundle.write_text(Path(certifi.where()).read_text().rstrip("\n") + "\n" + tls.ca_bundle.read_text())
+    ca_bundle = ca_bundle_with(tls, data / "ca-bundle.pem")
     with (
         IdentityStandin() as identity,
         ArmStandin(FLEET, tls, transition_seconds=0.5, token_validator=identity.is_valid, throttle="arm") as arm,
@@ -148,12 +147,7 @@ def fleet(bench: Bench) -> Bench:
 
 
 def _container(host: RunningHost) -> Any:
-    from azure.storage.blob import BlobServiceClient
-
-    client = BlobServiceClient.from_connection_string(host.storage_connection_string).get_container_client("reports")
-    if not client.exists():
-        client.create_container()
-    return client
+    return ensure_container(blob_service(host), "reports")
 
 
 def _set_last_evaluated(host: RunningHost, moment: datetime | None) -> None:

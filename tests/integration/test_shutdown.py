@@ -19,6 +19,8 @@ from devhost.standins.arm import ArmStandin, workspace_keys
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import LocalTls, make_local_tls
 from tests.devhost_runner import TERMINAL, RunningHost, start_devhost
+from tests.helpers.identity import ca_bundle_with
+from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
 
@@ -131,13 +133,9 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def standins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standins]:
-    import certifi
-
     data = tmp_path_factory.mktemp("shutdown-standins")
     tls = make_local_tls(data / "tls")
-    # certifi's CAs plus the stand-ins' CA: the app trusts the stand-ins and still trusts real endpoints.
-    ca_bundle = data / "ca-bundle.pem"
-    ca_bundle.write_text(Path(certifi.where()).read_text().rstrip("\n") + "\n" + tls.ca_bundle.read_text())
+    ca_bundle = ca_bundle_with(tls, data / "ca-bundle.pem")
     with IdentityStandin() as identity:
         yield Standins(tls, ca_bundle, identity)
 
@@ -202,10 +200,7 @@ def _secrets_absent(bench: Bench, *texts: str) -> None:
 
 
 def _saved_report(host: RunningHost, blob_name: str) -> dict[str, Any]:
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(host.storage_connection_string)
-    data = service.get_blob_client("reports", blob_name).download_blob().readall()
+    data = blob_service(host).get_blob_client("reports", blob_name).download_blob().readall()
     report: dict[str, Any] = json.loads(data)
     return report
 
