@@ -22,12 +22,12 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from devhost.standins.arm import ArmStandin, workspace_keys
+from devhost.standins.arm import ArmStandin
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
-from tests.helpers.identity import ca_bundle_with
 from tests.helpers.scoring import wait_for_run
+from tests.helpers.standins import ca_bundle_with, compute_settings
 from tests.helpers.storage import blob_service, upload
 
 pytestmark = pytest.mark.integration
@@ -81,10 +81,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     ca_bundle = ca_bundle_with(tls, data / "ca-bundle.pem")
     with IdentityStandin() as identity, ArmStandin(FLEET, tls, transition_seconds=0.3) as arm:
         settings = {
-            **identity.env(),
-            "AML_WORKSPACES": ",".join(workspace_keys(FLEET)),
-            "AML_ARM_ENDPOINT": arm.base_url + "/",
-            "REQUESTS_CA_BUNDLE": str(ca_bundle),
+            **compute_settings(identity, arm, FLEET, ca_bundle),
             "DATA_STORAGE": "UseDevelopmentStorage=true",
             "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",
             "SHUTDOWN_POLL_SECONDS": "1",

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devhost.standins.arm import ArmStandin, workspace_keys
+from devhost.standins.arm import ArmStandin
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.prices import PricesStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import RunningHost, start_devhost
-from tests.helpers.identity import ca_bundle_with
+from tests.helpers.standins import ca_bundle_with, compute_settings
 from tests.helpers.storage import blob_service, ensure_container
 
 pytestmark = pytest.mark.integration
@@ -119,10 +119,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         PricesStandin() as prices,
     ):
         settings = {
-            **identity.env(),
-            "AML_WORKSPACES": ",".join(workspace_keys(FLEET)),
-            "AML_ARM_ENDPOINT": arm.base_url + "/",
-            "REQUESTS_CA_BUNDLE": str(ca_bundle),
+            **compute_settings(identity, arm, FLEET, ca_bundle),
             "DATA_STORAGE": "UseDevelopmentStorage=true",
             "SHUTDOWN_POLL_SECONDS": "1",
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": "8",

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.standins.arm import ArmStandin, workspace_keys
+from devhost.standins.arm import ArmStandin
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import LocalTls, make_local_tls
 from tests.devhost_runner import TERMINAL, RunningHost, start_devhost
-from tests.helpers.identity import ca_bundle_with
+from tests.helpers.standins import ca_bundle_with, compute_settings
 from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
@@ -96,10 +96,7 @@ class Standins:
 
     def settings(self, arm: ArmStandin, **extra: str) -> dict[str, str]:
         return {
-            **self.identity.env(),
-            "AML_WORKSPACES": ",".join(workspace_keys(FLEET)),
-            "AML_ARM_ENDPOINT": arm.base_url + "/",
-            "REQUESTS_CA_BUNDLE": str(self.ca_bundle),
+            **compute_settings(self.identity, arm, FLEET, self.ca_bundle),
             "DATA_STORAGE": "UseDevelopmentStorage=true",
             "SHUTDOWN_POLL_SECONDS": "1",
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),

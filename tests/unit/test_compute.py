@@ -9,7 +9,7 @@ from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import make_local_tls
 from shared import compute
 from shared.settings import Workspace
-from tests.helpers.identity import use_identity_standin
+from tests.helpers.standins import use_identity_standin
 
 FLEET = load_fleet()
 RESEARCH, PROD = (Workspace.parse(k) for k in workspace_keys(FLEET))

@@ -17,7 +17,7 @@ from devhost.standins.tls import LocalTls, make_local_tls
 from shared import keyvault
 from shared.errors import SettingsError
 from shared.settings import DATA_STORAGE, use_reference_resolver
-from tests.helpers.identity import use_identity_standin
+from tests.helpers.standins import use_identity_standin
 
 SECRET = "DefaultEndpointsProtocol=https;AccountKey=c2VjcmV0LXZhbHVlLTEyMzQ1Ng=="
 

@@ -1,11 +1,15 @@
-"""Managed identity and TLS for tests that reach the stand-ins with the real Azure SDKs in this process."""
+"""Pointing the real Azure SDKs at the stand-ins: managed identity, TLS trust and ARM, in this process (unit tests)
+or in a devhost's settings (integration tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devhost.standins.arm import ArmStandin, workspace_keys
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import LocalTls
 
@@ -40,3 +44,16 @@ def ca_bundle_with(tls: LocalTls, path: Path) -> Path:
 
     path.write_text(Path(certifi.where()).read_text().rstrip("\n") + "\n" + tls.ca_bundle.read_text())
     return path
+
+
+def compute_settings(
+    identity: IdentityStandin, arm: ArmStandin, fleet: Mapping[str, Any], ca_bundle: Path
+) -> dict[str, str]:
+    """The app settings that send the app's compute calls to the stand-ins: its managed identity, the fleet's
+    workspaces on the ARM stand-in, and a CA bundle that trusts them."""
+    return {
+        **identity.env(),
+        "AML_WORKSPACES": ",".join(workspace_keys(fleet)),
+        "AML_ARM_ENDPOINT": arm.base_url + "/",
+        "REQUESTS_CA_BUNDLE": str(ca_bundle),
+    }
