@@ -1,4 +1,5 @@
-"""What the benchmarks share: the run context, devhost start-up, and memory readings of its worker processes."""
+"""What the benchmarks share: the run context, devhost start-up, and memory readings of its worker processes
+(found with `tests.helpers.processes.worker_pids`)."""
 
 from __future__ import annotations
 
@@ -64,35 +65,6 @@ def devhost(
     finally:
         host.stop()
         shutil.rmtree(data, ignore_errors=True)
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of `pid` (what `pgrep -P` lists), read from /proc."""
-    children = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("PPid:"):
-                if int(line.split()[1]) == pid:
-                    children.append(int(status.parent.name))
-                break
-    return sorted(children)
-
-
-def worker_pids(host: RunningHost) -> list[int]:
-    """devhost's worker processes (`python -m devhost.worker`), not Azurite's node process."""
-    workers = []
-    for pid in child_pids(host.proc.pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"devhost.worker" in cmdline:
-            workers.append(pid)
-    return workers
 
 
 def _status_kib(pid: int, field: str) -> int | None:

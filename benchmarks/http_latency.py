@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -16,6 +14,9 @@ import requests
 from benchmarks.core import Goal, Result, percentile
 from benchmarks.hosts import Context, app_functions, devhost
 from tests.devhost_runner import RunningHost
+from tests.helpers.events import account_url as host_account_url
+from tests.helpers.events import blob_created_event, blob_event, webhook_path
+from tests.helpers.storage import blob_service, ensure_container
 
 log = logging.getLogger(__name__)
 
@@ -63,40 +64,15 @@ def status_sender(host: RunningHost, session: requests.Session) -> Send:
 # --- Event Grid ---------------------------------------------------------------------------------------------
 
 
-def blob_created(container: str, name: str, etag: str, size: int, account_url: str) -> dict[str, Any]:
-    """A BlobCreated event in the Event Grid schema, as Event Grid posts it for a committed block blob."""
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": TOPIC,
-        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
-        "eventType": "Microsoft.Storage.BlobCreated",
-        "eventTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "dataVersion": "",
-        "metadataVersion": "1",
-        "data": {
-            "api": "PutBlob",
-            "clientRequestId": str(uuid.uuid4()),
-            "requestId": str(uuid.uuid4()),
-            "eTag": etag,
-            "contentType": "text/csv",
-            "contentLength": size,
-            "blobType": "BlockBlob",
-            "url": f"{account_url.rstrip('/')}/{container}/{name}",
-            "sequencer": f"{uuid.uuid4().int % 10**20:032X}",
-            "storageDiagnostics": {"batchId": str(uuid.uuid4())},
-        },
-    }
-
-
 def ignored_event(i: int, account_url: str) -> dict[str, Any]:
     """Alternately a non-.csv blob in the input container and a .csv blob in a container the app ignores."""
     if i % 2:
-        return blob_created("incoming", f"bench/notes-{i}.txt", f"0x8D{i:013X}", 1024, account_url)
-    return blob_created("archive", f"bench/data-{i}.csv", f"0x8D{i:013X}", 1024, account_url)
+        return blob_created_event(account_url, "incoming", f"bench/notes-{i}.txt", f"0x8D{i:013X}", 1024, topic=TOPIC)
+    return blob_created_event(account_url, "archive", f"bench/data-{i}.csv", f"0x8D{i:013X}", 1024, topic=TOPIC)
 
 
 def eventgrid_sender(host: RunningHost, session: requests.Session, events: list[dict[str, Any]]) -> Send:
-    url = f"{host.base_url}/runtime/webhooks/eventgrid?functionName=on_blob_created&code={host.key}"
+    url = f"{host.base_url}{webhook_path()}&code={host.key}"
     headers = {"aeg-event-type": "Notification", "Content-Type": "application/json"}
     bodies = [json.dumps([e]).encode() for e in events]
     return lambda i: session.post(url, data=bodies[i], headers=headers, timeout=30)
@@ -104,27 +80,19 @@ def eventgrid_sender(host: RunningHost, session: requests.Session, events: list[
 
 def upload_tiny_csvs(host: RunningHost, count: int, tag: str) -> list[dict[str, Any]]:
     """`count` small CSVs in `incoming`, and a BlobCreated event for each (what Event Grid would send)."""
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(host.storage_connection_string)
-    container = service.get_container_client("incoming")
-    if not container.exists():
-        container.create_container()
+    container = ensure_container(blob_service(host), "incoming")
     body = b"id,height,name\n" + b"".join(f"{i},{140 + i % 50}.5,Person {i}\n".encode() for i in range(20))
     events = []
     for i in range(count):
         name = f"bench-start/{tag}/{i:04d}.csv"
         info = container.get_blob_client(name).upload_blob(body, overwrite=True)
-        events.append(blob_created("incoming", name, str(info["etag"]).strip('"'), len(body), service.url))
+        events.append(blob_event(host, name, str(info["etag"]).strip('"'), len(body), topic=TOPIC))
     return events
 
 
 def wait_for_predictions(host: RunningHost, prefix: str, expected: int, timeout: float) -> tuple[int, float]:
     """How many predictions blobs under `prefix` exist by the deadline, and how long it took."""
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(host.storage_connection_string)
-    container = service.get_container_client("predictions")
+    container = blob_service(host).get_container_client("predictions")
     started = time.monotonic()
     found = 0
     while time.monotonic() - started < timeout:
@@ -164,7 +132,7 @@ def run_eventgrid(ctx: Context) -> Result:
     if not has_trigger:
         result.notes.append("`on_blob_created` is not registered by function_app yet: only the baseline was measured.")
     with devhost(ctx, "eventgrid", {}) as host, requests.Session() as session:
-        account_url = f"http://127.0.0.1:{host.azurite_port}/devstoreaccount1"
+        account_url = host_account_url(host)
         status = status_sender(host, session)
         timed_requests(WARMUP, status)
         if has_trigger:

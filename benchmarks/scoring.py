@@ -17,10 +17,12 @@ from typing import Any
 import requests
 
 from benchmarks.core import APP_ROOT, Goal, Plot, Result, Series
-from benchmarks.hosts import Context, app_functions, devhost, peak_rss_mib, reset_peak, worker_pids
+from benchmarks.hosts import Context, app_functions, devhost, peak_rss_mib, reset_peak
 from benchmarks.scoring_baseline import BLOCK_BYTES
 from benchmarks.scoring_data import InputFile, generate, size_label
 from tests.devhost_runner import RunningHost
+from tests.helpers.processes import worker_pids
+from tests.helpers.storage import ensure_container, service_client
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +84,12 @@ class RunRecord:
 
 
 def _service(connection_string: str) -> Any:
-    from azure.storage.blob import BlobServiceClient
-
-    return BlobServiceClient.from_connection_string(
-        connection_string, max_block_size=BLOCK_BYTES, max_single_put_size=BLOCK_BYTES
-    )
+    return service_client(connection_string, max_block_size=BLOCK_BYTES, max_single_put_size=BLOCK_BYTES)
 
 
 def _ensure_containers(service: Any, *names: str) -> None:
     for name in names:
-        container = service.get_container_client(name)
-        if not container.exists():
-            container.create_container()
+        ensure_container(service, name)
 
 
 def _upload(service: Any, container: str, name: str, source: InputFile) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core import Goal, Result
-from benchmarks.hosts import Context, app_functions, devhost, peak_rss_mib, reset_peak, worker_pids
+from benchmarks.hosts import Context, app_functions, devhost, peak_rss_mib, reset_peak
 from benchmarks.scoring import (
     INPUT,
     MEMORY_GOAL_MIB,
@@ -31,6 +31,7 @@ from benchmarks.scoring import (
 )
 from benchmarks.scoring_data import InputFile, generate, size_label
 from tests.devhost_runner import RunningHost
+from tests.helpers.processes import worker_pids
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,10 @@ blocks of the lost run are overwritten. In Azure, the task hub in Storage keeps 
 
 `make audit` runs `pip-audit==2.10.1` (installed in its own `.venv-audit`) over every pin of `requirements-dev.txt`
 (`--no-deps --disable-pip --strict`): it needs network access to PyPI's vulnerability data (or
-`--vulnerability-service osv`). It was not run on our build machines, whose network policy forbids bulk
-registry queries; CI machines with internet run it. Offline alternative: `osv-scanner` with a downloaded
-offline database (`--offline --download-offline-databases` once, then `--offline`) on `requirements-dev.txt`.
+`--vulnerability-service osv`). Neither CI pipeline runs it, and our build machines' network policy forbids
+bulk registry queries: run it by hand where PyPI is reachable. Offline alternative: `osv-scanner` with a
+downloaded offline database (`--offline --download-offline-databases` once, then `--offline`) on
+`requirements-dev.txt`.
 """
 
 TITLES = {

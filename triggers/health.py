@@ -14,6 +14,8 @@ from pathlib import Path
 import azure.durable_functions as df
 import azure.functions as func
 
+from triggers.http import json_response
+
 bp = df.Blueprint()
 
 BUILD_FILE = Path(__file__).resolve().parent.parent / "build.json"
@@ -48,4 +50,4 @@ def _build() -> dict[str, str]:
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"status": "ok", **_build()}), mimetype="application/json")
+    return json_response({"status": "ok", **_build()})

@@ -4,22 +4,18 @@ Thin: parse (shared.realtime) -> load_model (cached per process) -> predict -> r
 Runtime are imported on the first call, not when the app is indexed.
 """
 
-import json
 import logging
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from shared.errors import AppError, InputError
+from triggers.http import json_response
 
 bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "scoring is unavailable: the model or its settings failed to load (see the app's logs)"
-
-
-def _json(status: int, body: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(body, status_code=status, mimetype="application/json", headers=headers)
 
 
 @bp.route(route="weight", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -32,11 +28,11 @@ def weight(req: func.HttpRequest) -> func.HttpResponse:
         model = load_model()
         predictions = model.predict({realtime.HEIGHT: heights})
     except InputError as err:
-        return _json(realtime.error_status(err), realtime.error_body(str(err)))
+        return json_response(realtime.error_body(str(err)), realtime.error_status(err))
     except AppError:
         log.exception("GET /api/weight: model failed")
-        return _json(500, json.dumps({"error": UNAVAILABLE}))
-    return _json(200, realtime.weight_body(predictions), {"X-Model-Version": model.card.label})
+        return json_response({"error": UNAVAILABLE}, 500)
+    return json_response(realtime.weight_body(predictions), headers={"X-Model-Version": model.card.label})
 
 
 @bp.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -55,10 +51,10 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
         )
         predictions = model.predict(request.columns)
     except InputError as err:
-        return _json(realtime.error_status(err), realtime.error_body(str(err)))
+        return json_response(realtime.error_body(str(err)), realtime.error_status(err))
     except AppError:
         log.exception("POST /api/score: model failed")
-        return _json(500, json.dumps({"error": UNAVAILABLE}))
+        return json_response({"error": UNAVAILABLE}, 500)
     body, mimetype = realtime.score_answer(
         request,
         predictions,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from shared.reconcile import ReconcileRun, minute_instance_id, parse_preview_bod
 from shared.settings import COMPUTE_SCHEDULES, RECONCILE_TIMER, ShutdownSettings
 from shared.shutdown_request import RequestFieldError
 from shared.telemetry import current_trace_carrier, trigger_span
+from triggers.http import json_response
 
 bp = df.Blueprint()
 
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, indent=1), status_code=status, mimetype="application/json")
+    # Indented: these answers are read by people at a terminal (curl), as the README shows them.
+    return json_response(body, status, indent=1)
 
 
 def _run(dry_run: bool, trigger: str) -> ReconcileRun:

@@ -8,7 +8,6 @@ its own (the commit step settles it; see shared/scoring_commit.commit_prediction
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -31,16 +30,13 @@ from shared.scoring_events import (
 )
 from shared.settings import SCORING_INPUT_CONTAINER, SCORING_PARALLEL_CHUNKS, SCORING_WAVE_SIZE
 from shared.telemetry import current_trace_carrier, trigger_span
+from triggers.http import json_response
 
 bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 
 RESTARTABLE = {"Failed", "Terminated"}
-
-
-def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
 def _run_input(request: dict[str, Any]) -> dict[str, Any]:
@@ -142,20 +138,20 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         body = parse_scoring_body(req.get_body())
         input_container = SCORING_INPUT_CONTAINER.get()
     except InputError as err:
-        return _json(400, {"error": str(err)})
+        return json_response({"error": str(err)}, 400)
     except SettingsError as err:
         log.error("scoring not started: %s", err)
-        return _json(500, {"error": "the app's settings are incomplete; see the log"})
+        return json_response({"error": "the app's settings are incomplete; see the log"}, 500)
     reason = not_scored_reason(body.container, body.name, input_container)
     if reason:
-        return _json(400, {"error": reason})
+        return json_response({"error": reason}, 400)
     from shared.blobs import blob_info
     from shared.scoring_payloads import ScoringRequest
 
     try:
         info = blob_info(body.container, body.name)
     except NotFoundError as err:
-        return _json(404, {"error": str(err)})
+        return json_response({"error": str(err)}, 404)
     account = _data_account()
     etag = info.etag.strip('"')
     instance_id = scoring_instance_id(account, body.container, body.name, etag)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 
@@ -14,6 +13,7 @@ from shared.errors import SettingsError
 from shared.settings import ShutdownSettings
 from shared.shutdown_request import RequestFieldError, default_run, parse_shutdown_body
 from shared.telemetry import current_trace_carrier, trigger_span
+from triggers.http import json_response
 
 bp = df.Blueprint()
 
@@ -46,11 +46,11 @@ async def _start_shutdown(req: func.HttpRequest, client: df.DurableOrchestration
     try:
         run = parse_shutdown_body(req.get_body(), ShutdownSettings.from_env())
     except RequestFieldError as err:
-        return func.HttpResponse(json.dumps(err.to_dict()), status_code=400, mimetype="application/json")
+        return json_response(err.to_dict(), 400)
     except SettingsError as err:
         log.error("shutdown not started: %s", err)
         body = {"error": "the app's settings are incomplete or malformed; see the app's log"}
-        return func.HttpResponse(json.dumps(body), status_code=500, mimetype="application/json")
+        return json_response(body, 500)
     run = replace(run, trace=current_trace_carrier())
     instance_id = await client.start_new(names.SHUTDOWN_ORCHESTRATOR, None, run.to_dict())
     log.info("shutdown started: %s (workspaces %s, dry_run=%s)", instance_id, ",".join(run.workspaces), run.dry_run)

@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 from tests.devhost_runner import RunningHost, start_devhost
-from tests.integration.test_scoring import (
-    APP_SETTINGS,
-    ERRORS,
-    SUBSCRIPTIONS,
-    download,
-    unique,
-    upload,
-    wait_for_run,
-)
+from tests.helpers.scoring import APP_SETTINGS, ERRORS, SUBSCRIPTIONS, unique, wait_for_run
+from tests.helpers.storage import download, upload
 
 pytestmark = pytest.mark.integration
 

@@ -10,16 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.devhost_runner import RunningHost, start_devhost
-from tests.integration.test_scoring import (
-    APP_SETTINGS,
-    INPUT,
-    SUBSCRIPTIONS,
-    assert_scored,
-    people,
-    unique,
-    upload,
-    wait_for_run,
-)
+from tests.helpers.scoring import APP_SETTINGS, SUBSCRIPTIONS, assert_scored, people, unique, wait_for_run
+from tests.helpers.storage import INPUT, upload
 
 pytestmark = pytest.mark.integration
 

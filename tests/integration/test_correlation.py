@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tests.devhost_runner import RunningHost, start_devhost
+from tests.helpers.scoring import wait_for_run
+from tests.helpers.storage import download, upload
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +64,11 @@ def _spans_once(host: RunningHost, trace_id: str | None, last: str, timeout: flo
 
 
 def test_uploaded_file_is_one_trace_from_trigger_to_last_activity(traced_host: RunningHost) -> None:
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(traced_host.storage_connection_string)
     body = "id,height\n" + "".join(f"{i},{140 + i % 60}\n" for i in range(2000))
-    service.get_blob_client("incoming", "traced/one.csv").upload_blob(body.encode(), overwrite=True)
-    predictions = service.get_blob_client("predictions", "traced/one.csv")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not predictions.exists():
-        time.sleep(0.2)
-    assert predictions.exists(), traced_host.log_text()[-3000:]
+    upload(traced_host, "traced/one.csv", body.encode())
+    run = wait_for_run(traced_host, "traced/one.csv")
+    assert run["runtimeStatus"] == "Completed", run
+    assert download(traced_host, "predictions", "traced/one.csv") is not None, traced_host.log_text()[-3000:]
     spans = _spans_once(traced_host, None, "commit_predictions")
     trigger = [
         s for s in spans if s["name"] == "on_blob_created" and "traced/one.csv" in s["attributes"].get("subject", "")

@@ -16,17 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from devhost.standins.arm import ArmStandin, workspace_keys
+from devhost.standins.arm import ArmStandin
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
+from tests.helpers.scoring import wait_for_run
+from tests.helpers.standins import ca_bundle_with, compute_settings
+from tests.helpers.storage import blob_service, upload
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +36,6 @@ INSTALL = "apt-get update && apt-get install -y chromium"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SUB = "0a1b2c3d-0000-4000-8000-00000000da5b"
 WS = f"{SUB}/rg-ops/ws-dash"
-DURABLE = "/runtime/webhooks/durabletask"
 # User data that would run or become markup if the page did not escape it.
 EVIL_TAG = "<script>document.title='pwned'</script>"
 EVIL_FILE = "heights <img src=x onerror=document.title='pwned'>.csv"
@@ -75,18 +76,12 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    import certifi
-
     data = tmp_path_factory.mktemp("dashboard")
     tls = make_local_tls(data / "tls")
-    ca_bundle = data / "ca-bundle.pem"
-    ca_bundle.write_text(Path(certifi.where()).read_text().rstrip("\n") + "\n" + tls.ca_bundle.read_text())
+    ca_bundle = ca_bundle_with(tls, data / "ca-bundle.pem")
     with IdentityStandin() as identity, ArmStandin(FLEET, tls, transition_seconds=0.3) as arm:
         settings = {
-            **identity.env(),
-            "AML_WORKSPACES": ",".join(workspace_keys(FLEET)),
-            "AML_ARM_ENDPOINT": arm.base_url + "/",
-            "REQUESTS_CA_BUNDLE": str(ca_bundle),
+            **compute_settings(identity, arm, FLEET, ca_bundle),
             "DATA_STORAGE": "UseDevelopmentStorage=true",
             "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",
             "SHUTDOWN_POLL_SECONDS": "1",
@@ -110,27 +105,9 @@ def _shutdown(host: RunningHost, body: dict[str, Any] | None = None) -> dict[str
     return status
 
 
-def _blobs(host: RunningHost) -> Any:
-    from azure.storage.blob import BlobServiceClient
-
-    return BlobServiceClient.from_connection_string(host.storage_connection_string)
-
-
 def _score(host: RunningHost, name: str, data: bytes) -> dict[str, Any]:
-    service = _blobs(host)
-    try:
-        service.create_container("incoming")
-    except Exception:  # already there
-        pass
-    service.get_blob_client("incoming", name).upload_blob(data, overwrite=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        listed = host.request("GET", f"{DURABLE}/instances?showInput=true&instanceIdPrefix=score-").json()
-        runs = [r for r in listed if (r.get("input") or {}).get("request", {}).get("name") == name]
-        if runs and runs[0]["runtimeStatus"] in ("Completed", "Failed"):
-            return dict(runs[0])
-        time.sleep(0.2)
-    raise AssertionError(f"no scoring run of {name} ended within 60 s\n{host.log_text()[-3000:]}")
+    upload(host, name, data)
+    return wait_for_run(host, name)
 
 
 class _Dom(HTMLParser):
@@ -346,7 +323,7 @@ def _report(run_id: str, started: datetime, instances: int) -> dict[str, Any]:
 def test_one_hundred_runs_render_within_200_ms(site: Site) -> None:
     """100 saved runs of 20 instances: the page's time as the host answers it (median of 7, warm and cold)."""
     host = site.host
-    service = _blobs(host)
+    service = blob_service(host)
     if not service.get_container_client("reports").exists():  # run alone, no shutdown has saved a report yet
         service.create_container("reports")
     now = datetime.now(UTC).replace(microsecond=0)

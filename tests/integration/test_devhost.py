@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import signal
@@ -19,6 +20,9 @@ import requests
 from devhost.azurite import pid_alive
 from devhost.timers import occurrences_log, parse_schedule
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
+from tests.helpers.events import post_events
+from tests.helpers.processes import child_pids
+from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
 
@@ -246,22 +250,8 @@ def test_timer_with_every_second_schedule_fires(sample_host: RunningHost) -> Non
     assert len(lines) - 3 <= span <= len(lines) + 1
 
 
-def _eventgrid(
-    host: RunningHost,
-    body: Any,
-    event_type: str | None = "Notification",
-    *,
-    function: str = "on_event",
-    key: bool = True,
-    content_type: str = "application/json",
-) -> requests.Response:
-    headers = {"Content-Type": content_type}
-    if event_type:
-        headers["aeg-event-type"] = event_type
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return host.request(
-        "POST", f"/runtime/webhooks/eventgrid?functionName={function}", key=key, data=data, headers=headers
-    )
+# The sample app's Event Grid function.
+_on_event = functools.partial(post_events, function="on_event")
 
 
 def test_eventgrid_subscription_validation_handshake(sample_host: RunningHost) -> None:
@@ -274,12 +264,12 @@ def test_eventgrid_subscription_validation_handshake(sample_host: RunningHost) -
         "dataVersion": "2",
         "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6", "validationUrl": "https://x"},
     }
-    response = _eventgrid(sample_host, [event], "SubscriptionValidation")
+    response = _on_event(sample_host, [event], event_type="SubscriptionValidation")
     assert response.status_code == 200
     assert response.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
     # The handshake is answered only as specified: a validation event sent as a notification is refused.
-    assert _eventgrid(sample_host, [event], "Notification").status_code == 400
-    assert _eventgrid(sample_host, [event], "SubscriptionValidation", key=False).status_code == 401
+    assert _on_event(sample_host, [event]).status_code == 400
+    assert _on_event(sample_host, [event], event_type="SubscriptionValidation", key=False).status_code == 401
 
 
 def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: RunningHost) -> None:
@@ -292,7 +282,7 @@ def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: R
         "dataVersion": "",
         "data": {"url": "http://a/c/a", "eTag": "0x1"},
     }
-    assert _eventgrid(sample_host, [notification]).status_code == 202
+    assert _on_event(sample_host, [notification]).status_code == 202
     cloud = {
         "id": "ce-1",
         "source": "/subscriptions/x",
@@ -302,7 +292,9 @@ def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: R
         "time": "2026-11-26T00:00:00Z",
         "data": {"url": "http://a/c/b", "eTag": "0x2"},
     }
-    assert _eventgrid(sample_host, cloud, None, content_type="application/cloudevents+json").status_code == 202
+    assert (
+        _on_event(sample_host, cloud, event_type=None, content_type="application/cloudevents+json").status_code == 202
+    )
     by_id = {e["id"]: e for e in _events(sample_host)}
     assert by_id["eg-1"]["schema"] == "eventgrid" and by_id["eg-1"]["data"]["eTag"] == "0x1"
     assert by_id["ce-1"]["schema"] == "cloudevents" and by_id["ce-1"]["data"]["eTag"] == "0x2"
@@ -326,19 +318,17 @@ def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: R
 def test_malformed_eventgrid_delivery_is_400_naming_the_problem(
     sample_host: RunningHost, body: Any, event_type: str, expected: str
 ) -> None:
-    response = _eventgrid(sample_host, body, event_type)
+    response = _on_event(sample_host, body, event_type=event_type)
     assert response.status_code == 400
     assert expected in response.json()["error"]
 
 
 def test_eventgrid_unknown_function_is_404(sample_host: RunningHost) -> None:
-    assert _eventgrid(sample_host, [{}], function="nope").status_code == 404
+    assert post_events(sample_host, [{}], function="nope").status_code == 404
 
 
 def test_blob_upload_reaches_eventgrid_function_once_per_version(sample_host: RunningHost) -> None:
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(sample_host.storage_connection_string)
+    service = blob_service(sample_host)
     blob = service.get_blob_client("drop", "folder/My File.csv")
     ignored = service.get_blob_client("drop", "notes.txt")
     ignored.upload_blob(b"not a csv", overwrite=True)
@@ -399,15 +389,13 @@ def test_stop_leaves_no_orphan_processes(tmp_path: Path) -> None:
         script_root=SAMPLE_APP,
         workers=1,
     )
-    children = subprocess.run(  # noqa: PLW1510
-        ["pgrep", "-P", str(host.proc.pid)], capture_output=True, text=True
-    ).stdout.split()
+    children = child_pids(host.proc.pid)
     assert len(children) >= 2  # Azurite and one worker
     assert host.stop(signal.SIGINT) == 0
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(pid_alive(int(pid)) for pid in children):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in children):
         time.sleep(0.1)
-    assert not [pid for pid in children if pid_alive(int(pid))]
+    assert not [pid for pid in children if pid_alive(pid)]
 
 
 # --- Durable semantics as in Azure (df's replay through devhost's bridge) --------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devhost.azurite import ACCOUNT_NAME, Azurite
-from devhost.relay import blob_created_event
 from shared.scoring_events import scoring_instance_id
 from tests.devhost_runner import TERMINAL, RunningHost, start_devhost
+from tests.helpers.events import blob_event, deliver, post_events
+from tests.helpers.processes import child_pids, worker_pids
+from tests.helpers.storage import blob_service, upload
 from tests.reliability import TestRecorder
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,6 @@ SETTINGS = {
     "AML_WORKSPACES": "00000000-0000-0000-0000-000000000000/rg/ws",
 }
 CONFIGURED = {"incoming", "predictions", "scoring-errors"}
-WEBHOOK = "/runtime/webhooks/eventgrid?functionName=on_blob_created"
 DURABLE = "/runtime/webhooks/durabletask"
 
 
@@ -75,17 +75,6 @@ def expected_predictions(data: bytes) -> bytes:
     return (eol.join(out) + eol).encode()
 
 
-def service(host: RunningHost) -> Any:
-    from azure.storage.blob import BlobServiceClient
-
-    return BlobServiceClient.from_connection_string(host.storage_connection_string)
-
-
-def upload(host: RunningHost, name: str, data: bytes, container: str = "incoming") -> str:
-    result = service(host).get_blob_client(container, name).upload_blob(data, overwrite=True)
-    return str(result["etag"]).strip('"')
-
-
 def instance_id(name: str, etag: str) -> str:
     return scoring_instance_id(ACCOUNT_NAME, "incoming", name, etag)
 
@@ -107,7 +96,7 @@ def wait_terminal(host: RunningHost, instance: str, timeout: float = 90) -> dict
 
 
 def wait_predictions(host: RunningHost, name: str, source_etag: str, timeout: float = 90) -> bytes:
-    blob = service(host).get_blob_client("predictions", name)
+    blob = blob_service(host).get_blob_client("predictions", name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if blob.exists():
@@ -121,7 +110,7 @@ def wait_predictions(host: RunningHost, name: str, source_etag: str, timeout: fl
 
 
 def inventory(host: RunningHost) -> dict[str, dict[str, str]]:
-    svc = service(host)
+    svc = blob_service(host)
     return {
         c.name: {b.name: str(b.etag) for b in svc.get_container_client(c.name).list_blobs()}
         for c in svc.list_containers()
@@ -134,28 +123,13 @@ def runs_started(host: RunningHost, instance: str) -> int:
 
 
 def event_for(host: RunningHost, name: str, container: str = "incoming", sequencer: int = 1) -> dict[str, Any]:
-    props = service(host).get_blob_client(container, name).get_blob_properties()
-    return blob_created_event(f"http://127.0.0.1:{host.azurite_port}/{ACCOUNT_NAME}", container, props, sequencer, "t")
-
-
-def deliver(host: RunningHost, events: list[dict[str, Any]], session: requests.Session | None = None) -> int:
-    call = session or requests
-    response = call.post(
-        host.base_url + WEBHOOK,
-        json=events,
-        headers={"aeg-event-type": "Notification", "x-functions-key": host.key},
-        timeout=30,
-    )
-    return response.status_code
+    """The BlobCreated event of the blob's current version."""
+    props = blob_service(host).get_blob_client(container, name).get_blob_properties()
+    return blob_event(host, name, str(props.etag).strip('"'), int(props.size), container=container, sequencer=sequencer)
 
 
 def healthy(host: RunningHost) -> bool:
     return host.proc.poll() is None and host.request("GET", "/api/health", key=False).status_code == 200
-
-
-def child_pids(parent: int, pattern: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(parent), "-f", pattern], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +152,7 @@ def test_duplicate_and_out_of_order_events_give_one_run_per_version_and_the_newe
     etag2 = upload(host, name, v2)
     event2 = event_for(host, name, sequencer=11)
     # Late and repeated: the newer version first, then the stale one, each three times (plus the relay's own).
-    answers = [deliver(host, [e]) for e in (event2, event1, event2, event1, event2, event1)]
+    answers = [deliver(host, [e]).status_code for e in (event2, event1, event2, event1, event2, event1)]
     assert all(200 <= a <= 204 for a in answers), answers
     assert wait_predictions(host, name, etag2) == expected_predictions(v2)
     wait_terminal(host, instance_id(name, etag2))
@@ -232,7 +206,7 @@ def run_burst(host: RunningHost, count: int, real_blobs: int, copies: int, prefi
 
     def post(event: dict[str, Any]) -> None:
         started = time.perf_counter()
-        codes.append(deliver(host, [event]))
+        codes.append(deliver(host, [event]).status_code)
         latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -286,7 +260,7 @@ def test_concurrent_duplicates_of_a_new_version_are_all_answered_2xx(
     etag = upload(host, name, data)
     event = event_for(host, name)
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: deliver(host, [event]), range(8)))
+        codes = list(pool.map(lambda _: deliver(host, [event]).status_code, range(8)))
     assert wait_predictions(host, name, etag) == expected_predictions(data)
     assert runs_started(host, instance_id(name, etag)) == 1
     assert all(200 <= c <= 204 for c in codes), codes
@@ -312,7 +286,7 @@ def kill_workers_during_run(host: RunningHost, name: str, data: bytes, kills: in
         if st_.get("runtimeStatus") in TERMINAL:
             break
         if progress >= 2 * (done + 1):
-            workers = child_pids(host.proc.pid, "devhost.worker")
+            workers = worker_pids(host)
             if workers:
                 os.kill(workers[done % len(workers)], signal.SIGKILL)
                 done += 1
@@ -365,9 +339,9 @@ def test_the_worst_files_fail_clearly_and_nothing_is_written_outside_the_configu
         final = wait_terminal(host, instance_id(name, etags[name]))
         if expected == "Completed":
             assert final["runtimeStatus"] == "Completed", final
-            out = service(host).get_blob_client("predictions", name).download_blob().readall()
+            out = blob_service(host).get_blob_client("predictions", name).download_blob().readall()
             assert out.startswith(b"id,height,predicted_weight\n1,\n2,150,x,\n3,160,")
-            errors = service(host).get_blob_client("scoring-errors", name).download_blob().readall().decode()
+            errors = blob_service(host).get_blob_client("scoring-errors", name).download_blob().readall().decode()
             assert errors == (
                 "line,last_line,column,problem,value\n"
                 '2,2,,field_count,"found 1, expected 2"\n3,3,,field_count,"found 3, expected 2"\n'
@@ -375,9 +349,9 @@ def test_the_worst_files_fail_clearly_and_nothing_is_written_outside_the_configu
         else:
             assert final["runtimeStatus"] == "Failed", final
             assert expected in final["output"] and name in final["output"], final["output"]
-            assert not service(host).get_blob_client("predictions", name).exists()
+            assert not blob_service(host).get_blob_client("predictions", name).exists()
             # ... and says so where the file landed (scoring-errors/<name>.error.json)
-            document = service(host).get_blob_client("scoring-errors", f"{name}.error.json").download_blob()
+            document = blob_service(host).get_blob_client("scoring-errors", f"{name}.error.json").download_blob()
             assert expected in json.loads(document.readall())["error"]
         outcomes.append(f"{name.split('/')[1]}: {final['runtimeStatus']}")
     after = inventory(host)
@@ -458,7 +432,7 @@ def dot_dot_event_writes_nothing(host: RunningHost, name: str, before: dict[str,
         event["subject"] = f"/blobServices/default/containers/incoming/blobs/{forged}"
         event["data"]["url"] = f"http://127.0.0.1:{host.azurite_port}/{ACCOUNT_NAME}/incoming/{forged}"
         event["data"]["eTag"] = "0x8DEADBEEF"
-        assert deliver(host, [event]) == 202
+        assert deliver(host, [event]).status_code == 202
         # Acknowledged and ignored: no run starts for a name that could address another container.
         time.sleep(0.5)
         status = host.request("GET", f"/runtime/webhooks/durabletask/instances/{instance_id(forged, '0x8DEADBEEF')}")
@@ -488,12 +462,7 @@ EVENT_KEYS = st.sampled_from(["id", "eventType", "subject", "eventTime", "data",
     content_type=st.sampled_from(["application/json", "application/cloudevents+json", "text/plain"]),
 )
 def _fuzz_webhook(host: RunningHost, codes: list[int], body: str, header: str, content_type: str) -> None:
-    response = requests.post(
-        host.base_url + WEBHOOK,
-        data=body.encode(),
-        headers={"aeg-event-type": header, "Content-Type": content_type, "x-functions-key": host.key},
-        timeout=30,
-    )
+    response = post_events(host, body.encode(), event_type=header, content_type=content_type)
     codes.append(response.status_code)
     assert response.status_code in {200, 202, 400}, (response.status_code, response.text, body)
     if response.status_code == 400:
@@ -512,12 +481,7 @@ def test_event_grid_webhook_fuzzed_answers_only_400_or_2xx_and_the_host_stays_he
         "not JSON": b"\xff\xfe\x00garbage",
     }
     for label, body in extremes.items():
-        response = requests.post(
-            host.base_url + WEBHOOK,
-            data=body,
-            headers={"aeg-event-type": "Notification", "x-functions-key": host.key},
-            timeout=30,
-        )
+        response = post_events(host, body)
         codes.append(response.status_code)
         assert response.status_code == 400, (label, response.status_code, response.text[:300])
     assert healthy(host)
@@ -621,7 +585,7 @@ def test_storage_stopped_and_restarted_mid_run_the_run_still_completes_exactly(
     try:
         final = restart_azurite_during_run(host, name, data, down_seconds=1.0)
         assert final["runtimeStatus"] == "Completed", final
-        assert service(host).get_blob_client("incoming", name).download_blob().readall() == data
+        assert blob_service(host).get_blob_client("incoming", name).download_blob().readall() == data
         assert wait_predictions(host, name, final["input"]["request"]["etag"]) == expected_predictions(data)
     finally:
         pass  # replacement Azurites are stopped by the module's teardown below
@@ -668,7 +632,7 @@ def test_host_restarted_mid_run_keeps_inputs_commits_nothing_partial_and_a_retri
     second = start_devhost(tmp_path, settings_, workers=1, azurite_port=first.azurite_port)
     log_offset = len(second.log_text())
     try:
-        svc = service(second)
+        svc = blob_service(second)
         # What survives: the input, byte for byte; no partial predictions committed; the run itself is gone.
         assert svc.get_blob_client("incoming", name).download_blob().readall() == data
         assert not svc.get_blob_client("predictions", name).exists()

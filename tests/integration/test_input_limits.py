@@ -16,12 +16,13 @@ import pytest
 
 from shared.scoring_events import scoring_instance_id
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
-from tests.integration.test_scoring import ACCOUNT, INPUT, blob_event, deliver, runs, upload
+from tests.helpers.events import ACCOUNT, blob_created_event, blob_event, deliver
+from tests.helpers.scoring import DURABLE, runs
+from tests.helpers.storage import INPUT, upload
 
 pytestmark = pytest.mark.integration
 
 WORKSPACES = json.loads((APP_ROOT / "local.settings.sample.json").read_text())["Values"]["AML_WORKSPACES"]
-DURABLE = "/runtime/webhooks/durabletask"
 BIG = "9" * 5000
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
 EXTREMES = {"integer past the digit limit": BIG, "float overflowing to inf": "1e400", "NaN literal": "NaN"}
@@ -60,15 +61,8 @@ def _event_with_size(number: str) -> str:
 
 
 def blob_event_text(**data: Any) -> str:
-    event = {
-        "id": "e1",
-        "topic": "t",
-        "subject": f"/blobServices/default/containers/{INPUT}/blobs/x.csv",
-        "eventType": "Microsoft.Storage.BlobCreated",
-        "eventTime": "2026-11-26T10:00:00Z",
-        "dataVersion": "",
-        "data": {"eTag": "0x1", "url": f"http://127.0.0.1/{ACCOUNT}/{INPUT}/x.csv", **data},
-    }
+    event = blob_created_event(f"http://127.0.0.1/{ACCOUNT}", INPUT, "x.csv", "0x1", 16, event_id="e1", topic="t")
+    event["data"].update(data)
     return json.dumps([event])
 
 

@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devhost.standins.arm import ArmStandin, workspace_keys
+from devhost.standins.arm import ArmStandin
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.prices import PricesStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import RunningHost, start_devhost
+from tests.helpers.standins import ca_bundle_with, compute_settings
+from tests.helpers.storage import blob_service, ensure_container
 
 pytestmark = pytest.mark.integration
 
@@ -108,22 +110,16 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
-    import certifi
-
     data = tmp_path_factory.mktemp("schedules")
     tls = make_local_tls(data / "tls")
-    ca_bundle = data / "ca-bundle.pem"
-    ca_bundle.write_text(Path(certifi.where()).read_text().rstrip("\n") + "\n" + tls.ca_bundle.read_text())
+    ca_bundle = ca_bundle_with(tls, data / "ca-bundle.pem")
     with (
         IdentityStandin() as identity,
         ArmStandin(FLEET, tls, transition_seconds=0.5, token_validator=identity.is_valid, throttle="arm") as arm,
         PricesStandin() as prices,
     ):
         settings = {
-            **identity.env(),
-            "AML_WORKSPACES": ",".join(workspace_keys(FLEET)),
-            "AML_ARM_ENDPOINT": arm.base_url + "/",
-            "REQUESTS_CA_BUNDLE": str(ca_bundle),
+            **compute_settings(identity, arm, FLEET, ca_bundle),
             "DATA_STORAGE": "UseDevelopmentStorage=true",
             "SHUTDOWN_POLL_SECONDS": "1",
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": "8",
@@ -148,12 +144,7 @@ def fleet(bench: Bench) -> Bench:
 
 
 def _container(host: RunningHost) -> Any:
-    from azure.storage.blob import BlobServiceClient
-
-    client = BlobServiceClient.from_connection_string(host.storage_connection_string).get_container_client("reports")
-    if not client.exists():
-        client.create_container()
-    return client
+    return ensure_container(blob_service(host), "reports")
 
 
 def _set_last_evaluated(host: RunningHost, moment: datetime | None) -> None:

@@ -7,43 +7,43 @@ never by the app's scoring code; runs are found through the Durable HTTP API as 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
-import math
 import os
 import signal
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 import numpy as np
 import pytest
-import requests
 
-from shared.model import LoadedModel, load_model_dir
-from tests.devhost_runner import APP_ROOT, TERMINAL, RunningHost, start_devhost
-
-if TYPE_CHECKING:
-    from azure.storage.blob import BlobServiceClient
+from tests.devhost_runner import RunningHost, start_devhost
+from tests.helpers.events import blob_event, deliver
+from tests.helpers.processes import worker_pids
+from tests.helpers.scoring import (
+    APP_SETTINGS,
+    CARD,
+    ERRORS,
+    OUTPUT,
+    PREDICTION,
+    SUBSCRIPTIONS,
+    Csv,
+    assert_scored,
+    people,
+    predict,
+    runs,
+    start,
+    unique,
+    wait_for_run,
+    wait_for_runs,
+)
+from tests.helpers.storage import INPUT, blob_service, download, metadata, upload
 
 pytestmark = pytest.mark.integration
 
-MODEL_DIR = APP_ROOT / "models" / "height-weight"
-CARD: dict[str, Any] = json.loads((MODEL_DIR / "card.json").read_text())
-FEATURE = CARD["features"][0]["name"]
-PREDICTION = CARD["prediction_column"]
-INPUT = "incoming"
-OUTPUT = "predictions"
-ERRORS = "scoring-errors"
-ACCOUNT = "devstoreaccount1"
-BOM = b"\xef\xbb\xbf"
 # Small chunks, so files of a few hundred KB already have many chunks and chunk boundaries inside quoted fields.
 CHUNK = 64 * 1024
 # Files of more than WAVE chunks are scored in waves of sub-orchestrations.
@@ -51,19 +51,6 @@ WAVE = 16
 # The second host scores any test file as one chunk and tolerates 2 bad rows.
 ONE_CHUNK = 1024 * 1024 * 1024
 THRESHOLD = 2
-SUBSCRIPTIONS = [
-    {
-        "function": "on_blob_created",
-        "subjectBeginsWith": f"/blobServices/default/containers/{INPUT}/",
-        "subjectEndsWith": ".csv",
-    }
-]
-APP_SETTINGS = {
-    "DATA_STORAGE": "UseDevelopmentStorage=true",
-    # The nightly timer's schedule must be set for the app to start; 1 January never comes during a test.
-    "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",
-}
-DURABLE = "/runtime/webhooks/durabletask"
 
 
 @pytest.fixture(scope="module")
@@ -91,217 +78,6 @@ def one_chunk_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
     running = start_devhost(tmp_path_factory.mktemp("scoring-one-chunk"), settings, workers=1)
     yield running
     running.stop()
-
-
-# --- the reference: what a user expects, computed from the records and the model -----------------------------
-
-
-@functools.cache
-def _model() -> LoadedModel:
-    return load_model_dir(MODEL_DIR)
-
-
-def predict(heights: Sequence[float]) -> list[float]:
-    """The shipped model's own float64 predictions, in this process (ONNX Runtime, no app code)."""
-    out = _model().predict({FEATURE: np.asarray(heights, dtype=np.float64)})
-    return [float(v) for v in out]
-
-
-@dataclass
-class Csv:
-    """An input file as records (raw bytes, without line ending; quoted line breaks allowed) and its layout."""
-
-    header: bytes
-    records: list[bytes] = field(default_factory=list)
-    eol: bytes = b"\n"
-    bom: bool = False
-    final_eol: bool = True
-
-    def data(self) -> bytes:
-        body = self.eol.join([self.header, *self.records])
-        return (BOM if self.bom else b"") + body + (self.eol if self.final_eol else b"")
-
-    def expected(self) -> tuple[bytes, list[int]]:
-        """The predictions CSV (records unchanged + prediction) and the 1-based input lines of the bad rows."""
-        columns = next(csv.reader([self.header.decode()]))
-        index = columns.index(FEATURE)
-        heights: list[float] = []
-        valid: list[bool] = []
-        for record in self.records:
-            fields = next(csv.reader(io.StringIO(record.decode(), newline="")))
-            number = _number(fields[index]) if len(fields) == len(columns) else None
-            valid.append(number is not None)
-            heights.append(number if number is not None else 0.0)
-        values = iter(predict([h for h, ok in zip(heights, valid, strict=True) if ok]))
-        texts = [repr(next(values)) if ok else "" for ok in valid]
-        lines = [self.header + b"," + PREDICTION.encode()]
-        lines += [record + b"," + text.encode() for record, text in zip(self.records, texts, strict=True)]
-        out = (BOM if self.bom else b"") + self.eol.join(lines) + (self.eol if self.final_eol else b"")
-        bad_lines: list[int] = []
-        line = 2 + self.header.count(b"\n")
-        for record, ok in zip(self.records, valid, strict=True):
-            if not ok:
-                bad_lines.append(line)
-            line += record.count(b"\n") + 1
-        return out, bad_lines
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text.strip(" \t"))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def people(count: int, seed: int = 7, note: Callable[[int], str] | None = None) -> Csv:
-    """`id,height,name[,note]` rows with heights of one decimal, as a measuring tape gives them."""
-    rng = np.random.default_rng(seed)
-    heights = np.round(rng.normal(170.0, 12.0, count), 1)
-    header = b"id,height,name" + (b",note" if note else b"")
-    records = [
-        f"{i},{h},person {i % 97}".encode() + (b"," + note(i).encode() if note else b"")
-        for i, h in enumerate(heights.tolist())
-    ]
-    return Csv(header, records)
-
-
-# --- talking to the host as a user would ----------------------------------------------------------------------
-
-_services: dict[int, BlobServiceClient] = {}
-
-
-def storage(host: RunningHost) -> BlobServiceClient:
-    from azure.storage.blob import BlobServiceClient
-
-    if host.azurite_port not in _services:
-        _services[host.azurite_port] = BlobServiceClient.from_connection_string(host.storage_connection_string)
-    return _services[host.azurite_port]
-
-
-def upload(host: RunningHost, name: str, data: bytes, container: str = INPUT) -> str:
-    """Upload a blob (creating its container) and return its eTag without quotes."""
-    from azure.core.exceptions import ResourceExistsError
-
-    service = storage(host)
-    try:
-        service.create_container(container)
-    except ResourceExistsError:
-        pass
-    result = service.get_blob_client(container, name).upload_blob(data, overwrite=True, max_concurrency=4)
-    return str(result["etag"]).strip('"')
-
-
-def download(host: RunningHost, container: str, name: str) -> bytes | None:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return bytes(storage(host).get_blob_client(container, name).download_blob(max_concurrency=4).readall())
-    except ResourceNotFoundError:
-        return None
-
-
-def metadata(host: RunningHost, container: str, name: str) -> dict[str, str]:
-    props = storage(host).get_blob_client(container, name).get_blob_properties()
-    return dict(props.metadata)
-
-
-def unique(stem: str, suffix: str = ".csv") -> str:
-    return f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
-
-
-def runs(host: RunningHost, name: str) -> list[dict[str, Any]]:
-    """Scoring runs of the input blob `name`, oldest first, from the Durable list API."""
-    response = host.request("GET", f"{DURABLE}/instances?showInput=true&instanceIdPrefix=score-")
-    assert response.status_code == 200, response.text
-    return [
-        item
-        for item in response.json()
-        if item["name"] == "scoring_orchestrator" and (item.get("input") or {}).get("request", {}).get("name") == name
-    ]
-
-
-def wait_for_runs(host: RunningHost, name: str, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Waits until `name` has `count` runs and all of them have ended."""
-    deadline = time.monotonic() + timeout
-    found: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        found = runs(host, name)
-        if len(found) >= count and all(r["runtimeStatus"] in TERMINAL for r in found):
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{name}: expected {count} ended run(s), found {found}\n{host.log_text()[-3000:]}")
-
-
-def wait_for_run(host: RunningHost, name: str, timeout: float = 60.0) -> dict[str, Any]:
-    (run,) = wait_for_runs(host, name, 1, timeout)
-    return run
-
-
-def blob_event(
-    host: RunningHost,
-    name: str,
-    etag: str,
-    size: int,
-    *,
-    container: str = INPUT,
-    event_type: str = "Microsoft.Storage.BlobCreated",
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """A BlobCreated event in the Event Grid schema, as a storage account's system topic sends it."""
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "topic": f"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{ACCOUNT}",
-        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
-        "eventType": event_type,
-        "eventTime": "2026-11-26T10:00:00Z",
-        "dataVersion": "",
-        "metadataVersion": "1",
-        "data": {
-            "api": "PutBlob",
-            "clientRequestId": str(uuid.uuid4()),
-            "requestId": str(uuid.uuid4()),
-            "eTag": etag,
-            "contentType": "text/csv",
-            "contentLength": size,
-            "blobType": "BlockBlob",
-            "url": f"http://127.0.0.1:{host.azurite_port}/{ACCOUNT}/{container}/{quote(name)}",
-            "sequencer": "00000000000000000000000000000001",
-        },
-    }
-
-
-def deliver(host: RunningHost, events: Any, *, cloud: bool = False) -> requests.Response:
-    """Posts events to the app's Event Grid webhook the way Event Grid does (key in the query string)."""
-    headers = {"Content-Type": "application/cloudevents+json" if cloud else "application/json"}
-    if not cloud:
-        headers["aeg-event-type"] = "Notification"
-    return host.request(
-        "POST",
-        f"/runtime/webhooks/eventgrid?functionName=on_blob_created&code={host.key}",
-        key=False,
-        data=json.dumps(events).encode(),
-        headers=headers,
-    )
-
-
-def start(host: RunningHost, body: Any, *, key: bool = True) -> requests.Response:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return host.request("POST", "/api/scoring", key=key, data=data, headers={"Content-Type": "application/json"})
-
-
-def assert_scored(host: RunningHost, name: str, source: Csv, run: dict[str, Any], etag: str) -> None:
-    """The predictions CSV is the reference, byte for byte, with the metadata that ties it to its source."""
-    expected, bad_lines = source.expected()
-    assert run["runtimeStatus"] == "Completed", run
-    assert download(host, OUTPUT, name) == expected
-    meta = metadata(host, OUTPUT, name)
-    assert meta["source_etag"] == etag
-    assert meta["rows"] == str(len(source.records))
-    assert meta["bad_rows"] == str(len(bad_lines))
-    assert meta["model_name"] == CARD["name"]
-    assert meta["model_version"] == CARD["version"]
-    assert meta["run_id"] == run["instanceId"]
 
 
 # --- the happy path -------------------------------------------------------------------------------------------
@@ -537,12 +313,12 @@ def test_the_same_event_delivered_again_and_again_starts_one_run(one_chunk_host:
     assert deliver(host, [event, event]).status_code == 202
     run = wait_for_run(host, name)
     assert_scored(host, name, source, run, etag)
-    committed_etag = storage(host).get_blob_client(OUTPUT, name).get_blob_properties().etag
+    committed_etag = blob_service(host).get_blob_client(OUTPUT, name).get_blob_properties().etag
     # A late redelivery after the run ended: still that one run, the predictions untouched.
     assert deliver(host, [event]).status_code == 202
     time.sleep(1.0)
     assert len(runs(host, name)) == 1
-    assert storage(host).get_blob_client(OUTPUT, name).get_blob_properties().etag == committed_etag
+    assert blob_service(host).get_blob_client(OUTPUT, name).get_blob_properties().etag == committed_etag
 
 
 def test_an_old_versions_event_arriving_late_changes_nothing(one_chunk_host: RunningHost) -> None:
@@ -708,19 +484,12 @@ def test_http_start_needs_the_function_key(one_chunk_host: RunningHost) -> None:
 # --- faults and size ------------------------------------------------------------------------------------------
 
 
-def _worker_pids(host: RunningHost) -> list[int]:
-    children = subprocess.run(  # noqa: PLW1510 (an empty answer is checked by the caller)
-        ["pgrep", "-P", str(host.proc.pid)], capture_output=True, text=True
-    ).stdout.split()
-    return [int(pid) for pid in children if b"devhost.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-
-
 def test_workers_killed_mid_run_lose_nothing(host: RunningHost) -> None:
     source = people(120_000, seed=21)
     data = source.data()
     name = unique("killed")
     etag = upload(host, name, data)
-    workers = _worker_pids(host)
+    workers = worker_pids(host)
     assert workers
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -738,7 +507,7 @@ def test_workers_killed_mid_run_lose_nothing(host: RunningHost) -> None:
     log = host.log_text()
     assert all(f"pid {pid}) exited" in log for pid in workers)
     assert "lost activity score_chunk" in log
-    restarted = _worker_pids(host)
+    restarted = worker_pids(host)
     assert len(restarted) == len(workers) and not set(restarted) & set(workers)
 
 

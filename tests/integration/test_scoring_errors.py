@@ -15,21 +15,9 @@ from typing import Any
 import pytest
 
 from tests.devhost_runner import RunningHost, start_devhost
-from tests.integration.test_scoring import (
-    APP_SETTINGS,
-    CARD,
-    ERRORS,
-    INPUT,
-    OUTPUT,
-    blob_event,
-    deliver,
-    download,
-    people,
-    runs,
-    unique,
-    upload,
-    wait_for_runs,
-)
+from tests.helpers.events import blob_event, deliver
+from tests.helpers.scoring import APP_SETTINGS, CARD, ERRORS, OUTPUT, people, runs, unique, wait_for_runs
+from tests.helpers.storage import INPUT, download, upload
 
 pytestmark = pytest.mark.integration
 

@@ -14,23 +14,9 @@ from typing import Any
 import pytest
 
 from tests.devhost_runner import RunningHost, start_devhost
-from tests.integration.test_scoring import (
-    APP_SETTINGS,
-    INPUT,
-    OUTPUT,
-    Csv,
-    assert_scored,
-    blob_event,
-    deliver,
-    download,
-    people,
-    runs,
-    start,
-    storage,
-    unique,
-    upload,
-    wait_for_runs,
-)
+from tests.helpers.events import blob_event, deliver
+from tests.helpers.scoring import APP_SETTINGS, OUTPUT, Csv, assert_scored, people, runs, start, unique, wait_for_runs
+from tests.helpers.storage import INPUT, blob_service, download, upload
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +131,7 @@ def test_input_deleted_while_scoring_says_deleted(host: RunningHost) -> None:
     response = start(host, {"container": INPUT, "name": name})
     assert response.status_code == 202, response.text
     _scoring(host, name)
-    storage(host).get_blob_client(INPUT, name).delete_blob()
+    blob_service(host).get_blob_client(INPUT, name).delete_blob()
     run = host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=120)
     assert run["runtimeStatus"] == "Failed"
     message = run["output"]

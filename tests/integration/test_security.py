@@ -16,6 +16,9 @@ import pytest
 
 from devhost.azurite import ACCOUNT_KEY, ACCOUNT_NAME, free_port
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
+from tests.helpers.events import post_events, webhook_path
+from tests.helpers.processes import worker_pids
+from tests.helpers.storage import blob_service, upload
 from tests.reliability import TestRecorder
 
 pytestmark = pytest.mark.integration
@@ -124,8 +127,8 @@ DURABLE_CALLS = [
     ("POST", "/runtime/webhooks/durabletask/orchestrators/scoring_orchestrator"),
     ("POST", "/runtime/webhooks/durabletask/instances/abc/terminate"),
     ("DELETE", "/runtime/webhooks/durabletask/instances/abc"),
-    ("POST", "/runtime/webhooks/eventgrid?functionName=on_blob_created"),
-    ("OPTIONS", "/runtime/webhooks/eventgrid?functionName=on_blob_created"),
+    ("POST", webhook_path()),
+    ("OPTIONS", webhook_path()),
     ("GET", "/admin/host/status"),
 ]
 
@@ -179,12 +182,7 @@ def test_the_validation_handshake_is_answered_only_as_specified(
     reliability: TestRecorder,
 ) -> None:
     host, _ = secrets_host
-    response = host.request(
-        "POST",
-        "/runtime/webhooks/eventgrid?functionName=on_blob_created",
-        headers={"aeg-event-type": header},
-        json=body,
-    )
+    response = post_events(host, body, event_type=header)
     assert response.status_code == expected, response.text
     if expected == 200:
         assert response.json() == {"validationResponse": "code-123"}
@@ -194,11 +192,7 @@ def test_the_validation_handshake_is_answered_only_as_specified(
 
 
 def _identity_header(host: RunningHost) -> str:
-    import subprocess
-
-    command = ["pgrep", "-P", str(host.proc.pid), "-f", "devhost.worker"]
-    pids = subprocess.run(command, capture_output=True, text=True, check=False)
-    for pid in pids.stdout.split():
+    for pid in worker_pids(host):
         env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         for item in env:
             if item.startswith(b"IDENTITY_HEADER="):
@@ -209,17 +203,14 @@ def _identity_header(host: RunningHost) -> str:
 def test_no_secret_or_token_leaks_from_a_shutdown_and_a_scoring_run(
     secrets_host: tuple[RunningHost, str], reliability: TestRecorder
 ) -> None:
-    from azure.storage.blob import BlobServiceClient
-
     host, sas_signature = secrets_host
     started = host.request("POST", "/api/shutdown", json={"dry_run": False})
     assert started.status_code == 202, started.text
     shutdown = host.wait_for_completion(started.json()["statusQueryGetUri"], timeout=90)
     assert shutdown["runtimeStatus"] == "Completed", shutdown
 
-    svc = BlobServiceClient.from_connection_string(host.storage_connection_string)
-    svc.create_container("incoming") if not svc.get_container_client("incoming").exists() else None
-    svc.get_blob_client("incoming", "secret/run.csv").upload_blob(b"id,height\n1,150\n2,x\n", overwrite=True)
+    upload(host, "secret/run.csv", b"id,height\n1,150\n2,x\n")
+    svc = blob_service(host)
     scored = host.request("POST", "/api/scoring", json={"container": "incoming", "name": "secret/run.csv"})
     assert scored.status_code == 202, scored.text
     scoring = host.wait_for_completion(scored.json()["statusQueryGetUri"], timeout=90)

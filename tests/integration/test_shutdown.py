@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.standins.arm import ArmStandin, workspace_keys
+from devhost.standins.arm import ArmStandin
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import LocalTls, make_local_tls
 from tests.devhost_runner import TERMINAL, RunningHost, start_devhost
+from tests.helpers.standins import ca_bundle_with, compute_settings
+from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
 
@@ -94,10 +96,7 @@ class Standins:
 
     def settings(self, arm: ArmStandin, **extra: str) -> dict[str, str]:
         return {
-            **self.identity.env(),
-            "AML_WORKSPACES": ",".join(workspace_keys(FLEET)),
-            "AML_ARM_ENDPOINT": arm.base_url + "/",
-            "REQUESTS_CA_BUNDLE": str(self.ca_bundle),
+            **compute_settings(self.identity, arm, FLEET, self.ca_bundle),
             "DATA_STORAGE": "UseDevelopmentStorage=true",
             "SHUTDOWN_POLL_SECONDS": "1",
             "SHUTDOWN_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
@@ -131,13 +130,9 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def standins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standins]:
-    import certifi
-
     data = tmp_path_factory.mktemp("shutdown-standins")
     tls = make_local_tls(data / "tls")
-    # certifi's CAs plus the stand-ins' CA: the app trusts the stand-ins and still trusts real endpoints.
-    ca_bundle = data / "ca-bundle.pem"
-    ca_bundle.write_text(Path(certifi.where()).read_text().rstrip("\n") + "\n" + tls.ca_bundle.read_text())
+    ca_bundle = ca_bundle_with(tls, data / "ca-bundle.pem")
     with IdentityStandin() as identity:
         yield Standins(tls, ca_bundle, identity)
 
@@ -202,10 +197,7 @@ def _secrets_absent(bench: Bench, *texts: str) -> None:
 
 
 def _saved_report(host: RunningHost, blob_name: str) -> dict[str, Any]:
-    from azure.storage.blob import BlobServiceClient
-
-    service = BlobServiceClient.from_connection_string(host.storage_connection_string)
-    data = service.get_blob_client("reports", blob_name).download_blob().readall()
+    data = blob_service(host).get_blob_client("reports", blob_name).download_blob().readall()
     report: dict[str, Any] = json.loads(data)
     return report
 

@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, checked on the source: who imports whom, and no import cycles.
+"""The layering of docs/architecture.md, checked on the source: who imports whom, and no import cycles.
 
 Imports are read with `ast` from every module of the app and of devhost, at any depth (a lazy import inside a
 function closes a cycle as surely as one at the top), so this needs no import of the app itself.

@@ -9,6 +9,7 @@ from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import make_local_tls
 from shared import compute
 from shared.settings import Workspace
+from tests.helpers.standins import use_identity_standin
 
 FLEET = load_fleet()
 RESEARCH, PROD = (Workspace.parse(k) for k in workspace_keys(FLEET))
@@ -31,18 +32,7 @@ def arm(tls, identity, monkeypatch):
     """A fresh stand-in per test (own port, so own MLClient); the app reaches it through settings only."""
     standin = ArmStandin(FLEET, tls, transition_seconds=0.3, page_size=2, token_validator=identity.is_valid)
     base_url = standin.start()
-    for name in (
-        "AZURE_CLIENT_ID",
-        "AZURE_TENANT_ID",
-        "AZURE_CLIENT_SECRET",
-        "AZURE_FEDERATED_TOKEN_FILE",
-        "MSI_ENDPOINT",
-        "AZUREML_CURRENT_CLOUD",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_bundle))
+    use_identity_standin(monkeypatch, identity, tls)
     monkeypatch.setenv("AML_ARM_ENDPOINT", base_url)
     monkeypatch.setenv("AML_POLLING_INTERVAL_SECONDS", "0.1")
     monkeypatch.setenv("AML_HTTP_RETRIES", "2")

@@ -17,6 +17,7 @@ from devhost.standins.tls import LocalTls, make_local_tls
 from shared import keyvault
 from shared.errors import SettingsError
 from shared.settings import DATA_STORAGE, use_reference_resolver
+from tests.helpers.standins import use_identity_standin
 
 SECRET = "DefaultEndpointsProtocol=https;AccountKey=c2VjcmV0LXZhbHVlLTEyMzQ1Ng=="
 
@@ -29,20 +30,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> LocalTls:
 @pytest.fixture(scope="module")
 def identity(tls: LocalTls) -> Iterator[IdentityStandin]:
     with IdentityStandin() as standin, pytest.MonkeyPatch.context() as patch:
-        for name in (
-            "AZURE_CLIENT_ID",
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "AZURE_USERNAME",
-            "MSI_ENDPOINT",
-            "MSI_SECRET",
-        ):
-            patch.delenv(name, raising=False)
-        for name, value in standin.env().items():
-            patch.setenv(name, value)  # DefaultAzureCredential reads the process env
-        # The requests transport of azure-core trusts REQUESTS_CA_BUNDLE (not SSL_CERT_FILE).
-        patch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_bundle))
+        use_identity_standin(patch, standin, tls)
         yield standin
 
 
