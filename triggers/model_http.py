@@ -32,7 +32,7 @@ def weight(req: func.HttpRequest) -> func.HttpResponse:
         model = load_model()
         predictions = model.predict({realtime.HEIGHT: heights})
     except InputError as err:
-        return _json(realtime.error_status(err), realtime.error_body(str(err)))
+        return _json(realtime.error_status(err), realtime.error_body(str(err), getattr(err, "field", None)))
     except AppError:
         log.exception("GET /api/weight: model failed")
         return _json(500, json.dumps({"error": UNAVAILABLE}))
@@ -55,7 +55,7 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
         )
         predictions = model.predict(request.columns)
     except InputError as err:
-        return _json(realtime.error_status(err), realtime.error_body(str(err)))
+        return _json(realtime.error_status(err), realtime.error_body(str(err), getattr(err, "field", None)))
     except AppError:
         log.exception("POST /api/score: model failed")
         return _json(500, json.dumps({"error": UNAVAILABLE}))

@@ -142,7 +142,8 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         body = parse_scoring_body(req.get_body())
         input_container = SCORING_INPUT_CONTAINER.get()
     except InputError as err:
-        return _json(400, {"error": str(err)})
+        field = getattr(err, "field", None)  # named when a body field is at fault (see the OpenAPI ErrorBody)
+        return _json(400, {"error": str(err)} if field is None else {"error": str(err), "field": field})
     except SettingsError as err:
         log.error("scoring not started: %s", err)
         return _json(500, {"error": "the app's settings are incomplete; see the log"})
