@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from shared.shutdown_request import MAX_PATTERNS, RequestFieldError
+from shared.errors import RequestFieldError
 
+MAX_PATTERNS = 50  # names or globs in one list of a shutdown body
 MAX_ROWS = 10_000  # shared.realtime.MAX_ROWS (kept here too: realtime imports numpy, this module must not)
 MAX_BLOB_NAME = 1024  # shared.scoring_events.MAX_BLOB_NAME
 

@@ -28,8 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared import json_body
-from shared.errors import InputError
-from shared.shutdown_request import RequestFieldError
+from shared.errors import InputError, RequestFieldError
 
 HEIGHT = "height"
 # One request is for a person or a form, not a file: above this, use batch scoring (upload the CSV).

@@ -135,7 +135,7 @@ def _json_object(body: bytes | str | None) -> Any:
     import json
 
     from shared import json_body
-    from shared.shutdown_request import RequestFieldError
+    from shared.errors import RequestFieldError
 
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else (body or "")
     if not text.strip():
@@ -152,8 +152,8 @@ def _json_object(body: bytes | str | None) -> Any:
 
 def parse_preview_body(body: bytes | str | None) -> datetime:
     """`{"at": "<ISO 8601 with offset>"}` -> the instant; RequestFieldError names the field."""
+    from shared.errors import RequestFieldError
     from shared.http_contract import PreviewBody, validate
-    from shared.shutdown_request import RequestFieldError
 
     # The model (also the OpenAPI schema) checks the shape; the instant itself is read here.
     value = validate(PreviewBody, _json_object(body)).at

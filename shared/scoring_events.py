@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from shared import json_body
-from shared.errors import InputError
+from shared.errors import InputError, RequestFieldError
 from shared.scoring_payloads import ScoringRequest
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
@@ -164,7 +164,6 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
     except RecursionError:
         raise InputError("body is nested too deeply; expected a flat JSON object") from None
     from shared.http_contract import ScoringBody, validate  # pydantic: loaded on a request, not at indexing
-    from shared.shutdown_request import RequestFieldError
 
     request = validate(ScoringBody, data, "field")  # the model is also the OpenAPI schema of the body
     force = request.force

@@ -11,22 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import json_body
-from shared.errors import InputError
+from shared.errors import RequestFieldError
 from shared.settings import ShutdownSettings, Workspace
 
-MAX_PATTERNS = 50
+__all__ = ["RequestFieldError", "ShutdownRun", "default_run", "parse_shutdown_body"]  # RequestFieldError: re-exported
 STOP_RETRY_ATTEMPTS = 3
-
-
-class RequestFieldError(InputError):
-    """One field of the request body is wrong; `field` names it (JSON-path-like, e.g. `workspaces[1]`)."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-    def to_dict(self) -> dict[str, str]:
-        return {"error": str(self), "field": self.field}
 
 
 @dataclass(frozen=True)
