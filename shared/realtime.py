@@ -146,11 +146,14 @@ def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreReq
     # Each row against the model that is also the OpenAPI schema (pydantic, imported on the first request).
     from shared.http_contract import ScoreBody, validate
 
-    validate(ScoreBody, data, "colon")
+    validated = validate(ScoreBody, data, "colon").rows
     values = np.empty((len(features), len(rows)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        for j, feature in enumerate(features):
-            # A model card may name features beyond the schema's height: those are checked here.
+    for j, feature in enumerate(features):
+        if feature == HEIGHT:  # checked by the model: finite, a number
+            values[j] = np.fromiter((row.height for row in validated), dtype=np.float64, count=len(rows))
+            continue
+        # A model card may name features beyond the schema's height: those are checked here.
+        for i, row in enumerate(rows):
             if feature not in row:
                 raise RequestFieldError(
                     f"rows[{i}].{feature}", f"rows[{i}].{feature} is missing: expected a finite number"
