@@ -6,12 +6,13 @@ what the host routes, read from the same function metadata the host indexes; sha
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.openapi import HttpRoute, document_text, route_prefix
+if TYPE_CHECKING:
+    from shared.openapi import HttpRoute
 
 bp = df.Blueprint()
 
@@ -39,6 +40,8 @@ def _value(item: Any) -> str:
 
 def http_routes(functions: list[Any]) -> tuple[HttpRoute, ...]:
     """Each HTTP-triggered function as the host routes it: route (default: the function's name), methods, auth."""
+    from shared.openapi import HttpRoute  # the operations table is built on the first request, not at indexing
+
     routes = []
     for function in functions:
         for binding in function.get_bindings():
@@ -65,5 +68,7 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(
             '{"error": "the app was not handed to triggers.openapi"}', status_code=500, mimetype="application/json"
         )
+    from shared.openapi import document_text, route_prefix
+
     routes = http_routes(_functions(_documented[0]))
     return func.HttpResponse(document_text(routes, route_prefix(), API_VERSION), mimetype="application/json")
