@@ -9,6 +9,7 @@ in the wording of the endpoint it belongs to (the messages predate the models an
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -133,9 +134,14 @@ def json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _expected(model: type[BaseModel], loc: tuple[int | str, ...], error_type: str) -> str:
+@cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def _expected(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     """What the schema expects at `loc`, in words, read from the model's own JSON schema."""
-    schema = model.model_json_schema()
+    schema = _schema(model)
     defs = schema.get("$defs", {})
     node: dict[str, Any] = schema
     for part in loc:
@@ -175,7 +181,7 @@ def _message(model: type[BaseModel], error: ErrorDetails, wording: Wording) -> t
     if kind == "extra_forbidden":
         accepted = ", ".join(model.model_fields)
         return path, f"unknown field {path!r}; accepted fields: {accepted}"
-    expected = _expected(model, loc, kind)
+    expected = _expected(model, loc)
     if kind == "missing":
         problem = f"is missing: expected {expected}"
         return path, f"{path} {problem}" if wording == "colon" and len(loc) > 1 else f"field {path!r} {problem}"
