@@ -13,7 +13,7 @@ from orchestrations import reconcile as reconcile_orchestrations
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
 from shared import keyvault
-from triggers import dashboard, health, model_http, schedules, scoring, shutdown
+from triggers import dashboard, health, model_http, openapi, schedules, scoring, shutdown
 
 keyvault.install()
 
@@ -22,6 +22,7 @@ for module in (
     dashboard,
     health,
     model_http,
+    openapi,
     schedules,
     scoring,
     shutdown,
@@ -33,3 +34,4 @@ for module in (
     scoring_activities,
 ):
     app.register_functions(module.bp)
+openapi.document(app)  # the document lists every HTTP function registered above

@@ -13,6 +13,18 @@ class InputError(AppError):
     """A caller's input (HTTP body, event, CSV) is not what was expected."""
 
 
+class RequestFieldError(InputError):
+    """One field of a request body is wrong; `field` names it (JSON-path-like, e.g. `workspaces[1]`)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+    def to_dict(self) -> dict[str, str]:
+        """The 400 answer's body (the OpenAPI document's ErrorBody)."""
+        return {"error": str(self), "field": self.field}
+
+
 class NotFoundError(AppError):
     """Something the caller named does not exist."""
 

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared import json_body
-from shared.errors import InputError
+from shared.errors import InputError, RequestFieldError
 
 HEIGHT = "height"
 # One request is for a person or a form, not a file: above this, use batch scoring (upload the CSV).
@@ -60,8 +60,9 @@ def error_status(err: InputError) -> int:
     return 413 if isinstance(err, PayloadTooLargeError) else 400
 
 
-def error_body(message: str) -> str:
-    return json.dumps({"error": message})
+def error_body(message: str, field: str | None = None) -> str:
+    """The JSON error answer; `field` names the body field or query parameter at fault when known."""
+    return json.dumps({"error": message} if field is None else {"error": message, "field": field})
 
 
 def parse_numbers(texts: Sequence[str], where: Callable[[int], str]) -> FloatArray:
@@ -137,31 +138,39 @@ def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreReq
         # json.loads recurses per nesting level: a deeply nested body must be a 400, not a crash.
         raise InputError(f"body is nested too deeply: expected {JSON_EXAMPLE}") from None
     if not isinstance(data, dict) or "rows" not in data:
-        raise InputError(f"field 'rows' is missing: expected a JSON object such as {JSON_EXAMPLE}")
+        raise RequestFieldError("rows", f"field 'rows' is missing: expected a JSON object such as {JSON_EXAMPLE}")
     rows = data["rows"]
     if not isinstance(rows, list) or not rows:
-        raise InputError(f"field 'rows': expected a non-empty list of objects such as {JSON_EXAMPLE}")
+        raise RequestFieldError("rows", f"field 'rows': expected a non-empty list of objects such as {JSON_EXAMPLE}")
     _check_rows(len(rows), "field 'rows'", max_rows)
+    # Each row against the model that is also the OpenAPI schema (pydantic, imported on the first request).
+    from shared.http_contract import ScoreBody, validate
+
+    validated = validate(ScoreBody, data, "colon").rows
     values = np.empty((len(features), len(rows)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise InputError(f'rows[{i}]: expected an object such as {{"height": 138}}, got {json.dumps(row)}')
-        for j, feature in enumerate(features):
+    for j, feature in enumerate(features):
+        if feature == HEIGHT:  # checked by the model: finite, a number
+            values[j] = np.fromiter((row.height for row in validated), dtype=np.float64, count=len(rows))
+            continue
+        # A model card may name features beyond the schema's height: those are checked here.
+        for i, row in enumerate(rows):
             if feature not in row:
-                raise InputError(f"rows[{i}].{feature} is missing: expected a finite number")
+                raise RequestFieldError(
+                    f"rows[{i}].{feature}", f"rows[{i}].{feature} is missing: expected a finite number"
+                )
             values[j, i] = _json_number(row[feature], f"rows[{i}].{feature}")
     return ScoreRequest({feature: values[j] for j, feature in enumerate(features)}, len(rows))
 
 
 def _json_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{where}: expected a finite number, got {json.dumps(value)}")
+        raise RequestFieldError(where, f"{where}: expected a finite number, got {json.dumps(value)}")
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
-        raise InputError(f"{where}: {value!r} is out of range, expected a finite number")
+        raise RequestFieldError(where, f"{where}: {value!r} is out of range, expected a finite number")
     return number
 
 

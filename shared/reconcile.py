@@ -104,37 +104,34 @@ def minute_instance_id(moment: datetime) -> str:
     return f"reconcile-{utc(moment):%Y%m%dT%H%M}"
 
 
-def _json_object(body: bytes | str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+def _json_object(body: bytes | str | None) -> Any:
+    """The body parsed (an empty body is `{}`); number extremes are named by json_body, as everywhere."""
     import json
 
-    from shared.shutdown_request import RequestFieldError
+    from shared import json_body
+    from shared.errors import RequestFieldError
 
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else (body or "")
     if not text.strip():
         return {}
     try:
-        parsed = json.loads(text)
+        return json_body.loads(text)
+    except json_body.JsonNumberError as err:
+        raise RequestFieldError(err.field, str(err)) from None
     except json.JSONDecodeError as err:
         raise RequestFieldError("body", f"body is not valid JSON: {err.msg} at line {err.lineno}") from None
     except RecursionError:
         raise RequestFieldError("body", "body is nested too deeply; expected a flat JSON object") from None
-    if not isinstance(parsed, dict):
-        raise RequestFieldError("body", "body must be a JSON object")
-    unknown = sorted(set(parsed) - set(allowed))
-    if unknown:
-        raise RequestFieldError(unknown[0], f"unknown field {unknown[0]!r}; accepted fields: {', '.join(allowed)}")
-    return parsed
 
 
 def parse_preview_body(body: bytes | str | None) -> datetime:
     """`{"at": "<ISO 8601 with offset>"}` -> the instant; RequestFieldError names the field."""
-    from shared.shutdown_request import RequestFieldError
+    from shared.errors import RequestFieldError
+    from shared.http_contract import PreviewBody, validate
 
-    parsed = _json_object(body, ("at",))
-    value = parsed.get("at")
+    # The model (also the OpenAPI schema) checks the shape; the instant itself is read here.
+    value = validate(PreviewBody, _json_object(body)).at
     expected = "an ISO 8601 date and time with an offset, e.g. 2026-11-30T08:00:00+01:00"
-    if not isinstance(value, str) or not value.strip():
-        raise RequestFieldError("at", f"at is required: {expected}")
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -146,10 +143,6 @@ def parse_preview_body(body: bytes | str | None) -> datetime:
 
 def parse_reconcile_body(body: bytes | str | None) -> bool:
     """`{"dry_run": bool}` (optional) -> dry_run."""
-    from shared.shutdown_request import RequestFieldError
+    from shared.http_contract import ReconcileBody, validate
 
-    parsed = _json_object(body, ("dry_run",))
-    dry_run = parsed.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise RequestFieldError("dry_run", f"dry_run must be true or false, got {dry_run!r}")
-    return dry_run
+    return validate(ReconcileBody, _json_object(body)).dry_run

@@ -5,6 +5,8 @@ Reads only: the instances are listed (one ARM request per page per workspace), n
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -39,11 +41,37 @@ def _list_all(
     return instances, errors
 
 
-def schedules_overview(now: datetime, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """GET /api/schedules."""
+Listing = tuple[list[ComputeInstance], list[dict[str, str]]]
+_listings: dict[tuple[Workspace, ...], tuple[float, Listing]] = {}
+_listings_lock = threading.Lock()
+
+
+def _list_recent(workspaces: tuple[Workspace, ...], env: Mapping[str, str] | None, max_age: float) -> Listing:
+    """`_list_all`, reusing this process's listing of the same workspaces when it is under `max_age` seconds old.
+
+    A page that reloads itself (the dashboard refreshes every 10 s while a run goes on) would otherwise cost one
+    ARM read per workspace per view; ARM counts reads against the subscription's budget.
+    """
+    if max_age <= 0:
+        return _list_all(workspaces, env)
+    now = time.monotonic()
+    with _listings_lock:
+        cached = _listings.get(workspaces)
+    if cached is not None and now - cached[0] < max_age:
+        return cached[1]
+    listing = _list_all(workspaces, env)
+    with _listings_lock:
+        _listings[workspaces] = (now, listing)
+    return listing
+
+
+def schedules_overview(
+    now: datetime, env: Mapping[str, str] | None = None, listing_max_age: float = 0
+) -> dict[str, Any]:
+    """GET /api/schedules (a fresh listing); the dashboard passes `listing_max_age` to reuse a recent one."""
     schedules, error = load_schedules(COMPUTE_SCHEDULES.get(env))
     tag = SCHEDULE_TAG.get(env)
-    instances, errors = _list_all(AML_WORKSPACES.get(env), env)
+    instances, errors = _list_recent(AML_WORKSPACES.get(env), env, listing_max_age)
     followers: dict[str, list[dict[str, str]]] = {}
     for instance in instances:
         name = schedule_tag_value(instance.tags, tag)
@@ -63,6 +91,45 @@ def schedules_overview(now: datetime, env: Mapping[str, str] | None = None) -> d
         "instances_with_unknown_schedule": unknown,
         "listing_errors": errors,
     }
+
+
+def dashboard_rows(overview: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The overview as the dashboard's rows: `{"name", "timezone", "next_transitions", "instances", "error"?}`.
+
+    A malformed COMPUTE_SCHEDULES, a workspace that could not be listed and instances tagged with a schedule that
+    does not exist show as rows with an error, so the page says why a schedule or an instance is missing.
+    """
+    rows: list[dict[str, Any]] = []
+    if overview.get("error"):
+        rows.append(
+            {
+                "name": "COMPUTE_SCHEDULES",
+                "timezone": "",
+                "next_transitions": [],
+                "instances": [],
+                "error": overview["error"],
+            }
+        )
+    listing = "; ".join(f"{e['workspace']}: {e['error']}" for e in overview.get("listing_errors") or [])
+    for schedule in overview.get("schedules") or []:
+        row = {key: schedule.get(key) for key in ("name", "timezone", "next_transitions", "instances")}
+        if listing:
+            row["error"] = f"instances not listed ({listing})"
+        rows.append(row)
+    unknown: dict[str, list[dict[str, str]]] = {}
+    for follower in overview.get("instances_with_unknown_schedule") or []:
+        unknown.setdefault(follower["schedule"], []).append(follower)
+    for name, followers in sorted(unknown.items()):
+        rows.append(
+            {
+                "name": name,
+                "timezone": "",
+                "next_transitions": [],
+                "instances": followers,
+                "error": f"no schedule named {name!r} in COMPUTE_SCHEDULES (tag {overview.get('schedule_tag')})",
+            }
+        )
+    return rows
 
 
 def preview(at: datetime, env: Mapping[str, str] | None = None) -> dict[str, Any]:

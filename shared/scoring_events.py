@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from shared import json_body
-from shared.errors import InputError
+from shared.errors import InputError, RequestFieldError
 from shared.scoring_payloads import ScoringRequest
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
@@ -163,25 +163,15 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
         raise InputError(f"body is not valid JSON: {err}") from None
     except RecursionError:
         raise InputError("body is nested too deeply; expected a flat JSON object") from None
-    if not isinstance(data, dict):
-        raise InputError(f"body must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {"container", "name", "force"})
-    if unknown:
-        raise InputError(f"unknown field(s) {', '.join(unknown)}; expected container, name, force")
-    for field in ("container", "name"):
-        value = data.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise InputError(f"field {field!r} must be a non-empty string, got {value!r}")
-    force = data.get("force", False)
-    if not isinstance(force, bool):
-        raise InputError(f"field 'force' must be true or false, got {force!r}")
-    name = data["name"]
-    if len(name) > MAX_BLOB_NAME:
-        raise InputError(f"field 'name' must be a blob name of at most {MAX_BLOB_NAME} characters")
+    from shared.http_contract import ScoringBody, validate  # pydantic: loaded on a request, not at indexing
+
+    request = validate(ScoringBody, data, "field")  # the model is also the OpenAPI schema of the body
+    force = request.force
+    name = request.name
     unsafe = unsafe_name_reason(name)
     if unsafe:
-        raise InputError(f"field 'name': {unsafe}")
-    return ScoringHttpRequest(container=data["container"], name=name, force=force)
+        raise RequestFieldError("name", f"field 'name': {unsafe}")
+    return ScoringHttpRequest(container=request.container, name=name, force=force)
 
 
 def request_for(blob: BlobCreated, account: str) -> ScoringRequest:

@@ -8,27 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared import json_body
-from shared.errors import InputError
+from shared.errors import RequestFieldError
 from shared.payloads import Payload
 from shared.settings import ShutdownSettings, Workspace
 
-ALLOWED_FIELDS = ("dry_run", "workspaces", "include", "exclude")
-MAX_PATTERNS = 50
+__all__ = ["RequestFieldError", "ShutdownRun", "default_run", "parse_shutdown_body"]  # RequestFieldError: re-exported
 STOP_RETRY_ATTEMPTS = 3
-
-
-class RequestFieldError(InputError):
-    """One field of the request body is wrong; `field` names it (JSON-path-like, e.g. `workspaces[1]`)."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-    def to_dict(self) -> dict[str, str]:
-        return {"error": str(self), "field": self.field}
 
 
 @dataclass(frozen=True)
@@ -68,29 +55,6 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
     )
 
 
-def _type_name(value: Any) -> str:
-    return (
-        "null"
-        if value is None
-        else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
-            type(value), "number" if isinstance(value, int | float) else type(value).__name__
-        )
-    )
-
-
-def _string_list(body: Mapping[str, Any], name: str) -> list[str]:
-    value = body[name]
-    if not isinstance(value, list):
-        raise RequestFieldError(name, f"{name} must be an array of strings, got {_type_name(value)}")
-    if len(value) > MAX_PATTERNS:
-        raise RequestFieldError(name, f"{name} has {len(value)} items; at most {MAX_PATTERNS} are accepted")
-    for index, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            shown = repr(item) if isinstance(item, str) else _type_name(item)
-            raise RequestFieldError(f"{name}[{index}]", f"{name}[{index}] must be a non-empty string, got {shown}")
-    return [item.strip() for item in value]
-
-
 def _resolve_workspace(text: str, configured: Sequence[Workspace], field_name: str) -> str:
     """A configured workspace named by its full key or, when unambiguous, by its workspace name alone."""
     wanted = text.strip().strip("/").lower()
@@ -125,30 +89,20 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         ) from None
     except RecursionError:
         raise RequestFieldError("body", "body is nested too deeply; expected a flat JSON object") from None
-    if not isinstance(parsed, dict):
-        raise RequestFieldError("body", f"body must be a JSON object, got {_type_name(parsed)}")
-    unknown = sorted(set(parsed) - set(ALLOWED_FIELDS))
-    if unknown:
-        raise RequestFieldError(
-            unknown[0], f"unknown field {unknown[0]!r}; accepted fields: {', '.join(ALLOWED_FIELDS)}"
-        )
-    dry_run = run.dry_run
-    if "dry_run" in parsed:
-        if not isinstance(parsed["dry_run"], bool):
-            raise RequestFieldError(
-                "dry_run",
-                f"dry_run must be true or false, got {_type_name(parsed['dry_run'])} {parsed['dry_run']!r}",
-            )
-        dry_run = parsed["dry_run"]
+    # The model (shared.http_contract, also the OpenAPI schema) checks types, lengths and unknown fields;
+    # imported here, not at module level: pydantic is not loaded when the app is indexed.
+    from shared.http_contract import ShutdownBody, validate
+
+    request = validate(ShutdownBody, parsed)
+    given = request.model_fields_set
+    dry_run = request.dry_run if "dry_run" in given else run.dry_run
     workspaces = run.workspaces
-    if "workspaces" in parsed:
-        names = _string_list(parsed, "workspaces")
-        if not names:
-            raise RequestFieldError("workspaces", "workspaces must name at least one workspace (or be left out)")
+    if "workspaces" in given:
+        names = [name.strip() for name in request.workspaces]
         resolved = [_resolve_workspace(n, settings.workspaces, f"workspaces[{i}]") for i, n in enumerate(names)]
         workspaces = tuple(dict.fromkeys(resolved))  # keeps order, drops repeats
-    include = tuple(_string_list(parsed, "include")) if "include" in parsed else ()
-    exclude = tuple(_string_list(parsed, "exclude")) if "exclude" in parsed else ()
+    include = tuple(p.strip() for p in request.include) if "include" in given else ()
+    exclude = tuple(p.strip() for p in request.exclude) if "exclude" in given else ()
     return ShutdownRun(
         workspaces=workspaces,
         dry_run=dry_run,

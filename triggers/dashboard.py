@@ -29,13 +29,24 @@ INSTANCE_WINDOW = timedelta(days=30)
 SCORING_ID_PREFIX = "score-"
 
 
-def schedules_overview() -> list[dict[str, Any]] | None:
-    """The schedules with their next transitions, as `GET /api/schedules` lists them; None without schedules.
+SCHEDULES_LISTING_MAX_AGE = 60.0  # seconds a listing of the instances is reused by the page (one ARM read a minute)
 
-    To wire when the schedules module is merged: return its overview (each `{"name", "timezone",
-    "next_transitions": [{"at", "local", "action"}], "instances"}`); until then the page says none are configured.
-    """
-    return None
+
+def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
+    """The schedules with their next transitions and followers, from `GET /api/schedules`' own code path; None
+    when no schedule is configured (the page says so, and nothing is listed)."""
+    from shared.errors import AppError
+    from shared.schedules_view import dashboard_rows
+    from shared.schedules_view import schedules_overview as overview
+    from shared.settings import COMPUTE_SCHEDULES
+
+    try:
+        if not COMPUTE_SCHEDULES.get().strip():
+            return None
+        return dashboard_rows(overview(now, listing_max_age=SCHEDULES_LISTING_MAX_AGE))
+    except AppError as err:  # settings or ARM: the rest of the page still shows, this section says why not
+        log.error("dashboard: schedules not shown: %s", err)
+        return [{"name": "schedules", "timezone": "", "next_transitions": [], "instances": [], "error": str(err)}]
 
 
 def _text(status: int, message: str) -> func.HttpResponse:
@@ -56,8 +67,10 @@ async def show_dashboard(req: func.HttpRequest, client: df.DurableOrchestrationC
             )
         month = dashboard.parse_month(req.params.get("month"), now)
         run_id = dashboard.parse_run(req.params.get("run"))
-        loaded, statuses = await asyncio.gather(
-            asyncio.to_thread(dashboard_data.load_reports, month, run_id), _instance_statuses(client, now)
+        loaded, statuses, schedules = await asyncio.gather(
+            asyncio.to_thread(dashboard_data.load_reports, month, run_id),
+            _instance_statuses(client, now),
+            asyncio.to_thread(schedules_overview, now),
         )
         selected = dashboard.select_report(loaded.reports, run_id)
     except dashboard.DashboardInputError as err:
@@ -69,7 +82,7 @@ async def show_dashboard(req: func.HttpRequest, client: df.DurableOrchestrationC
         selected=selected,
         month=month,
         scoring=[dashboard.scoring_run_from_status(s) for s in statuses if s.get("name") == names.SCORING_ORCHESTRATOR],
-        schedules=schedules_overview(),
+        schedules=schedules,
         now=now,
         live_shutdowns=[s for s in statuses if s.get("name") != names.SCORING_ORCHESTRATOR],
         notes=loaded.notes,

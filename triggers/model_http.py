@@ -28,7 +28,7 @@ def weight(req: func.HttpRequest) -> func.HttpResponse:
         model = load_model()
         predictions = model.predict({realtime.HEIGHT: heights})
     except InputError as err:
-        return json_response(realtime.error_body(str(err)), realtime.error_status(err))
+        return json_response(realtime.error_body(str(err), getattr(err, "field", None)), realtime.error_status(err))
     except AppError:
         log.exception("GET /api/weight: model failed")
         return json_response({"error": UNAVAILABLE}, 500)
@@ -51,7 +51,7 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
         )
         predictions = model.predict(request.columns)
     except InputError as err:
-        return json_response(realtime.error_body(str(err)), realtime.error_status(err))
+        return json_response(realtime.error_body(str(err), getattr(err, "field", None)), realtime.error_status(err))
     except AppError:
         log.exception("POST /api/score: model failed")
         return json_response({"error": UNAVAILABLE}, 500)

@@ -138,7 +138,8 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         body = parse_scoring_body(req.get_body())
         input_container = SCORING_INPUT_CONTAINER.get()
     except InputError as err:
-        return json_response({"error": str(err)}, 400)
+        field = getattr(err, "field", None)  # named when a body field is at fault (see the OpenAPI ErrorBody)
+        return json_response({"error": str(err)} if field is None else {"error": str(err), "field": field}, 400)
     except SettingsError as err:
         log.error("scoring not started: %s", err)
         return json_response({"error": "the app's settings are incomplete; see the log"}, 500)

@@ -40,6 +40,13 @@ WS = f"{SUB}/rg-ops/ws-dash"
 EVIL_TAG = "<script>document.title='pwned'</script>"
 EVIL_FILE = "heights <img src=x onerror=document.title='pwned'>.csv"
 SCREENSHOT = APP_ROOT / "reports" / "dashboard.png"
+SCHEDULES = [
+    {
+        "name": "berlin-office",
+        "timezone": "Europe/Berlin",
+        "periods": [{"days": "mon-fri", "begin": "08:00", "end": "19:00"}],
+    }
+]
 
 
 def _instance(name: str, state: str = "Running", **tags: str) -> dict[str, Any]:
@@ -62,6 +69,8 @@ FLEET: dict[str, Any] = {
                 _instance("ci-bob", auto_shutdown="off"),
                 _instance("ci-mallory", keep_alive_until=EVIL_TAG),
                 _instance("ci-carol", "Stopped"),
+                # Follows a schedule, so the nightly stop leaves it alone; the page lists it under its schedule.
+                _instance("ci-sched", "Stopped", compute_schedule="berlin-office"),
             ],
         }
     ],
@@ -86,6 +95,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *",
             "SHUTDOWN_POLL_SECONDS": "1",
             "AML_POLLING_INTERVAL_SECONDS": "0.2",
+            "COMPUTE_SCHEDULES": json.dumps(SCHEDULES),
+            "RECONCILE_TIMER": "false",  # no minute reconciles: the runs on the page are the tests' own
             "DEVHOST_EVENTGRID_SUBSCRIPTIONS": json.dumps(
                 [{"function": "on_blob_created", "subjectBeginsWith": "/blobServices/default/containers/incoming/"}]
             ),
@@ -223,8 +234,13 @@ def test_a_person_sees_the_runs_the_instances_and_the_scoring_in_a_real_browser(
     assert EVIL_TAG in _row(instances, "ci-mallory")[5]  # the reason quotes the tag: as text
     assert _row(instances, "ci-carol")[4] == "already_stopped"
 
-    # Schedules: not configured in this app yet, and the page says so.
-    assert "No schedules configured." in dom.text["schedules"]
+    # Schedules: each with its next transitions and the instances following it.
+    schedules = dom.sections["schedules"]
+    office = _row(schedules, "berlin-office")
+    assert office[1] == "Europe/Berlin"
+    assert "start at " in office[2] and "stop at " in office[2]
+    assert "+01:00" in office[2] or "+02:00" in office[2]  # the local time, Berlin winter or summer
+    assert office[3] == f"{WS}/ci-sched"
     assert "Estimated savings in" in dom.text["savings"]
 
     # The scoring run: file, status, rows, bad rows, and links that download its files.
@@ -250,6 +266,18 @@ def test_a_person_sees_the_runs_the_instances_and_the_scoring_in_a_real_browser(
     url = f"{host.base_url}/api/dashboard?code={quote(host.key)}"
     _chromium("--hide-scrollbars", "--window-size=1280,1600", f"--screenshot={SCREENSHOT}", url)
     assert SCREENSHOT.stat().st_size > 20_000
+
+
+def test_the_schedules_section_reads_the_instances_from_arm_at_most_once_a_minute(site: Site) -> None:
+    site.host.request("GET", "/api/dashboard")  # a listing younger than a minute may exist already, or now
+    site.arm.reset_counts()
+    for _ in range(3):
+        page = site.host.request("GET", "/api/dashboard")
+        assert page.status_code == 200 and "ci-sched" in page.text
+    assert site.arm.request_counts()["reads"] == 0
+    # GET /api/schedules, the same code path, lists afresh on every call.
+    assert "ci-sched" in site.host.request("GET", "/api/schedules").text
+    assert site.arm.request_counts()["reads"] >= 1
 
 
 def test_a_shutdown_in_progress_is_shown_and_the_page_refreshes_itself(site: Site) -> None:

@@ -185,3 +185,52 @@ def test_bad_query_parameters_name_the_parameter_and_what_was_expected() -> None
         parse_run("../x y")
     with pytest.raises(LookupError, match="nope"):
         select_report([], "nope")
+
+
+def test_each_schedule_shows_its_next_transitions_and_the_instances_following_it() -> None:
+    from shared.schedules import describe, parse_schedules, sorted_schedules
+    from shared.schedules_view import dashboard_rows
+
+    schedules = parse_schedules(
+        '[{"name": "berlin-office", "timezone": "Europe/Berlin",'
+        ' "periods": [{"days": "mon-fri", "begin": "08:00", "end": "19:00"}]}]'
+    )
+    # The shape GET /api/schedules answers (shared.schedules_view.schedules_overview), at Sunday noon UTC.
+    overview = {
+        "schedule_tag": "compute-schedule",
+        "error": None,
+        "schedules": [
+            {**s, "instances": [{"workspace": "sub/rg/ws", "name": "ci-anna", "state": "Stopped"}]}
+            for s in describe(sorted_schedules(schedules), NOW)
+        ],
+        "instances_with_unknown_schedule": [
+            {"workspace": "sub/rg/ws", "name": "ci-typo", "state": "Running", "schedule": "berlin-ofice"}
+        ],
+        "listing_errors": [],
+    }
+    html = _page([], schedules=dashboard_rows(overview))
+    section = html[
+        html.index("<section id=schedules>") : html.index("</section>", html.index("<section id=schedules>"))
+    ]
+    assert "berlin-office" in section and "Europe/Berlin" in section
+    # Monday 30 November: start at 08:00 Berlin (07:00 UTC), stop at 19:00 Berlin.
+    assert "start at 2026-11-30 07:00" in section and "(2026-11-30T08:00:00+01:00)" in section
+    assert "stop at 2026-11-30 18:00" in section
+    assert "sub/rg/ws/ci-anna" in section
+    # An instance tagged with a schedule that does not exist is shown, with why nothing happens to it.
+    assert "sub/rg/ws/ci-typo" in section and "no schedule named &#x27;berlin-ofice&#x27;" in section
+    assert "No schedules configured." not in html
+
+
+def test_a_malformed_schedules_setting_or_an_unlisted_workspace_is_said_on_the_page() -> None:
+    from shared.schedules_view import dashboard_rows
+
+    overview = {
+        "schedule_tag": "compute-schedule",
+        "error": "COMPUTE_SCHEDULES: berlin-office.periods[0].begin: expected HH:MM, got string '8'",
+        "schedules": [],
+        "instances_with_unknown_schedule": [],
+        "listing_errors": [{"workspace": "sub/rg/ws", "error": "ARM answered 503"}],
+    }
+    section = _page([], schedules=dashboard_rows(overview))
+    assert "periods[0].begin: expected HH:MM" in section

@@ -1,0 +1,288 @@
+"""The OpenAPI 3.1 document of the HTTP API, built from the app's own function metadata.
+
+Paths, methods and auth levels come from the registered functions (whatever is registered is documented); request
+bodies are the pydantic models that validate them (shared.http_contract); what each operation answers is written
+once here, per function name. A function without an entry is still listed, with its generic answers, and a test
+fails on it (tests/unit/test_openapi.py), so a new route cannot go undocumented unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+DEFAULT_PREFIX = "api"  # the Functions host's routePrefix when host.json sets none
+KEY_SECURITY: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One HTTP function as the host routes it (from `app.get_functions()`)."""
+
+    function: str
+    route: str
+    methods: tuple[str, ...]
+    anonymous: bool
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("ErrorBody"), description)
+
+
+def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
+
+
+STARTED = _json(_ref("CheckStatus"), "Started (or found already running): the Durable status-query URLs.")
+BAD_SETTINGS = _error("The app's settings are incomplete or malformed (the log names the setting).")
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: Mapping[str, dict[str, Any]]
+    description: str = ""
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: str | None = None  # a model of shared.http_contract
+    body_required: bool = False
+    extra_body: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # other media types of the body
+
+
+def _query(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+MONTH = {"type": "string", "pattern": r"^\d{4}-\d{2}$", "examples": ["2026-11"]}
+OBJECT = {"type": "object"}
+
+OPERATIONS: dict[str, Operation] = {
+    "health": Operation(
+        "Liveness and the running build",
+        {"200": _json(_ref("Health"), "The app is up; which build runs.")},
+    ),
+    "openapi": Operation(
+        "This document",
+        {"200": _json(OBJECT, "The OpenAPI 3.1 document of the HTTP API.")},
+    ),
+    "dashboard": Operation(
+        "The operator's dashboard (HTML)",
+        {
+            "200": {
+                "description": "The page; with `download`, the file (predictions or bad-rows CSV).",
+                "content": {"text/html": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}},
+            },
+            "400": _text("A malformed `month` or `run`."),
+            "404": _text("No such run or file."),
+        },
+        description="Open in a browser with `?code=<function key>`.",
+        parameters=(
+            _query("run", "Show this older run (its report id).", {"type": "string"}),
+            _query("month", "Savings of this month (YYYY-MM); default: the current month.", MONTH),
+            _query("download", "`<container>/<name>`: serve a predictions or errors file.", {"type": "string"}),
+        ),
+    ),
+    "weight": Operation(
+        "Predicted weight for heights (the original's `/weight`)",
+        {
+            "200": _json(
+                {"type": "object", "properties": {"response": {"type": "array", "items": {"type": "number"}}}},
+                "One prediction per height, in order.",
+            ),
+            "400": _error("`height` missing, empty, not a finite number, or too many values."),
+            "500": _error("The model or its settings failed to load."),
+        },
+        parameters=(
+            {
+                **_query(
+                    "height",
+                    "Height(s) in cm: repeat the parameter or separate by commas (?height=150,180).",
+                    {"type": "array", "items": {"type": "string"}},
+                    required=True,
+                ),
+                "style": "form",
+                "explode": True,
+            },
+        ),
+    ),
+    "score": Operation(
+        "Predictions for rows (JSON) or a small CSV",
+        {
+            "200": {
+                "description": "JSON: the model and one prediction per row. CSV body: the rows plus the prediction "
+                "column (send `Accept: application/json` for JSON).",
+                "content": {
+                    "application/json": {"schema": _ref("ScoreAnswer")},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "400": _error("A row or cell that is not a finite number, a missing column, or too many rows."),
+            "413": _error("The body is larger than SCORE_MAX_BODY_BYTES."),
+            "500": _error("The model or its settings failed to load."),
+        },
+        body="ScoreBody",
+        body_required=True,
+        extra_body={"text/csv": {"schema": {"type": "string", "description": "A header row with `height`."}}},
+    ),
+    "list_schedules": Operation(
+        "The working-hours schedules, their next transitions and the instances following each",
+        {"200": _json(OBJECT, "Schedules, followers, listing errors."), "500": BAD_SETTINGS},
+    ),
+    "preview_schedules": Operation(
+        "What a reconcile at a given instant would do (changes nothing)",
+        {
+            "200": _json(OBJECT, "The decision per scheduled instance."),
+            "400": _error("A bad body."),
+            "500": BAD_SETTINGS,
+        },
+        body="PreviewBody",
+        body_required=True,
+    ),
+    "start_reconcile": Operation(
+        "Reconcile the schedules now",
+        {"202": STARTED, "400": _error("A bad body."), "500": BAD_SETTINGS},
+        body="ReconcileBody",
+    ),
+    "month_savings": Operation(
+        "Savings of a month, summed from the reports",
+        {"200": _json(OBJECT, "Totals by kind and currency."), "400": _error("`month` is not YYYY-MM.")},
+        parameters=(_query("month", "The month, YYYY-MM.", MONTH, required=True),),
+    ),
+    "start_scoring": Operation(
+        "Score a stored blob of the input container",
+        {
+            "202": STARTED,
+            "400": _error("A bad body, or a blob this app does not score."),
+            "404": _error("No such blob."),
+            "500": BAD_SETTINGS,
+        },
+        body="ScoringBody",
+        body_required=True,
+    ),
+    "start_shutdown": Operation(
+        "Stop the compute instances the policy selects",
+        {"202": STARTED, "400": _error("A bad body (the field is named)."), "500": BAD_SETTINGS},
+        description="An empty body runs what the settings say (every workspace, DRY_RUN).",
+        body="ShutdownBody",
+    ),
+}
+
+EXTRA_SCHEMAS: dict[str, Any] = {
+    "CheckStatus": {
+        "type": "object",
+        "description": "The Durable Functions status-query URLs of the started instance.",
+        "required": ["id", "statusQueryGetUri"],
+        "properties": {
+            name: {"type": "string"}
+            for name in (
+                "id",
+                "statusQueryGetUri",
+                "sendEventPostUri",
+                "terminatePostUri",
+                "rewindPostUri",
+                "purgeHistoryDeleteUri",
+                "restartPostUri",
+                "suspendPostUri",
+                "resumePostUri",
+            )
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "commit", "built_at"],
+        "properties": {"status": {"const": "ok"}, "commit": {"type": "string"}, "built_at": {"type": "string"}},
+    },
+    "ScoreAnswer": {
+        "type": "object",
+        "required": ["model", "predictions"],
+        "properties": {
+            "model": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+            },
+            "predictions": {"type": "array", "items": {"type": "number"}},
+        },
+    },
+}
+
+
+def route_prefix(host_json: Path = HOST_JSON) -> str:
+    """`extensions.http.routePrefix` of host.json, as the host applies it ("" when set empty)."""
+    try:
+        data = json.loads(host_json.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DEFAULT_PREFIX
+    prefix = data.get("extensions", {}).get("http", {}).get("routePrefix", DEFAULT_PREFIX)
+    return str(prefix).strip("/")
+
+
+def path_of(route: str, prefix: str) -> str:
+    return "/" + "/".join(part for part in (prefix, route.strip("/")) if part)
+
+
+def _operation(route: HttpRoute, method: str) -> dict[str, Any]:
+    known = OPERATIONS.get(route.function)
+    op = known or Operation(f"{route.function} (undocumented)", {"200": {"description": "OK"}})
+    out: dict[str, Any] = {"operationId": route.function if len(route.methods) == 1 else f"{route.function}_{method}"}
+    out["summary"] = op.summary
+    if op.description:
+        out["description"] = op.description
+    if op.parameters:
+        out["parameters"] = list(op.parameters)
+    if op.body:
+        content: dict[str, Any] = {"application/json": {"schema": _ref(op.body)}, **op.extra_body}
+        out["requestBody"] = {"required": op.body_required, "content": content}
+    responses = dict(op.responses)
+    if route.anonymous:
+        out["security"] = []
+    else:
+        responses.setdefault("401", {"description": "No or a wrong function key (the host answers, body empty)."})
+    out["responses"] = responses
+    return out
+
+
+def build(routes: Iterable[HttpRoute], prefix: str, version: str = "unknown") -> dict[str, Any]:
+    """The document: one path per route, one operation per method."""
+    from shared.http_contract import body_schemas
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in sorted(routes, key=lambda r: r.route):
+        item = paths.setdefault(path_of(route.route, prefix), {})
+        for method in route.methods:
+            item[method.lower()] = _operation(route, method.lower())
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "AML ops: compute shutdown, schedules and scoring",
+            "version": version,
+            "description": "Every HTTP function of the app. Errors of the JSON endpoints are an ErrorBody naming "
+            "the field at fault; function-level endpoints need the function key (header or `code`).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {**body_schemas(), **EXTRA_SCHEMAS},
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+            },
+        },
+        "security": KEY_SECURITY,
+    }
+
+
+@cache
+def document_text(routes: tuple[HttpRoute, ...], prefix: str, version: str) -> str:
+    """The document as JSON text, built once per process (the routes do not change under a running host)."""
+    return json.dumps(build(routes, prefix, version), indent=1)
