@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from triggers.http import json_response
+
 if TYPE_CHECKING:
     from shared.openapi import HttpRoute
 
@@ -65,10 +67,8 @@ def http_routes(functions: list[Any]) -> tuple[HttpRoute, ...]:
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     if not _documented:
-        return func.HttpResponse(
-            '{"error": "the app was not handed to triggers.openapi"}', status_code=500, mimetype="application/json"
-        )
+        return json_response({"error": "the app was not handed to triggers.openapi"}, 500)
     from shared.openapi import document_text, route_prefix
 
     routes = http_routes(_functions(_documented[0]))
-    return func.HttpResponse(document_text(routes, route_prefix(), API_VERSION), mimetype="application/json")
+    return json_response(document_text(routes, route_prefix(), API_VERSION))
