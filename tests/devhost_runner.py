@@ -115,7 +115,10 @@ def start_devhost(
         command += ["--workers", str(workers)]
     if not azurite:
         command.append("--no-azurite")
-    child_env = {k: v for k, v in os.environ.items() if k not in values}
+    # AZUREML_CURRENT_CLOUD: azure-ai-ml writes the name of the cloud an in-process MLClient registered (a unit test's
+    # stand-in) into os.environ; a devhost inheriting it would look for that cloud and fail every ARM call.
+    inherited = set(values) | {"AZUREML_CURRENT_CLOUD"}
+    child_env = {k: v for k, v in os.environ.items() if k not in inherited}
     child_env.update(env or {})
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
