@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,24 @@ def load_local_settings(path: Path, environ: MutableMapping[str, str] | None = N
             environ[name] = text
             applied[name] = text
     return applied
+
+
+def missing_sample_settings(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names the `local.settings.sample.json` beside `path` sets but neither `path` nor the environment does.
+
+    `make run` copies the sample once; a sample that gained settings since (a new feature's defaults) would
+    otherwise go unnoticed by everyone whose copy is older.
+    """
+    environ = os.environ if environ is None else environ
+    sample = path.with_name("local.settings.sample.json")
+    if sample == path or not sample.exists() or not path.exists():
+        return []
+    try:
+        wanted = json.loads(sample.read_text(encoding="utf-8")).get("Values", {})
+        have = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return []  # the settings file's own errors are load_local_settings' to report
+    return sorted(name for name in wanted if name not in have and name not in environ)
 
 
 @dataclass

@@ -20,7 +20,14 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 from devhost import logsafe
 from devhost.azurite import Azurite, connection_string, free_port
-from devhost.config import APP_ROOT, ConfigError, HostJson, HostOptions, load_local_settings
+from devhost.config import (
+    APP_ROOT,
+    ConfigError,
+    HostJson,
+    HostOptions,
+    load_local_settings,
+    missing_sample_settings,
+)
 from devhost.durable_api import DurableApi
 from devhost.hooks import AppHooks, load_app_hooks
 from devhost.index import AppIndex, FunctionSpec, index_app, load_app
@@ -183,7 +190,14 @@ class DevHost:
     def _prepare_environment(self) -> None:
         opts = self.options
         settings_file = opts.settings_file or (opts.script_root / "local.settings.json")
+        missing = missing_sample_settings(settings_file)  # before loading: what the file itself lacks
         applied = load_local_settings(settings_file)
+        if missing:
+            log.warning(
+                "%s lacks settings that local.settings.sample.json has: %s (copy them over to use them)",
+                settings_file.name,
+                ", ".join(missing),
+            )
         for name, value in opts.extra_env.items():
             os.environ[name] = value
         log.info("settings: %d values from %s", len(applied), settings_file)
