@@ -302,13 +302,7 @@ def delete_blob(
 
 def list_names(container: str, prefix: str, env: Mapping[str, str] | None = None) -> list[str]:
     """Names of the blobs under `prefix` (empty when the container does not exist)."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    with _storage_errors("list", container):
-        try:
-            return [b.name for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)]
-        except ResourceNotFoundError:
-            return []
+    return [b.name for b in list_blobs(container, prefix, env)]
 
 
 # --- read helpers of the dashboard ------------------------------------------------------------------------------
@@ -328,28 +322,30 @@ def list_blobs(container: str, prefix: str, env: Mapping[str, str] | None = None
     """The blobs under `prefix` with ETag, size and time (empty when the container does not exist)."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    try:
-        return [
-            BlobListing(
-                name=b.name,
-                etag=str(b.etag),
-                size=int(b.size or 0),
-                last_modified=b.last_modified.isoformat() if b.last_modified else "",
-            )
-            for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)
-        ]
-    except ResourceNotFoundError:
-        return []
+    with _storage_errors("list", container):
+        try:
+            return [
+                BlobListing(
+                    name=b.name,
+                    etag=str(b.etag),
+                    size=int(b.size or 0),
+                    last_modified=b.last_modified.isoformat() if b.last_modified else "",
+                )
+                for b in blob_service_client(env).get_container_client(container).list_blobs(prefix)
+            ]
+        except ResourceNotFoundError:
+            return []
 
 
 def read_blob(container: str, name: str, env: Mapping[str, str] | None = None) -> bytes:
     """The whole content of a (small) blob; NotFoundError naming it when it does not exist."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    try:
-        return bytes(blob_service_client(env).get_blob_client(container, name).download_blob().readall())
-    except ResourceNotFoundError as err:
-        raise NotFoundError(f"blob {container}/{name} does not exist") from err
+    with _storage_errors("read", container, name):
+        try:
+            return bytes(blob_service_client(env).get_blob_client(container, name).download_blob().readall())
+        except ResourceNotFoundError as err:
+            raise NotFoundError(f"blob {container}/{name} does not exist") from err
 
 
 def read_blobs(
