@@ -27,21 +27,21 @@ def list_compute_instances(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _list(workspace: str) -> dict[str, Any]:
-    from shared import compute
     from shared.arm_budget import counting
+    from shared.compute import arm
     from shared.errors import ComputeError
 
     with counting() as counts:
         try:
-            instances = compute.list_instances(Workspace.parse(workspace))
-        except compute.RetryableComputeError as err:
+            instances = arm.list_instances(Workspace.parse(workspace))
+        except arm.RetryableComputeError as err:
             log.warning("listing %s failed, to be retried: %s", workspace, err)
-            return compute.Listing(workspace, (), str(err), True, counts.to_dict()).to_dict()
+            return arm.Listing(workspace, (), str(err), True, counts.to_dict()).to_dict()
         except ComputeError as err:
             log.error("listing %s failed: %s", workspace, err)
-            return compute.Listing(workspace, (), str(err), False, counts.to_dict()).to_dict()
+            return arm.Listing(workspace, (), str(err), False, counts.to_dict()).to_dict()
     log.info("listed %d compute instance(s) in %s", len(instances), workspace)
-    return compute.Listing(workspace, tuple(instances), None, False, counts.to_dict()).to_dict()
+    return arm.Listing(workspace, tuple(instances), None, False, counts.to_dict()).to_dict()
 
 
 ACT_THREADS = 16  # POSTs of one batch in flight at once; ARM's write bucket (paced in arm_budget) is the limit
@@ -64,28 +64,28 @@ def act_on_compute_instances(batch: dict[str, Any]) -> dict[str, Any]:
 def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared import compute
     from shared.arm_budget import RequestCounts, counting
+    from shared.compute import arm
     from shared.errors import ComputeError
 
-    def one(item: dict[str, Any]) -> tuple[compute.StopOutcome, RequestCounts]:
+    def one(item: dict[str, Any]) -> tuple[arm.StopOutcome, RequestCounts]:
         # A span per instance (stop_compute_instance / start_compute_instance), in the run's trace.
         ids = {"workspace": str(item["workspace"]), "compute": str(item["name"])}
         with carrier_span(f"{item['action']}_compute_instance", trace, ids), counting() as counts:
-            begin = compute.begin_stop if item["action"] == "stop" else compute.begin_start
+            begin = arm.begin_stop if item["action"] == "stop" else arm.begin_start
             try:
                 out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state"))
-            except compute.RetryableComputeError as err:
-                out = compute.StopOutcome("retryable", item.get("state"), str(err))
+            except arm.RetryableComputeError as err:
+                out = arm.StopOutcome("retryable", item.get("state"), str(err))
             except ComputeError as err:
-                out = compute.StopOutcome("failed", item.get("state"), str(err))
+                out = arm.StopOutcome("failed", item.get("state"), str(err))
         log.info("%s %s in %s: %s %s", item["action"], item["name"], item["workspace"], out.status, out.message)
         return out, counts
 
     with ThreadPoolExecutor(min(ACT_THREADS, max(1, len(items)))) as pool:
         done = list(pool.map(one, items))
     requests = {"reads": sum(c.reads for _, c in done), "writes": sum(c.writes for _, c in done)}
-    return compute.ActAnswer(tuple(out for out, _ in done), requests).to_dict()
+    return arm.ActAnswer(tuple(out for out, _ in done), requests).to_dict()
 
 
 @bp.function_name(names.READ_COMPUTE_STATES)
@@ -103,14 +103,14 @@ def read_compute_states(query: dict[str, Any]) -> dict[str, Any]:
 def _read_states(wanted: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared import compute
     from shared.arm_budget import RequestCounts, counting
+    from shared.compute import arm
     from shared.errors import ComputeError
 
     def one(workspace: str) -> tuple[dict[str, Any] | str, RequestCounts]:
         with counting() as counts:
             try:
-                listed = {i.name.lower(): i for i in compute.list_instances(Workspace.parse(workspace))}
+                listed = {i.name.lower(): i for i in arm.list_instances(Workspace.parse(workspace))}
             except ComputeError as err:
                 return str(err), counts
         settled: dict[str, Any] = {}
@@ -118,14 +118,14 @@ def _read_states(wanted: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
             instance = listed.get(name.lower())
             if instance is None:
                 settled[name] = None
-            elif instance.state != seen or instance.state not in compute.TRANSITIONAL_STATES:
+            elif instance.state != seen or instance.state not in arm.TRANSITIONAL_STATES:
                 last = instance.last_operation or {}
                 settled[name] = [instance.state, last.get("operation_name"), last.get("operation_status")]
         return settled, counts
 
     with ThreadPoolExecutor(max(1, min(8, len(wanted)))) as pool:
         done = dict(zip(wanted, pool.map(one, wanted), strict=True))
-    return compute.StatesView(
+    return arm.StatesView(
         states={ws: view for ws, (view, _) in done.items() if not isinstance(view, str)},
         errors={ws: view for ws, (view, _) in done.items() if isinstance(view, str)},
         arm_requests={

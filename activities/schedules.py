@@ -10,7 +10,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared import names
-from shared.reconcile import STATE_BLOB
+from shared.compute.reconcile import STATE_BLOB
 from shared.settings import REPORTS_CONTAINER
 from shared.telemetry import carrier_span
 
@@ -75,8 +75,8 @@ def price_compute_sizes(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prices(sizes: list[str]) -> dict[str, Any]:
+    from shared.compute.prices import prices
     from shared.errors import SettingsError
-    from shared.prices import prices
 
     try:
         found = prices(sizes)

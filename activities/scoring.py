@@ -10,15 +10,16 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared import chunk_slots, names
+from shared import names
 from shared.errors import InputError, ModelError, NotFoundError, ScoringError
+from shared.scoring import chunk_slots
 
 bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
 
 # Before the worker starts its activity threads: they then share two allocator arenas, so a chunk reuses the memory
-# earlier chunks freed on other threads (worker memory under bursts; see shared/chunk_slots.py).
+# earlier chunks freed on other threads (worker memory under bursts; see shared/scoring/chunk_slots.py).
 chunk_slots.limit_arenas()
 
 # Failures that the same input will always reproduce: reported to the orchestrator as a value instead of
@@ -38,7 +39,7 @@ def _domain_outcome(activity: Callable[[dict[str, Any]], dict[str, Any]]) -> Cal
 
 
 def _model_args() -> dict[str, Any]:
-    from shared.model import load_model
+    from shared.scoring.model import load_model
 
     model = load_model()
     card = model.card
@@ -49,8 +50,9 @@ def _model_args() -> dict[str, Any]:
 @_domain_outcome
 def plan_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
     """{"request"} -> the plan; {"plan", "results"} -> the plan realigned around quoted line breaks."""
-    from shared import chunk_scoring, settings
-    from shared.scoring_payloads import ChunkPlan, ChunkResult, ScoringRequest
+    from shared import settings
+    from shared.scoring import chunk_scoring
+    from shared.scoring.payloads import ChunkPlan, ChunkResult, ScoringRequest
     from shared.telemetry import carrier_span
 
     with carrier_span(names.PLAN_SCORING_CHUNKS, payload.get("trace"), {"instance_id": payload.get("run_id")}):
@@ -77,8 +79,8 @@ def plan_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
 @_domain_outcome
 def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
     """{"plan" (holding this chunk), "index"} -> the chunk's result (counts and block id, never data)."""
-    from shared import chunk_scoring
-    from shared.scoring_payloads import ChunkPlan
+    from shared.scoring import chunk_scoring
+    from shared.scoring.payloads import ChunkPlan
     from shared.telemetry import carrier_span
 
     plan = ChunkPlan.from_dict(payload["plan"])
@@ -111,8 +113,9 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
 @_domain_outcome
 def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
     """{"plan", "results"} -> where the predictions went; raises when bad rows exceed the threshold."""
-    from shared import scoring_commit, settings
-    from shared.scoring_payloads import ChunkPlan, ChunkResult
+    from shared import settings
+    from shared.scoring import commit as scoring_commit
+    from shared.scoring.payloads import ChunkPlan, ChunkResult
     from shared.telemetry import carrier_span
 
     plan = ChunkPlan.from_dict(payload["plan"])
@@ -137,9 +140,10 @@ def record_scoring_error(payload: dict[str, Any]) -> dict[str, Any]:
 
     Best effort: the run fails with its own error either way, so a problem here is logged, not raised.
     """
-    from shared import scoring_errors, settings
+    from shared import settings
     from shared.errors import AppError
-    from shared.scoring_payloads import ScoringRequest
+    from shared.scoring import error_document as scoring_errors
+    from shared.scoring.payloads import ScoringRequest
     from shared.telemetry import carrier_span
 
     request = ScoringRequest.from_dict(payload["request"])

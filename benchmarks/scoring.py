@@ -114,7 +114,7 @@ def _instance_status(host: RunningHost, instance_id: str) -> dict[str, Any] | No
 
 def score_through_devhost(host: RunningHost, source: InputFile, name: str, timeout: float) -> tuple[float, float, int]:
     """(upload seconds, seconds from committed upload to committed predictions, rows) of one file."""
-    from shared.scoring_events import scoring_instance_id
+    from shared.scoring.events import scoring_instance_id
 
     service = _service(host.storage_connection_string)
     output = service.get_blob_client(OUTPUT, name)

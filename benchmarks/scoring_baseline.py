@@ -28,7 +28,7 @@ def peak_rss_mib() -> float:
 def score(engine: str, connection_string: str, container: str, name: str, out_container: str) -> dict[str, Any]:
     from azure.storage.blob import BlobServiceClient
 
-    from shared.model import load_model
+    from shared.scoring.model import load_model
 
     model = load_model()
     column = model.card.prediction_column

@@ -43,7 +43,7 @@ REPEATS = 3  # bursts one after another on the same workers: what the first left
 
 def _wait_all(host: RunningHost, names: dict[str, tuple[str, InputFile]], timeout: float) -> float:
     """Seconds until every input's predictions are committed with its row count; raises on a failed run."""
-    from shared.scoring_events import scoring_instance_id
+    from shared.scoring.events import scoring_instance_id
 
     service = _service(host.storage_connection_string)
     started = time.perf_counter()

@@ -14,7 +14,7 @@ import statistics
 import time
 from typing import Any
 
-from shared.csv_chunks import CsvHeader
+from shared.scoring.csv_chunks import CsvHeader
 
 
 def make_chunks(rows: int) -> tuple[bytes, bytes]:
@@ -28,15 +28,15 @@ def _errors_bytes(scored: Any) -> int:
     if csv_bytes is not None:
         return len(csv_bytes)
     # The code before issue 12 (to measure "before"): a list of (line, reason), written as `line,reason` rows.
-    from shared import chunk_scoring
+    from shared.scoring import chunk_scoring
 
     format_errors = vars(chunk_scoring)["format_errors"]
     return len(format_errors(scored.errors, header=True))
 
 
 def measure(rows: int, runs: int) -> dict[str, Any]:
-    from shared.chunk_bytes import score_chunk_bytes
-    from shared.model import load_model
+    from shared.scoring.chunk_bytes import score_chunk_bytes
+    from shared.scoring.model import load_model
 
     model = load_model()
     header = CsvHeader(columns=("id", "height"), line_ending="\n", bom_length=0, header_length=len(b"id,height\n"))

@@ -152,7 +152,7 @@ def process_env(values: dict[str, str]) -> Iterator[None]:
 
 def sequential_loop(size: int, tls: LocalTls, identity: IdentityStandin) -> float:
     """List every workspace, then stop each instance and wait for Stopped before the next: the naive script."""
-    from shared import compute
+    from shared.compute import arm as compute
     from shared.settings import Workspace
 
     fleet = Fleet(tls, identity, size)

@@ -20,10 +20,10 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared import names
-from shared.compute import TRANSITIONAL_STATES, ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
-from shared.savings import priced_sizes, with_savings
-from shared.schedules import Schedule
-from shared.shutdown_report import InstanceResult
+from shared.compute.arm import TRANSITIONAL_STATES, ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
+from shared.compute.report import InstanceResult
+from shared.compute.savings import priced_sizes, with_savings
+from shared.compute.schedules import Schedule
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import azure.durable_functions as df
 
 from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
 from shared import names
-from shared.reconcile import Planned, ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
-from shared.shutdown_report import (
+from shared.compute.reconcile import Planned, ReconcileRun, load_schedules, needs_listing, plan, utc, window_start
+from shared.compute.report import (
     InstanceResult,
     WorkspaceResult,
     acted_result,

@@ -3,7 +3,7 @@
 Inputs and outputs stay small (blob ids, ranges, counts): data moves between blobs, never through history.
 Chunks are scored `parallel` at a time, which bounds worker memory to about chunk size x parallel; more than
 `wave_size` chunks go through sub-orchestrations so no history grows with the file. A run that fails leaves
-`<errors container>/<name>.error.json` saying why (shared/scoring_errors.py) and still fails with its own error.
+`<errors container>/<name>.error.json` saying why (shared/scoring/error_document.py) and still fails with its own error.
 """
 
 from __future__ import annotations

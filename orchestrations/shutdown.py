@@ -14,10 +14,9 @@ import azure.durable_functions as df
 
 from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
 from shared import names
-from shared.compute import ComputeInstance, Listing
-from shared.errors import ComputeError
-from shared.policy import Decision, decide
-from shared.shutdown_report import (
+from shared.compute.arm import ComputeInstance, Listing
+from shared.compute.policy import Decision, decide
+from shared.compute.report import (
     InstanceResult,
     WorkspaceResult,
     all_workspaces_failed_message,
@@ -27,7 +26,8 @@ from shared.shutdown_report import (
     result_without_stop,
     stop_result,
 )
-from shared.shutdown_request import ShutdownRun
+from shared.compute.shutdown_run import ShutdownRun
+from shared.errors import ComputeError
 
 bp = df.Blueprint()
 

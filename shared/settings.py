@@ -223,7 +223,7 @@ COMPUTE_SCHEDULES: Setting[str] = _setting(
     _parse_str,
     "",
     "named working-hours schedules, a JSON array of {name, timezone, periods: [{days, begin, end}], enforced} "
-    "(checked by shared/schedules.py, so a mistake is reported without stopping the shutdown job)",
+    "(checked by shared/compute/schedules.py, so a mistake is reported without stopping the shutdown job)",
 )
 SCHEDULE_TAG: Setting[str] = _setting(
     "SCHEDULE_TAG", _parse_str, "compute-schedule", "tag whose value names the schedule an instance follows"
@@ -317,7 +317,7 @@ SCORING_WORKER_MEMORY_MB: Setting[int] = _setting(
     _parse_int(64),
     "600",
     "memory budget of one worker process in MiB: it scores at most (budget - 200) // (11 x SCORING_CHUNK_BYTES "
-    "in MiB) chunks at once, at least 1 (shared/chunk_slots.py)",
+    "in MiB) chunks at once, at least 1 (shared/scoring/chunk_slots.py)",
 )
 REPORTS_CONTAINER: Setting[str] = _setting(
     "REPORTS_CONTAINER", _parse_container, "reports", "container receiving shutdown reports"

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import AppError, InputError
-from shared.model import (
+from shared.scoring.model import (
     CARD_FILE,
     GOLDEN_ATOL,
     GOLDEN_RTOL,
@@ -72,7 +72,7 @@ class Dataset:
 
 
 def read_source(source: str, env: Mapping[str, str] | None = None) -> bytes:
-    """The bytes of a local CSV path or a blob URL (credentials as for models: see shared.model)."""
+    """The bytes of a local CSV path or a blob URL (credentials as for models: see shared.scoring.model)."""
     if source.startswith(("https://", "http://")):
         return read_blob(source, env)
     path = Path(source)

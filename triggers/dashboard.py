@@ -1,7 +1,7 @@
 """`GET /api/dashboard`: the operator's HTML page (runs, savings, schedules, scoring); `?code=` works in a browser.
 
 Reports come from the reports container, scoring runs from the Durable client's instance list; the page itself is
-rendered by shared.dashboard. `?run=<id>` shows an older run, `?month=YYYY-MM` another month's savings,
+rendered by shared.web.dashboard. `?run=<id>` shows an older run, `?month=YYYY-MM` another month's savings,
 `?download=<container>/<name>` serves a predictions or bad-rows file.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared import dashboard, dashboard_data, names
+from shared import names
 from shared.errors import NotFoundError
+from shared.web import dashboard, dashboard_data
 
 bp = df.Blueprint()
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SCORING_RUNS_SHOWN = 20
 INSTANCE_WINDOW = timedelta(days=30)
-# Scoring runs' instance ids start so (shared.scoring_events.scoring_instance_id, also with `force`).
+# Scoring runs' instance ids start so (shared.scoring.events.scoring_instance_id, also with `force`).
 SCORING_ID_PREFIX = "score-"
 
 
@@ -35,9 +36,9 @@ SCHEDULES_LISTING_MAX_AGE = 60.0  # seconds a listing of the instances is reused
 def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
     """The schedules with their next transitions and followers, from `GET /api/schedules`' own code path; None
     when no schedule is configured (the page says so, and nothing is listed)."""
+    from shared.compute.schedules_view import dashboard_rows
+    from shared.compute.schedules_view import schedules_overview as overview
     from shared.errors import AppError
-    from shared.schedules_view import dashboard_rows
-    from shared.schedules_view import schedules_overview as overview
     from shared.settings import COMPUTE_SCHEDULES
 
     try:

@@ -13,7 +13,7 @@ import azure.functions as func
 def json_response(
     body: object, status: int = 200, *, headers: dict[str, str] | None = None, indent: int | None = None
 ) -> func.HttpResponse:
-    """`body` as an `application/json` answer; a `str` is taken as JSON text already serialized (shared.realtime
+    """`body` as an `application/json` answer; a `str` is taken as JSON text already serialized (shared.scoring.realtime
     builds its own, with its float formatting), anything else is serialized here."""
     text = body if isinstance(body, str) else json.dumps(body, indent=indent)
     return func.HttpResponse(text, status_code=status, mimetype="application/json", headers=headers)

@@ -1,6 +1,6 @@
 """`GET /api/weight` and `POST /api/score`: real-time predictions of the model named by MODEL_URI.
 
-Thin: parse (shared.realtime) -> load_model (cached per process) -> predict -> response. numpy and ONNX
+Thin: parse (shared.scoring.realtime) -> load_model (cached per process) -> predict -> response. numpy and ONNX
 Runtime are imported on the first call, not when the app is indexed.
 """
 
@@ -20,8 +20,8 @@ UNAVAILABLE = "scoring is unavailable: the model or its settings failed to load 
 
 @bp.route(route="weight", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def weight(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import realtime
-    from shared.model import load_model
+    from shared.scoring import realtime
+    from shared.scoring.model import load_model
 
     try:
         heights = realtime.parse_weight_query(req.url)
@@ -37,8 +37,9 @@ def weight(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def score(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import realtime, settings
-    from shared.model import load_model
+    from shared import settings
+    from shared.scoring import realtime
+    from shared.scoring.model import load_model
 
     try:
         model = load_model()

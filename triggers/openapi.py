@@ -1,7 +1,7 @@
 """`GET /api/openapi.json` (anonymous): the OpenAPI 3.1 document of every HTTP function of this app.
 
 function_app.py hands the app over (`document(app)`) after registering every blueprint, so the document lists
-what the host routes, read from the same function metadata the host indexes; shared.openapi builds it.
+what the host routes, read from the same function metadata the host indexes; shared.web.openapi builds it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import azure.functions as func
 from triggers.http import json_response
 
 if TYPE_CHECKING:
-    from shared.openapi import HttpRoute
+    from shared.web.openapi import HttpRoute
 
 bp = df.Blueprint()
 
@@ -42,7 +42,7 @@ def _value(item: Any) -> str:
 
 def http_routes(functions: list[Any]) -> tuple[HttpRoute, ...]:
     """Each HTTP-triggered function as the host routes it: route (default: the function's name), methods, auth."""
-    from shared.openapi import HttpRoute  # the operations table is built on the first request, not at indexing
+    from shared.web.openapi import HttpRoute  # the operations table is built on the first request, not at indexing
 
     routes = []
     for function in functions:
@@ -68,7 +68,7 @@ def http_routes(functions: list[Any]) -> tuple[HttpRoute, ...]:
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     if not _documented:
         return json_response({"error": "the app was not handed to triggers.openapi"}, 500)
-    from shared.openapi import document_text, route_prefix
+    from shared.web.openapi import document_text, route_prefix
 
     routes = http_routes(_functions(_documented[0]))
     return json_response(document_text(routes, route_prefix(), API_VERSION))

@@ -10,10 +10,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import names
+from shared.compute.reconcile import ReconcileRun, minute_instance_id, parse_preview_body, parse_reconcile_body
+from shared.compute.shutdown_run import RequestFieldError
 from shared.errors import SettingsError
-from shared.reconcile import ReconcileRun, minute_instance_id, parse_preview_body, parse_reconcile_body
 from shared.settings import COMPUTE_SCHEDULES, RECONCILE_TIMER, ShutdownSettings
-from shared.shutdown_request import RequestFieldError
 from shared.telemetry import current_trace_carrier, trigger_span
 from triggers.http import json_response
 
@@ -64,7 +64,7 @@ async def reconcile_schedules(
 @bp.function_name("list_schedules")
 @bp.route(route="schedules", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_schedules(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from shared.schedules_view import schedules_overview
+    from shared.compute.schedules_view import schedules_overview
 
     with trigger_span("list_schedules", context):
         try:
@@ -77,7 +77,7 @@ def list_schedules(req: func.HttpRequest, context: func.Context) -> func.HttpRes
 @bp.function_name("preview_schedules")
 @bp.route(route="schedules/preview", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def preview_schedules(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from shared.schedules_view import preview
+    from shared.compute.schedules_view import preview
 
     with trigger_span("preview_schedules", context):
         try:
@@ -113,8 +113,8 @@ async def start_reconcile(
 @bp.function_name("month_savings")
 @bp.route(route="savings", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def month_savings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from shared.savings_month import month_savings as sum_month
-    from shared.savings_month import parse_month
+    from shared.compute.savings_month import month_savings as sum_month
+    from shared.compute.savings_month import parse_month
 
     with trigger_span("month_savings", context):
         try:

@@ -18,7 +18,7 @@ import azure.functions as func
 
 from shared import names
 from shared.errors import InputError, NotFoundError, SettingsError
-from shared.scoring_events import (
+from shared.scoring.events import (
     account_of,
     foreign_reason,
     ignore_reason,
@@ -147,7 +147,7 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
     if reason:
         return json_response({"error": reason}, 400)
     from shared.blobs import blob_info
-    from shared.scoring_payloads import ScoringRequest
+    from shared.scoring.payloads import ScoringRequest
 
     try:
         info = blob_info(body.container, body.name)

@@ -9,9 +9,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import names
+from shared.compute.shutdown_run import RequestFieldError, default_run, parse_shutdown_body
 from shared.errors import SettingsError
 from shared.settings import ShutdownSettings
-from shared.shutdown_request import RequestFieldError, default_run, parse_shutdown_body
 from shared.telemetry import current_trace_carrier, trigger_span
 from triggers.http import json_response
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from shared.model import LoadedModel, load_model_dir
+from shared.scoring.model import LoadedModel, load_model_dir
 from tests.devhost_runner import APP_ROOT, TERMINAL, RunningHost
 from tests.helpers.storage import INPUT, download, metadata
 

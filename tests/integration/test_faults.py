@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devhost.azurite import ACCOUNT_NAME, Azurite
-from shared.scoring_events import scoring_instance_id
+from shared.scoring.events import scoring_instance_id
 from tests.devhost_runner import TERMINAL, RunningHost, start_devhost
 from tests.helpers.events import blob_event, deliver, post_events
 from tests.helpers.processes import child_pids, worker_pids
@@ -61,7 +61,7 @@ def make_csv(rows: int, seed: int = 0, eol: str = "\n") -> bytes:
 
 def expected_predictions(data: bytes) -> bytes:
     """The predictions CSV computed independently: the shipped model in this process, repr() of each value."""
-    from shared.model import load_model
+    from shared.scoring.model import load_model
 
     model = load_model()
     text = data.decode()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.scoring_events import scoring_instance_id
+from shared.scoring.events import scoring_instance_id
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
 from tests.helpers.events import ACCOUNT, blob_created_event, blob_event, deliver
 from tests.helpers.scoring import DURABLE, runs

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 
-from shared.realtime import MAX_ROWS
+from shared.scoring.realtime import MAX_ROWS
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import requests
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from shared.http_contract import path_of
+from shared.web.contract import path_of
 from tests.devhost_runner import RunningHost, start_devhost
 
 pytestmark = pytest.mark.integration

@@ -107,6 +107,64 @@ def test_the_settings_never_import_the_key_vault_resolver():
     assert "shared.keyvault" not in GRAPH["shared.settings"]
 
 
+# shared/ by job: the platform modules at its top level, then one package per job and one for the HTTP surface.
+# Who may import whom inside shared/ (a package's own modules always may):
+SHARED_PACKAGES = ("shared.compute", "shared.scoring", "shared.web")
+SHARED_MAY_IMPORT: dict[str, set[str]] = {
+    "platform": {"platform"},
+    "shared.compute": {"platform"},
+    "shared.scoring": {"platform"},
+    "shared.web": {"platform", "shared.compute", "shared.scoring"},
+}
+# Imports that break the rules above today, each to be removed (none may be added).
+SHARED_RULE_EXCEPTIONS: set[tuple[str, str]] = {
+    ("shared.compute.reconcile", "shared.web.contract"),
+    ("shared.compute.shutdown_run", "shared.web.contract"),
+    ("shared.scoring.events", "shared.web.contract"),
+    ("shared.scoring.realtime", "shared.web.contract"),
+}
+MAX_SHARED_TOP_LEVEL_MODULES = 12
+
+
+def _shared_part(module: str) -> str | None:
+    """The package of a shared module ("platform" for the top level), None outside shared/."""
+    if module != "shared" and not module.startswith("shared."):
+        return None
+    for package in SHARED_PACKAGES:
+        if module == package or module.startswith(package + "."):
+            return package
+    return "platform"
+
+
+def test_shared_packages_import_only_what_their_rules_allow():
+    wrong = []
+    for name, imported in GRAPH.items():
+        part = _shared_part(name)
+        if part is None:
+            continue
+        for target in imported:
+            target_part = _shared_part(target)
+            if target_part is None or target_part == part or target_part in SHARED_MAY_IMPORT[part]:
+                continue
+            if (name, target) not in SHARED_RULE_EXCEPTIONS:
+                wrong.append(f"{name} -> {target}")
+    assert not wrong, f"imports across shared/ packages that the rules forbid: {wrong}"
+
+
+def test_the_rule_exceptions_are_still_needed():
+    stale = [pair for pair in SHARED_RULE_EXCEPTIONS if pair[1] not in GRAPH.get(pair[0], set())]
+    assert not stale, f"exceptions no longer used, remove them: {stale}"
+
+
+def test_shared_keeps_a_small_platform_at_its_top_level():
+    top = sorted(p.stem for p in (ROOT / "shared").glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= MAX_SHARED_TOP_LEVEL_MODULES, top
+    for package in SHARED_PACKAGES:
+        init = ROOT / package.replace(".", "/") / "__init__.py"
+        docstring = ast.get_docstring(ast.parse(init.read_text()))
+        assert docstring and len(docstring) > 80, f"{init} needs a docstring saying what the package holds"
+
+
 @pytest.mark.parametrize("layer", ["triggers", "orchestrations", "activities"])
 def test_function_modules_do_not_import_each_other(layer: str):
     others = {"triggers", "orchestrations", "activities", "devhost", "function_app"} - {layer}

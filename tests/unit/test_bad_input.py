@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from devhost.eventgrid import DeliveryError, parse_delivery
-from shared.chunk_bytes import score_chunk_bytes
-from shared.csv_chunks import plan_chunks, realign
+from shared.compute.shutdown_run import parse_shutdown_body
 from shared.errors import InputError, ScoringError
-from shared.realtime import parse_score_body, parse_weight_query
-from shared.scoring_events import parse_blob_created, parse_scoring_body
+from shared.scoring.chunk_bytes import score_chunk_bytes
+from shared.scoring.csv_chunks import plan_chunks, realign
+from shared.scoring.events import parse_blob_created, parse_scoring_body
+from shared.scoring.realtime import parse_score_body, parse_weight_query
 from shared.settings import ShutdownSettings
-from shared.shutdown_request import parse_shutdown_body
 from tests.reliability import TestRecorder
 
 SOURCE = "incoming/fuzz.csv"

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import numbers, realtime
-from shared.chunk_bytes import ScoredChunk, score_chunk_bytes
-from shared.csv_chunks import plan_chunks
 from shared.errors import InputError
-from shared.model import load_model
+from shared.scoring import numbers, realtime
+from shared.scoring.chunk_bytes import ScoredChunk, score_chunk_bytes
+from shared.scoring.csv_chunks import plan_chunks
+from shared.scoring.model import load_model
 from tests.unit.test_chunk_scoring import error_rows, per_line, score_whole
 from triggers import model_http
 

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.chunk_bytes import ScoredChunk, score_chunk_bytes
-from shared.chunk_scoring import plan_scoring, realign_plan, score_chunk
-from shared.csv_chunks import ChunkRange, plan_chunks, realign
 from shared.errors import ScoringError
-from shared.errors_csv import shift_errors
-from shared.scoring_commit import commit_predictions
-from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
+from shared.scoring.chunk_bytes import ScoredChunk, score_chunk_bytes
+from shared.scoring.chunk_scoring import plan_scoring, realign_plan, score_chunk
+from shared.scoring.commit import commit_predictions
+from shared.scoring.csv_chunks import ChunkRange, plan_chunks, realign
+from shared.scoring.errors_csv import shift_errors
+from shared.scoring.payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 FEATURES = ("height",)
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from devhost.azurite import Azurite
-from shared import blobs, chunk_slots, settings
-from shared.chunk_scoring import plan_scoring, score_chunk
+from shared import blobs, settings
 from shared.errors import SettingsError
-from shared.scoring_commit import commit_predictions
-from shared.scoring_payloads import ChunkPlan, ChunkResult, ScoringRequest
+from shared.scoring import chunk_slots
+from shared.scoring.chunk_scoring import plan_scoring, score_chunk
+from shared.scoring.commit import commit_predictions
+from shared.scoring.payloads import ChunkPlan, ChunkResult, ScoringRequest
 
 MIB = 1024 * 1024
 

@@ -14,10 +14,10 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.chunk_scoring import plan_scoring, score_chunk
 from shared.errors import SourceChangedError
-from shared.scoring_commit import commit_predictions
-from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
+from shared.scoring.chunk_scoring import plan_scoring, score_chunk
+from shared.scoring.commit import commit_predictions
+from shared.scoring.payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 FEATURES = ("height",)
 DATA = b"id,height\n" + b"".join(b"%d,%d\n" % (i, 150 + i % 40) for i in range(2000))

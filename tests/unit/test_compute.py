@@ -7,7 +7,8 @@ import pytest
 from devhost.standins.arm import ArmStandin, load_fleet, workspace_keys
 from devhost.standins.identity import IdentityStandin
 from devhost.standins.tls import make_local_tls
-from shared import compute
+from shared import azureml
+from shared.compute import arm as compute
 from shared.settings import Workspace
 from tests.helpers.standins import use_identity_standin
 
@@ -206,10 +207,10 @@ def test_failed_stop_operation_shows_in_state_and_last_operation(arm):
 
 
 def test_cloud_settings_point_mlclient_at_the_endpoint():
-    assert compute._cloud_kwargs("https://management.azure.com/") == {"cloud": "AzureCloud"}
-    local = compute._cloud_kwargs("https://127.0.0.1:8443")
+    assert azureml._cloud_kwargs("https://management.azure.com/") == {"cloud": "AzureCloud"}
+    local = azureml._cloud_kwargs("https://127.0.0.1:8443")
     assert local["cloud_metadata"]["resource_manager"] == "https://127.0.0.1:8443/"
-    assert local["cloud"] != compute._cloud_kwargs("https://127.0.0.1:8444")["cloud"]
+    assert local["cloud"] != azureml._cloud_kwargs("https://127.0.0.1:8444")["cloud"]
 
 
 def test_requests_are_counted_on_the_wire_and_no_poller_outlives_the_stop(arm):

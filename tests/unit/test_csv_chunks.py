@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from shared.csv_chunks import ChunkRange, plan_chunks, read_header, realign
 from shared.errors import ScoringError
+from shared.scoring.csv_chunks import ChunkRange, plan_chunks, read_header, realign
 
 
 class CountingReader:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.dashboard import (
+from shared.web.dashboard import (
     DashboardInputError,
     Page,
     SavedReport,
@@ -188,14 +188,14 @@ def test_bad_query_parameters_name_the_parameter_and_what_was_expected() -> None
 
 
 def test_each_schedule_shows_its_next_transitions_and_the_instances_following_it() -> None:
-    from shared.schedules import describe, parse_schedules, sorted_schedules
-    from shared.schedules_view import dashboard_rows
+    from shared.compute.schedules import describe, parse_schedules, sorted_schedules
+    from shared.compute.schedules_view import dashboard_rows
 
     schedules = parse_schedules(
         '[{"name": "berlin-office", "timezone": "Europe/Berlin",'
         ' "periods": [{"days": "mon-fri", "begin": "08:00", "end": "19:00"}]}]'
     )
-    # The shape GET /api/schedules answers (shared.schedules_view.schedules_overview), at Sunday noon UTC.
+    # The shape GET /api/schedules answers (shared.compute.schedules_view.schedules_overview), at Sunday noon UTC.
     overview = {
         "schedule_tag": "compute-schedule",
         "error": None,
@@ -223,7 +223,7 @@ def test_each_schedule_shows_its_next_transitions_and_the_instances_following_it
 
 
 def test_a_malformed_schedules_setting_or_an_unlisted_workspace_is_said_on_the_page() -> None:
-    from shared.schedules_view import dashboard_rows
+    from shared.compute.schedules_view import dashboard_rows
 
     overview = {
         "schedule_tag": "compute-schedule",

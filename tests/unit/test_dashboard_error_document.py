@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.dashboard import Page, page_link, render_page, scoring_run_from_status
+from shared.web.dashboard import Page, page_link, render_page, scoring_run_from_status
 
 
 def _html(status: dict[str, object]) -> str:

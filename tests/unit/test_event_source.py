@@ -10,7 +10,7 @@ import pytest
 
 from devhost.eventgrid import DeliveryError, parse_delivery
 from shared.errors import InputError
-from shared.scoring_events import BlobCreated, foreign_reason, parse_blob_created, request_for
+from shared.scoring.events import BlobCreated, foreign_reason, parse_blob_created, request_for
 
 NAME = "in/put.csv"
 

@@ -8,11 +8,11 @@ import sys
 import pytest
 
 from shared import json_body
+from shared.compute.shutdown_run import RequestFieldError, parse_shutdown_body
 from shared.errors import InputError
-from shared.realtime import parse_score_body
-from shared.scoring_events import parse_scoring_body
+from shared.scoring.events import parse_scoring_body
+from shared.scoring.realtime import parse_score_body
 from shared.settings import ShutdownSettings
-from shared.shutdown_request import RequestFieldError, parse_shutdown_body
 
 BIG = "9" * 5000
 

@@ -18,7 +18,7 @@ def test_a_body_is_serialized_and_declared_json() -> None:
 
 
 def test_text_already_serialized_is_passed_as_is_with_its_headers() -> None:
-    text = '{"response": [39.51915036822079]}'  # shared.realtime's own float formatting, not json.dumps'
+    text = '{"response": [39.51915036822079]}'  # shared.scoring.realtime's own float formatting, not json.dumps'
     response = json_response(text, headers={"X-Model-Version": "height-weight@1"})
     assert response.status_code == 200
     assert response.get_body().decode() == text

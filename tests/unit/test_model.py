@@ -21,7 +21,7 @@ from onnx import numpy_helper
 from devhost.azurite import Azurite
 from shared import settings
 from shared.errors import ModelError, SettingsError
-from shared.model import (
+from shared.scoring.model import (
     CARD_FILE,
     ONNX_FILE,
     ModelCard,
@@ -369,7 +369,7 @@ def test_training_reads_its_data_from_a_blob_url(azurite, blob_models, tmp_path:
 
 def test_cold_load_in_a_fresh_process_is_quick() -> None:
     code = (
-        "import time; t = time.perf_counter(); from shared.model import load_model; m = load_model(); "
+        "import time; t = time.perf_counter(); from shared.scoring.model import load_model; m = load_model(); "
         "m.predict({'height': [138.0]}); print(time.perf_counter() - t)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=APP_ROOT, capture_output=True, text=True, check=True)

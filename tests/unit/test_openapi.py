@@ -13,12 +13,13 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 import function_app  # noqa: F401  (registers the app that triggers.openapi documents)
-from shared import http_contract, openapi
+from shared.compute.reconcile import parse_preview_body, parse_reconcile_body
+from shared.compute.shutdown_run import parse_shutdown_body
 from shared.errors import InputError
-from shared.reconcile import parse_preview_body, parse_reconcile_body
-from shared.scoring_events import parse_scoring_body
+from shared.scoring.events import parse_scoring_body
 from shared.settings import ShutdownSettings
-from shared.shutdown_request import parse_shutdown_body
+from shared.web import contract as http_contract
+from shared.web import openapi
 from tests.devhost_runner import APP_ROOT
 from triggers import openapi as openapi_trigger
 
@@ -129,7 +130,7 @@ def test_a_body_the_schema_refuses_is_refused_by_the_parser_naming_the_same_fiel
 
 
 def test_the_score_rows_schema_names_the_row_and_column_the_parser_names() -> None:
-    from shared.realtime import parse_score_body
+    from shared.scoring.realtime import parse_score_body
 
     body = {"rows": [{"height": 150}, {"height": "tall", "id": "b"}]}
     assert _schema_path(_document(), "ScoreBody", body) == "rows[1].height"
@@ -150,6 +151,6 @@ def test_error_answers_match_the_published_error_body() -> None:
 
 
 def test_pydantic_is_not_imported_when_the_app_is_indexed() -> None:
-    code = "import sys, function_app; print('pydantic' in sys.modules, 'shared.http_contract' in sys.modules)"
+    code = "import sys, function_app; print('pydantic' in sys.modules, 'shared.web.contract' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=APP_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from shared.arm_budget import RequestCounts
-from shared.compute import ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
+from shared.compute.arm import ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
+from shared.compute.policy import Decision
+from shared.compute.prices import Price
+from shared.compute.reconcile import ReconcileRun
+from shared.compute.report import InstanceResult, ShutdownReport, WorkspaceResult
+from shared.compute.schedules import ScheduleDecision
+from shared.compute.shutdown_run import ShutdownRun
 from shared.payloads import Payload, PayloadError
-from shared.policy import Decision
-from shared.prices import Price
-from shared.reconcile import ReconcileRun
-from shared.schedules import ScheduleDecision
-from shared.shutdown_report import InstanceResult, ShutdownReport, WorkspaceResult
-from shared.shutdown_request import ShutdownRun
 
 PAYLOADS = [
     ComputeInstance,

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from shared.compute import ComputeInstance
-from shared.policy import decide, parse_time
+from shared.compute.arm import ComputeInstance
+from shared.compute.policy import decide, parse_time
 
 NOW = datetime(2025, 3, 10, 22, 0, tzinfo=UTC)
 

@@ -13,9 +13,9 @@ import azure.functions as func
 import numpy as np
 import pytest
 
-from shared import realtime
 from shared.errors import InputError
-from shared.model import clear_model_cache, load_model
+from shared.scoring import realtime
+from shared.scoring.model import clear_model_cache, load_model
 from triggers import model_http
 
 FEATURES = ("height",)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.reconcile import (
+from shared.compute.reconcile import (
     MAX_CATCH_UP,
     TICK,
     load_schedules,
@@ -17,7 +17,7 @@ from shared.reconcile import (
     parse_reconcile_body,
     window_start,
 )
-from shared.shutdown_request import RequestFieldError
+from shared.compute.shutdown_run import RequestFieldError
 
 NOW = datetime(2026, 11, 30, 7, 0, 20, tzinfo=UTC)  # Monday 08:00:20 in Berlin
 OFFICE = json.dumps(

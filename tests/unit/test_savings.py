@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from devhost.standins.prices import PricesStandin
-from shared.compute import ComputeInstance
-from shared.cron import next_occurrence
+from shared.compute.arm import ComputeInstance
+from shared.compute.cron import next_occurrence
+from shared.compute.prices import Price, parse_overrides, prices, sku_name
+from shared.compute.report import InstanceResult
+from shared.compute.savings import hours_saved, with_savings
+from shared.compute.schedules import parse_schedules
 from shared.errors import SettingsError
-from shared.prices import Price, parse_overrides, prices, sku_name
-from shared.savings import hours_saved, with_savings
-from shared.schedules import parse_schedules
-from shared.shutdown_report import InstanceResult
 
 AT = datetime(2026, 12, 4, 18, 0, 30, tzinfo=UTC)  # Friday 19:00:30 in Berlin
 SCHEDULES = parse_schedules(

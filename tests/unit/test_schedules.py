@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.schedules import (
+from shared.compute.schedules import (
     Schedule,
     ScheduleError,
     decide_scheduled,

@@ -13,8 +13,8 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.scoring_errors import header_hint, remove_error_document, write_error_document
-from shared.scoring_payloads import ScoringRequest
+from shared.scoring.error_document import header_hint, remove_error_document, write_error_document
+from shared.scoring.payloads import ScoringRequest
 
 INPUT, ERRORS = "incoming", "scoring-errors"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import InputError
-from shared.scoring_events import (
+from shared.scoring.events import (
     account_of,
     ignore_reason,
     parse_blob_created,

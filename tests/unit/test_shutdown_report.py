@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 
-from shared.compute import ComputeInstance
-from shared.policy import Decision
-from shared.shutdown_report import (
+from shared.compute.arm import ComputeInstance
+from shared.compute.policy import Decision
+from shared.compute.report import (
     ShutdownReport,
     WorkspaceResult,
     all_workspaces_failed_message,

@@ -2,8 +2,8 @@
 
 import pytest
 
+from shared.compute.shutdown_run import RequestFieldError, ShutdownRun, default_run, parse_shutdown_body
 from shared.settings import ShutdownSettings
-from shared.shutdown_request import RequestFieldError, ShutdownRun, default_run, parse_shutdown_body
 
 ENV = {
     "AML_WORKSPACES": "sub-1/rg-dev/ws-research, sub-1/rg-prod/ws-prod, sub-2/rg-x/ws-prod",

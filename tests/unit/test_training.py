@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared import settings
-from shared.model import CARD_FILE, ONNX_FILE, load_model_dir
+from shared.scoring.model import CARD_FILE, ONNX_FILE, load_model_dir
 from tests.unit.test_model import edit_card, scale_coefficient
 from training.__main__ import main
 from training.sample_data import generate_csv

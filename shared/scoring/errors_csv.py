@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared import numbers
-from shared.csv_rows import Rows
+from shared.scoring import numbers
+from shared.scoring.csv_rows import Rows
 
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
 ERRORS_COLUMNS = ("line", "last_line", "column", "problem", "value")
-# Problems of a whole row, after the value problems of shared.numbers (1-4).
+# Problems of a whole row, after the value problems of shared.scoring.numbers (1-4).
 FIELD_COUNT, MODEL_OUTPUT = 10, 11
 PROBLEMS: dict[int, str] = {**numbers.PROBLEMS, FIELD_COUNT: "field_count", MODEL_OUTPUT: "model_output"}
 VALUE_CHARS = 20  # enough to recognise a value; bounds an errors row whatever the input's field sizes

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 from shared import blobs
 from shared.errors import BlocksLostError, OutputChangedError, ScoringError
-from shared.errors_csv import shift_errors
-from shared.scoring_errors import remove_error_document
-from shared.scoring_payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
+from shared.scoring.error_document import remove_error_document
+from shared.scoring.errors_csv import shift_errors
+from shared.scoring.payloads import ChunkPlan, ChunkResult, CommitResult, ScoringRequest
 
 log = logging.getLogger(__name__)
 

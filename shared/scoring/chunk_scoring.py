@@ -1,6 +1,6 @@
 """Batch scoring's blob-level steps below the orchestration, one per activity: plan a CSV blob's chunks, score a
-chunk (read it, score its bytes with shared/chunk_bytes.py, stage its block and errors part); the commit is in
-shared/scoring_commit.py.
+chunk (read it, score its bytes with shared/scoring/chunk_bytes.py, stage its block and errors part); the commit is in
+shared/scoring/commit.py.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from shared import blobs, chunk_slots
-from shared.chunk_bytes import Predict, ScoredChunk, check_columns, score_chunk_bytes
-from shared.csv_chunks import ChunkRange, plan_chunks, realign
+from shared import blobs
 from shared.errors import NotFoundError, ScoringError, SourceChangedError
-from shared.scoring_payloads import ChunkPlan, ChunkResult, ScoringRequest
+from shared.scoring import chunk_slots
+from shared.scoring.chunk_bytes import Predict, ScoredChunk, check_columns, score_chunk_bytes
+from shared.scoring.csv_chunks import ChunkRange, plan_chunks, realign
+from shared.scoring.payloads import ChunkPlan, ChunkResult, ScoringRequest
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.csv_chunks import ChunkRange, CsvHeader
+from shared.scoring.csv_chunks import ChunkRange, CsvHeader
 
 
 @dataclass(frozen=True)

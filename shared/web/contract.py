@@ -1,6 +1,6 @@
 """The HTTP API's request bodies as pydantic models: they validate the bodies AND are the OpenAPI schemas.
 
-One source of truth: `validate` is what the triggers' parsers call, `body_schemas` is what shared.openapi
+One source of truth: `validate` is what the triggers' parsers call, `body_schemas` is what shared.web.openapi
 publishes. pydantic is imported only by this module, and this module only inside a request (never when
 `function_app` is indexed). A pydantic error becomes our RequestFieldError naming the field path (`rows[1].height`)
 in the wording of the endpoint it belongs to (the messages predate the models and tests rely on them).
@@ -18,8 +18,8 @@ from pydantic_core import ErrorDetails
 from shared.errors import RequestFieldError
 
 MAX_PATTERNS = 50  # names or globs in one list of a shutdown body
-MAX_ROWS = 10_000  # shared.realtime.MAX_ROWS (kept here too: realtime imports numpy, this module must not)
-MAX_BLOB_NAME = 1024  # shared.scoring_events.MAX_BLOB_NAME
+MAX_ROWS = 10_000  # shared.scoring.realtime.MAX_ROWS (kept here too: realtime imports numpy, this module must not)
+MAX_BLOB_NAME = 1024  # shared.scoring.events.MAX_BLOB_NAME
 
 NonEmpty = Annotated[str, Field(pattern=r"\S")]
 Patterns = Annotated[list[NonEmpty], Field(max_length=MAX_PATTERNS)]

@@ -2,7 +2,7 @@
 
 A chunk's output is its input bytes with `,<prediction>` inserted before each row's line ending (input text is
 never re-serialized), so the chunks' outputs, concatenated in order, are the predictions CSV. Bad rows keep
-their place with an empty prediction and are listed with chunk-relative line numbers (shared/errors_csv.py).
+their place with an empty prediction and are listed with chunk-relative line numbers (shared/scoring/errors_csv.py).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared import numbers
-from shared.csv_chunks import CsvHeader
-from shared.csv_rows import Rows, split_rows
 from shared.errors import ScoringError
-from shared.errors_csv import errors_csv
-from shared.scoring_errors import header_hint
+from shared.scoring import numbers
+from shared.scoring.csv_chunks import CsvHeader
+from shared.scoring.csv_rows import Rows, split_rows
+from shared.scoring.error_document import header_hint
+from shared.scoring.errors_csv import errors_csv
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared import blobs, settings
-from shared.dashboard import REPORT_KINDS, DashboardInputError, SavedReport
+from shared.web.dashboard import REPORT_KINDS, DashboardInputError, SavedReport
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from shared.compute import ComputeInstance
-from shared.cron import next_occurrence
-from shared.schedules import Schedule, next_start, schedule_tag_value
-from shared.shutdown_report import InstanceResult
+from shared.compute.arm import ComputeInstance
+from shared.compute.cron import next_occurrence
+from shared.compute.report import InstanceResult
+from shared.compute.schedules import Schedule, next_start, schedule_tag_value
 
 
 def hours_saved(

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from shared import json_body
 from shared.errors import InputError, RequestFieldError
-from shared.scoring_payloads import ScoringRequest
+from shared.scoring.payloads import ScoringRequest
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 _SUBJECT_RE = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)$")
@@ -163,7 +163,7 @@ def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
         raise InputError(f"body is not valid JSON: {err}") from None
     except RecursionError:
         raise InputError("body is nested too deeply; expected a flat JSON object") from None
-    from shared.http_contract import ScoringBody, validate  # pydantic: loaded on a request, not at indexing
+    from shared.web.contract import ScoringBody, validate  # pydantic: loaded on a request, not at indexing
 
     request = validate(ScoringBody, data, "field")  # the model is also the OpenAPI schema of the body
     force = request.force

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.compute import ComputeInstance
+from shared.compute.arm import ComputeInstance
+from shared.compute.schedules import Schedule, ScheduleDecision, ScheduleError, decide_scheduled, parse_schedules
+from shared.compute.schedules import schedule_tag_value as tag_value
 from shared.payloads import Payload
-from shared.schedules import Schedule, ScheduleDecision, ScheduleError, decide_scheduled, parse_schedules
-from shared.schedules import schedule_tag_value as tag_value
 
 TICK = timedelta(minutes=1)  # the reconcile timer's period: a first run's window reaches back one tick
 MAX_CATCH_UP = timedelta(days=7)  # a longer outage is caught up as if it had lasted this long
@@ -127,7 +127,7 @@ def _json_object(body: bytes | str | None) -> Any:
 def parse_preview_body(body: bytes | str | None) -> datetime:
     """`{"at": "<ISO 8601 with offset>"}` -> the instant; RequestFieldError names the field."""
     from shared.errors import RequestFieldError
-    from shared.http_contract import PreviewBody, validate
+    from shared.web.contract import PreviewBody, validate
 
     # The model (also the OpenAPI schema) checks the shape; the instant itself is read here.
     value = validate(PreviewBody, _json_object(body)).at
@@ -143,6 +143,6 @@ def parse_preview_body(body: bytes | str | None) -> datetime:
 
 def parse_reconcile_body(body: bytes | str | None) -> bool:
     """`{"dry_run": bool}` (optional) -> dry_run."""
-    from shared.http_contract import ReconcileBody, validate
+    from shared.web.contract import ReconcileBody, validate
 
     return validate(ReconcileBody, _json_object(body)).dry_run

@@ -2,7 +2,7 @@
 
 The person who dropped a file in the input container may never see the run's status; the document sits next to
 where the predictions would have been. It obeys the newest-version-wins rules of the predictions and errors CSV
-(shared/scoring_commit.py): it is written only while the input still is the failed run's version (so an older
+(shared/scoring/commit.py): it is written only while the input still is the failed run's version (so an older
 version's failure never covers a newer version's outcome), written with If-Match / If-None-Match on what was seen
 (a concurrent writer makes it look again), and a successful run of that version or a newer one removes it.
 """
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from shared import blobs
 from shared.errors import NotFoundError, OutputChangedError, SourceChangedError
-from shared.scoring_payloads import ScoringRequest
+from shared.scoring.payloads import ScoringRequest
 
 log = logging.getLogger(__name__)
 

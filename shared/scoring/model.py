@@ -368,7 +368,7 @@ def _load_azureml(uri: str, env: Mapping[str, str] | None) -> LoadedModel:
         raise ModelError(f"model URI {uri!r} is malformed: expected azureml:NAME:VERSION")
     name, version = match.groups()
     workspace = model_workspace(env)
-    from shared.compute import ml_client
+    from shared.azureml import ml_client
 
     # The same client as compute shutdown: the configured ARM endpoint (Azure or the stand-in), bounded retries.
     client = ml_client(workspace, env)

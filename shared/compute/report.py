@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared.compute import ComputeInstance
+from shared.compute.arm import ComputeInstance
+from shared.compute.policy import Decision
 from shared.payloads import Payload
-from shared.policy import Decision
 
 Outcome = Literal["stopped", "started", "already_stopped", "skipped", "failed", "timed_out"]
 OUTCOMES: tuple[Outcome, ...] = ("stopped", "started", "already_stopped", "skipped", "failed", "timed_out")
@@ -31,7 +31,7 @@ class InstanceResult(Payload):
     outcome: Outcome
     error: str | None = None
     seconds: float = 0.0
-    # Savings estimate of an instance the app stopped or started (see shared/savings.py); None otherwise.
+    # Savings estimate of an instance the app stopped or started (see shared/compute/savings.py); None otherwise.
     vm_size: str | None = None
     hourly_price: float | None = None
     currency: str | None = None

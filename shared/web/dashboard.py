@@ -127,7 +127,7 @@ class ScoringRun:
     error: str
     predictions: str
     errors_file: str
-    error_document: str = ""  # why a failed run could not score the file (shared/scoring_errors.py)
+    error_document: str = ""  # why a failed run could not score the file (shared/scoring/error_document.py)
 
     @property
     def live(self) -> bool:

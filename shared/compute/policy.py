@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from shared.compute import ComputeInstance
+from shared.compute.arm import ComputeInstance
 from shared.payloads import Payload
 
 Action = Literal["stop", "would_stop", "skip", "already_stopped"]

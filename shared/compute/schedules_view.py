@@ -12,21 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from shared.compute import ComputeInstance
-from shared.reconcile import TICK, load_schedules, plan, utc
-from shared.schedules import describe, schedule_tag_value, sorted_schedules
+from shared.compute.arm import ComputeInstance
+from shared.compute.reconcile import TICK, load_schedules, plan, utc
+from shared.compute.schedules import describe, schedule_tag_value, sorted_schedules
 from shared.settings import AML_WORKSPACES, COMPUTE_SCHEDULES, SCHEDULE_TAG, Workspace
 
 
 def _list_all(
     workspaces: tuple[Workspace, ...], env: Mapping[str, str] | None
 ) -> tuple[list[ComputeInstance], list[dict[str, str]]]:
-    from shared import compute
+    from shared.compute import arm
     from shared.errors import ComputeError
 
     def one(ws: Workspace) -> list[ComputeInstance] | str:
         try:
-            return compute.list_instances(ws, env)
+            return arm.list_instances(ws, env)
         except ComputeError as err:
             return str(err)
 

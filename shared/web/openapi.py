@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the HTTP API, built from the app's own function metadata.
 
 Paths, methods and auth levels come from the registered functions (whatever is registered is documented); request
-bodies are the pydantic models that validate them (shared.http_contract); what each operation answers is written
+bodies are the pydantic models that validate them (shared.web.contract); what each operation answers is written
 once here, per function name. A function without an entry is still listed, with its generic answers, and a test
 fails on it (tests/unit/test_openapi.py), so a new route cannot go undocumented unnoticed.
 """
@@ -56,7 +56,7 @@ class Operation:
     responses: Mapping[str, dict[str, Any]]
     description: str = ""
     parameters: tuple[dict[str, Any], ...] = ()
-    body: str | None = None  # a model of shared.http_contract
+    body: str | None = None  # a model of shared.web.contract
     body_required: bool = False
     extra_body: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # other media types of the body
 
@@ -255,7 +255,7 @@ def _operation(route: HttpRoute, method: str) -> dict[str, Any]:
 
 def build(routes: Iterable[HttpRoute], prefix: str, version: str = "unknown") -> dict[str, Any]:
     """The document: one path per route, one operation per method."""
-    from shared.http_contract import body_schemas
+    from shared.web.contract import body_schemas
 
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(routes, key=lambda r: r.route):

@@ -5,41 +5,24 @@ The SDK is imported lazily (about 1.7 s and 100 MB); one MLClient per workspace 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
-from shared.arm_budget import budget_policy
+from shared.azureml import ml_client
 from shared.errors import ComputeError
 from shared.payloads import Payload
-from shared.settings import (
-    AML_ARM_ENDPOINT,
-    AML_HTTP_BACKOFF_SECONDS,
-    AML_HTTP_RETRIES,
-    AML_POLLING_INTERVAL_SECONDS,
-    Workspace,
-)
-
-if TYPE_CHECKING:
-    from azure.ai.ml import MLClient
+from shared.settings import Workspace
 
 log = logging.getLogger(__name__)
 
-PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 # States an instance passes through on its way somewhere: a monitor keeps waiting while it shows one.
 TRANSITIONAL_STATES = frozenset(
     {"Stopping", "Starting", "Restarting", "Creating", "SettingUp", "UserSettingUp", "Unknown"}
 )
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # the 4xx answers that mean "try again later"
-# Bounds of the SDK retry layer (see _client): a server's Retry-After is honoured up to this many seconds,
-# and one SDK call with all its retries gives up after ARM_CALL_TIMEOUT_SECONDS.
-RETRY_AFTER_CAP_SECONDS = 30.0
-BACKOFF_CAP_SECONDS = 8.0
-ARM_CALL_TIMEOUT_SECONDS = 90.0
 
 # `retryable`: a 429/5xx outlived the SDK's retries (set by the activity; the orchestration sends it again later).
 StopStatus = Literal[
@@ -112,105 +95,6 @@ def _enum_value(value: Any) -> str:
     return str(getattr(value, "value", value)) if value is not None else "Unknown"
 
 
-def _cloud_kwargs(endpoint: str) -> dict[str, Any]:
-    """`cloud=` (+ `cloud_metadata=` for any other endpoint) so MLClient sends its requests and scopes there."""
-    base = endpoint.strip().rstrip("/")
-    if base.lower() == PUBLIC_ARM_ENDPOINT:
-        return {"cloud": "AzureCloud"}
-    # MLClient registers a cloud process-wide and refuses to redefine a name: derive the name from the endpoint.
-    name = "ArmEndpoint" + hashlib.sha256(base.encode()).hexdigest()[:12]
-    return {
-        "cloud": name,
-        "cloud_metadata": {
-            "resource_manager": base + "/",
-            "azure_portal": "https://portal.azure.com/",
-            "active_directory": "https://login.microsoftonline.com/",
-            "aml_resource_id": "https://ml.azure.com/",
-            "storage_endpoint": "core.windows.net",
-            "registry_discovery_endpoint": base + "/",
-        },
-    }
-
-
-@dataclass(frozen=True)
-class _ClientConfig:
-    endpoint: str
-    polling_interval: float
-    retries: int
-    backoff: float
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None) -> _ClientConfig:
-        return cls(
-            endpoint=AML_ARM_ENDPOINT.get(env),
-            polling_interval=AML_POLLING_INTERVAL_SECONDS.get(env),
-            retries=AML_HTTP_RETRIES.get(env),
-            backoff=AML_HTTP_BACKOFF_SECONDS.get(env),
-        )
-
-
-_clients: dict[tuple[str, _ClientConfig], MLClient] = {}
-_lock = threading.Lock()
-
-
-def _retry_policy(config: _ClientConfig) -> Any:
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class BoundedRetryPolicy(RetryPolicy):  # type: ignore[type-arg]
-        """azure-core's RetryPolicy, but a server's Retry-After cannot hold the activity longer than the cap."""
-
-        def get_retry_after(self, response: Any) -> float | None:
-            retry_after = super().get_retry_after(response)
-            return None if retry_after is None else min(float(retry_after), RETRY_AFTER_CAP_SECONDS)
-
-    return BoundedRetryPolicy(
-        retry_total=config.retries,
-        retry_backoff_factor=config.backoff,
-        retry_backoff_max=BACKOFF_CAP_SECONDS,
-        timeout=ARM_CALL_TIMEOUT_SECONDS,
-    )
-
-
-def ml_client(workspace: Workspace, env: Mapping[str, str] | None = None) -> MLClient:
-    """The process's MLClient of `workspace`, pointed at AML_ARM_ENDPOINT, with the bounded retry policy."""
-    return _client(workspace, env)
-
-
-def _client(workspace: Workspace, env: Mapping[str, str] | None = None) -> MLClient:
-    """The process's MLClient of `workspace` (constructing one makes no request)."""
-    config = _ClientConfig.from_env(env)
-    key = (workspace.key, config)
-    with _lock:
-        client = _clients.get(key)
-        if client is not None:
-            return client
-        from azure.ai.ml import MLClient
-        from azure.identity import DefaultAzureCredential
-
-        # Two retry layers, bounded together:
-        # 1. inside one call, azure-core retries 408/429/5xx (GET always; POST only 500/503/504 or when a
-        #    Retry-After is sent) `retries` times with capped exponential backoff, Retry-After capped at
-        #    RETRY_AFTER_CAP_SECONDS, all within ARM_CALL_TIMEOUT_SECONDS: this absorbs short blips cheaply;
-        # 2. what still fails is raised as RetryableComputeError and the orchestration retries the activity
-        #    a few times on durable timers (minutes apart, no worker held), see orchestrations/shutdown.py.
-        # Worst case per instance: attempts x ARM_CALL_TIMEOUT_SECONDS of activity time plus the timers.
-        client = MLClient(
-            credential=DefaultAzureCredential(),  # per client: it keeps the token cache of its scope
-            subscription_id=workspace.subscription_id,
-            resource_group_name=workspace.resource_group,
-            workspace_name=workspace.name,
-            polling_interval=config.polling_interval,
-            retry_policy=_retry_policy(config),
-            # After the retry policy: every request on the wire is counted and writes are paced (arm_budget).
-            per_retry_policies=[budget_policy(workspace.subscription_id)],
-            show_progress=False,
-            enable_telemetry=False,
-            **_cloud_kwargs(config.endpoint),
-        )
-        _clients[key] = client
-        return client
-
-
 def _http_status(err: BaseException) -> int | None:
     status = getattr(err, "status_code", None)
     if status is None:
@@ -265,7 +149,7 @@ def _to_instance(workspace: Workspace, compute: Any) -> ComputeInstance:
 
 def list_instances(workspace: Workspace, env: Mapping[str, str] | None = None) -> list[ComputeInstance]:
     """Every compute instance of the workspace (other compute types are left out), following ARM's paging."""
-    client = _client(workspace, env)
+    client = ml_client(workspace, env)
     try:
         computes = list(client.compute.list(compute_type="ComputeInstance"))
     except Exception as err:
@@ -279,7 +163,7 @@ def get_instance(workspace: Workspace, name: str, env: Mapping[str, str] | None 
     """Current view of one instance; raises ComputeNotFoundError when it does not exist."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    client = _client(workspace, env)
+    client = ml_client(workspace, env)
     try:
         compute = client.compute.get(name)
     except ResourceNotFoundError as err:
@@ -333,7 +217,7 @@ def _begin(
         return StopOutcome(_ALREADY[action], state, f"already {state}")
     if state == _UNDERWAY_STATES[action]:
         return StopOutcome(_ACCEPTED[action], state, f"a {action} is already in progress")
-    client = _client(workspace, env)
+    client = ml_client(workspace, env)
     what = f"{'stopping' if action == 'stop' else 'starting'} compute instance {name} of {workspace.key}"
     try:
         # The generated operation with polling=False sends the POST, reads the 202 and returns: no

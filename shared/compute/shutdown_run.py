@@ -89,9 +89,9 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         ) from None
     except RecursionError:
         raise RequestFieldError("body", "body is nested too deeply; expected a flat JSON object") from None
-    # The model (shared.http_contract, also the OpenAPI schema) checks types, lengths and unknown fields;
+    # The model (shared.web.contract, also the OpenAPI schema) checks types, lengths and unknown fields;
     # imported here, not at module level: pydantic is not loaded when the app is indexed.
-    from shared.http_contract import ShutdownBody, validate
+    from shared.web.contract import ShutdownBody, validate
 
     request = validate(ShutdownBody, parsed)
     given = request.model_fields_set

@@ -17,7 +17,7 @@ KINDS = ("shutdown", "reconcile")
 
 
 def parse_month(value: str | None) -> tuple[int, int]:
-    from shared.shutdown_request import RequestFieldError
+    from shared.compute.shutdown_run import RequestFieldError
 
     match = MONTH_RE.match((value or "").strip())
     if not match:

@@ -66,12 +66,12 @@ def error_body(message: str, field: str | None = None) -> str:
 
 
 def parse_numbers(texts: Sequence[str], where: Callable[[int], str]) -> FloatArray:
-    """Finite numbers from texts by the batch scorer's own parser (shared.numbers: ASCII decimals only).
+    """Finite numbers from texts by the batch scorer's own parser (shared.scoring.numbers: ASCII decimals only).
 
     InputError for the first refused value, named by `where(index)`.
     """
-    from shared.numbers import OK, describe
-    from shared.numbers import parse_numbers as parse
+    from shared.scoring.numbers import OK, describe
+    from shared.scoring.numbers import parse_numbers as parse
 
     parsed = parse(texts)
     bad = np.flatnonzero(parsed.problems != OK)
@@ -144,7 +144,7 @@ def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreReq
         raise RequestFieldError("rows", f"field 'rows': expected a non-empty list of objects such as {JSON_EXAMPLE}")
     _check_rows(len(rows), "field 'rows'", max_rows)
     # Each row against the model that is also the OpenAPI schema (pydantic, imported on the first request).
-    from shared.http_contract import ScoreBody, validate
+    from shared.web.contract import ScoreBody, validate
 
     validated = validate(ScoreBody, data, "colon").rows
     values = np.empty((len(features), len(rows)), dtype=np.float64)
