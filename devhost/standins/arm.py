@@ -171,7 +171,7 @@ class _Compute:
             self.state = op.target_state
         self.inner["lastOperation"] = {
             "operationName": op.name,
-            "operationTime": _iso(op.started),
+            "operationTime": _iso(time.time() - (time.monotonic() - op.started)),  # op.started is monotonic
             "operationStatus": op.status,
         }
 
