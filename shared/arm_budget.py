@@ -17,6 +17,7 @@ per-retry policy on every MLClient, so each request on the wire is seen (retries
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -145,3 +146,71 @@ def budget_policy(subscription: str) -> Any:
                 bucket.observe(float(remaining))
 
     return ArmBudgetPolicy()
+
+
+# --- the write bucket shared by every worker process and instance: a small blob per subscription ------------------
+# A process's own copy (above) cannot see the writes of another process: two workspaces of one subscription acting
+# at once from two workers (or two Azure instances) would each refill at ARM's rate and collect 429s. So a step
+# about to send n POSTs first reserves n tokens in `arm/{subscription}.writes.json` ({tokens, at}) with one
+# conditional write, and sends its k-th POST when the bucket has refilled to it.
+SHARED_BUCKET_ATTEMPTS = 20
+
+
+def shared_bucket_blob(subscription: str) -> str:
+    return f"arm/{subscription.strip().lower()}.writes.json"
+
+
+def take_from(state: Any, writes: int, now: float) -> tuple[dict[str, float], float]:
+    """The bucket after taking `writes` tokens at `now` (epoch seconds), and its balance before (may be negative).
+
+    A missing or unreadable state starts full: the worst case is one burst of 429s, which ARM's Retry-After and the
+    per-process copy absorb.
+    """
+    tokens = WRITE_CAPACITY
+    try:
+        last = float(state["at"])
+        tokens = min(WRITE_CAPACITY, float(state["tokens"]) + max(0.0, now - last) * WRITE_REFILL_PER_SECOND)
+    except (TypeError, KeyError, ValueError):
+        pass
+    if not math.isfinite(tokens):  # NaN or infinite from a damaged blob
+        tokens = WRITE_CAPACITY
+    return {"tokens": tokens - writes, "at": now}, tokens
+
+
+def pacing_offsets(writes: int, balance: float) -> list[float]:
+    """Seconds from now at which each of `writes` POSTs may go, given the bucket's balance before taking them."""
+    return [max(0.0, (k + 1) - balance) / WRITE_REFILL_PER_SECOND for k in range(writes)]
+
+
+def reserve_shared_writes(container: str, subscription: str, writes: int, now: float | None = None) -> float:
+    """Reserve `writes` tokens of `subscription`'s shared write bucket; returns the balance before (see take_from)."""
+    import json
+
+    from shared import blobs
+    from shared.errors import OutputChangedError
+
+    name = shared_bucket_blob(subscription)
+    for _ in range(SHARED_BUCKET_ATTEMPTS):
+        found = blobs.read_with_etag(container, name)
+        state: Any = None
+        if found is not None:
+            try:
+                state = json.loads(found[0])
+            except ValueError:
+                state = None
+        moment = time.time() if now is None else now
+        new, balance = take_from(state, writes, moment)
+        try:
+            blobs.upload_if(
+                container,
+                name,
+                json.dumps(new).encode("utf-8"),
+                content_type="application/json",
+                if_match=found[1] if found is not None else None,
+            )
+        except OutputChangedError:
+            continue  # another step reserved meanwhile: read its balance and try again
+        return balance
+    raise OutputChangedError(
+        f"{container}/{name}: could not reserve {writes} write(s) in {SHARED_BUCKET_ATTEMPTS} tries"
+    )

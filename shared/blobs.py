@@ -348,6 +348,19 @@ def read_blob(container: str, name: str, env: Mapping[str, str] | None = None) -
             raise NotFoundError(f"blob {container}/{name} does not exist") from err
 
 
+def read_with_etag(container: str, name: str, env: Mapping[str, str] | None = None) -> tuple[bytes, str] | None:
+    """The whole content of a (small) blob and the ETag of exactly that content, or None when it does not exist:
+    the pair a read-modify-write needs (write back with `upload_if(..., if_match=etag)`)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with _storage_errors("read", container, name):
+        try:
+            download = blob_service_client(env).get_blob_client(container, name).download_blob()
+            return bytes(download.readall()), str(download.properties.etag)
+        except ResourceNotFoundError:
+            return None
+
+
 def read_blobs(
     container: str, names: Sequence[str], env: Mapping[str, str] | None = None, *, workers: int = 8
 ) -> dict[str, bytes | None]:

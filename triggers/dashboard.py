@@ -120,5 +120,23 @@ async def _instance_statuses(client: df.DurableOrchestrationClient, now: datetim
                 body["input"] = json.loads(str(body["input"]))
             except json.JSONDecodeError:
                 pass
+        if body.get("name") != names.SCORING_ORCHESTRATOR:
+            body["customStatus"] = await _run_progress(client, body)
         out.append(dict(body))
     return out
+
+
+async def _run_progress(client: df.DurableOrchestrationClient, run: dict[str, Any]) -> Any:
+    """A compute run's progress counted by its workspace orchestrations (ids derived from the run's), which act
+    while the run itself waits on them."""
+    from shared.compute.run_ids import workspace_instance_id
+    from shared.compute.run_summary import live_progress
+
+    run_input = run.get("input")
+    workspaces = run_input.get("workspaces") if isinstance(run_input, dict) else None
+    if not isinstance(workspaces, list) or not isinstance(run.get("customStatus"), dict):
+        return run.get("customStatus")
+    ids = [workspace_instance_id(str(run.get("instanceId")), str(ws)) for ws in workspaces]
+    children = await asyncio.gather(*(client.get_status(i) for i in ids), return_exceptions=True)
+    statuses = [c.custom_status for c in children if not isinstance(c, BaseException)]
+    return live_progress(run["customStatus"], statuses)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared import blobs, settings
+from shared.compute.reconcile_state import is_state_blob
 from shared.web.dashboard import REPORT_KINDS, DashboardInputError, SavedReport
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,11 @@ def load_reports(
     container = settings.REPORTS_CONTAINER.get(env)
     listed: list[tuple[str, blobs.BlobListing]] = []
     for kind in REPORT_KINDS:
-        listed += [(kind, b) for b in blobs.list_blobs(container, f"{kind}/", env) if b.name.endswith(".json")]
+        listed += [
+            (kind, b)
+            for b in blobs.list_blobs(container, f"{kind}/", env)
+            if b.name.endswith(".json") and not is_state_blob(b.name)  # the reconciler's progress is no run
+        ]
     listed.sort(key=lambda kb: (kb[1].last_modified, kb[1].name), reverse=True)
     wanted = [
         kb
