@@ -248,8 +248,11 @@ def _decide(request: PlanRequest, instances: Sequence[ComputeInstance], ledger: 
         read=read,
         dry_run=run.dry_run,
     )
+    # Every window this run holds here, followed by instances or not: the finish releases each.
+    ours = {k: p.claim for k, p in read.state.schedules.items() if p.claim and p.claim.run == request.run_id}
+    claims.update({k: iso(claim.through) for k, claim in ours.items()})
     ledger.items, ledger.claims = tuple(items), claims
-    leases = [p.claim.lease_until for k, p in read.state.schedules.items() if k in claims and p.claim]
+    leases = [claim.lease_until for claim in ours.values()]
     ledger.lease_until = iso(min(leases)) if leases else None
 
 
@@ -273,8 +276,8 @@ def plan_workspace(request: PlanRequest) -> WorkspacePlan:
         requests = {k: getattr(counts, k) + int(before.get(k, 0)) for k in ("reads", "writes")}
         return WorkspacePlan(request.workspace, error=error, retryable=True, arm_requests=requests)
     ledger = new_ledger(request, len(instances or []), error, counts.to_dict())
-    if instances:
-        _decide(request, instances, ledger, container)
+    if instances or request.kind == "reconcile":  # a reconcile's claims are in the ledger even if nothing was listed
+        _decide(request, instances or [], ledger, container)
     blobs.ensure_container(container)
     try:
         store.write(blob, ledger, create=existing is None)

@@ -595,3 +595,25 @@ def test_the_timer_starts_a_run_by_itself_with_the_configured_dry_run(timer_benc
     _secrets_absent(timer_bench, host.log_text())
     # The setting is the default of an HTTP start too.
     assert _run(timer_bench)["output"]["dry_run"] is True
+
+
+def test_progress_counts_what_the_workspaces_finished_while_the_run_stops(fleet: Bench) -> None:
+    """Issue 19: the dashboard's `done` stayed at its planned value while a run stopped. ws-beta's stops end while
+    ws-alpha's one stop is slow to answer: the page counts what each workspace finished (8 of 9), though the
+    run's own status still holds the plan's counts (5) while it waits on its workspaces."""
+    _fault_on_stop(fleet.arm, "ci-alice", delay_seconds=8)
+    urls = _start(fleet.host)
+    seen: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        page = fleet.host.request("GET", "/api/dashboard").text
+        seen += [line for line in page.split("<p class=note>") if "Running now" in line]
+        if any("8 of 9 instances done" in line for line in seen):
+            break
+        time.sleep(0.2)
+    assert any("8 of 9 instances done" in line for line in seen), seen[-3:]
+    own = requests.get(urls["statusQueryGetUri"], timeout=10).json()["customStatus"]
+    assert (own["phase"], own["done"]) == ("stopping", 5)
+    totals = _finish(fleet, urls["statusQueryGetUri"])["report"]["totals"]
+    # ci-alice's POST answered after its stop timeout (4 s): reported so, the three others stopped.
+    assert (totals["stopped"], totals["timed_out"]) == (len(TO_STOP) - 1, 1)
