@@ -218,19 +218,26 @@ class DurableApi:
         }
         return body
 
-    def status(self, origin: str, instance_id: str, show_input: bool = True, show_history: bool = False) -> ApiResponse:
+    def status(
+        self,
+        origin: str,
+        instance_id: str,
+        show_input: bool = True,
+        show_history: bool = False,
+        show_history_output: bool = False,
+    ) -> ApiResponse:
         state = self.client.get_orchestration_state(instance_id, fetch_payloads=True)
         if state is None:
             return ApiResponse(404, {"error": f"no orchestration instance with id {instance_id!r}"})
         body = self.status_body(state, show_input)
         if show_history:
-            body["historyEvents"] = self._history_summary(instance_id)
+            body["historyEvents"] = self._history_summary(instance_id, show_history_output)
         if state.runtime_status in TERMINAL:
             return ApiResponse(200, body)
         location = self.management_urls(origin, instance_id)["statusQueryGetUri"]
         return ApiResponse(202, body, {"Location": location, "Retry-After": "10"})
 
-    def _history_summary(self, instance_id: str) -> list[dict[str, Any]]:
+    def _history_summary(self, instance_id: str, show_output: bool = False) -> list[dict[str, Any]]:
         events = self.client.get_orchestration_history(instance_id)
         summary: list[dict[str, Any]] = []
         for event in events:
@@ -242,6 +249,11 @@ class DurableApi:
                 value = getattr(event, attr, None)
                 if value is not None:
                     entry[attr] = _iso(value) if isinstance(value, datetime) else value
+            if show_output:  # showHistoryOutput=true: the payloads (inputs and results) as the extension shows them
+                for attr, key in (("input", "Input"), ("result", "Result")):
+                    value = getattr(event, attr, None)
+                    if isinstance(value, str):
+                        entry[key] = _loads(value)
             summary.append(entry)
         return summary
 
