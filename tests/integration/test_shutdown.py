@@ -617,3 +617,21 @@ def test_progress_counts_what_the_workspaces_finished_while_the_run_stops(fleet:
     totals = _finish(fleet, urls["statusQueryGetUri"])["report"]["totals"]
     # ci-alice's POST answered after its stop timeout (4 s): reported so, the three others stopped.
     assert (totals["stopped"], totals["timed_out"]) == (len(TO_STOP) - 1, 1)
+
+
+def test_every_orchestration_of_a_run_is_addressable_and_its_history_holds_no_instance_list(fleet: Bench) -> None:
+    """The run's children have ids derived from its own (`{run}:plan:`, `{run}:run:`, `{run}:ws:`); their
+    histories (Durable API, showHistoryOutput) carry counts and blob names, never the fleet's instances."""
+    status = _run(fleet)
+    run_id = status["instanceId"]
+    listed = fleet.host.request("GET", f"{DURABLE}/instances?instanceIdPrefix={run_id}").json()
+    ids = sorted(i["instanceId"] for i in listed)
+    assert [i.split(":")[1] for i in ids[1:]] == ["plan", "run", "ws", "ws"]  # one subscription, two workspaces
+    for instance_id in ids:
+        answer = fleet.host.request(
+            "GET", f"{DURABLE}/instances/{instance_id}?showHistory=true&showHistoryOutput=true"
+        ).json()
+        events = answer["historyEvents"]
+        assert any("Result" in e or "Input" in e for e in events), events[:3]
+        text = json.dumps(events)
+        assert "ci-grace" not in text and "ci-heidi" not in text, instance_id  # no instance names in any history
