@@ -177,9 +177,14 @@ def take_from(state: Any, writes: int, now: float) -> tuple[dict[str, float], fl
     return {"tokens": tokens - writes, "at": now}, tokens
 
 
+PACING_MARGIN = 5.0  # tokens left to the jitter between our clock and ARM's (a 429 would cost a second request)
+
+
 def pacing_offsets(writes: int, balance: float) -> list[float]:
-    """Seconds from now at which each of `writes` POSTs may go, given the bucket's balance before taking them."""
-    return [max(0.0, (k + 1) - balance) / WRITE_REFILL_PER_SECOND for k in range(writes)]
+    """Seconds from now at which each of `writes` POSTs may go, given the bucket's balance before taking them
+    (a few tokens short of a full bucket go at once, the rest at ARM's refill rate)."""
+    usable = balance - PACING_MARGIN if balance < WRITE_CAPACITY else balance
+    return [max(0.0, (k + 1) - usable) / WRITE_REFILL_PER_SECOND for k in range(writes)]
 
 
 def reserve_shared_writes(container: str, subscription: str, writes: int, now: float | None = None) -> float:

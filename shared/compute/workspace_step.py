@@ -190,12 +190,14 @@ class _Step:
 
     def send(self, batch: list[LedgerItem]) -> None:
         """Mark the batch `sending` in storage, send it at the bucket's pace, keep the answers."""
-        offsets = pacing_offsets(len(batch), self.ports.reserve(len(batch), self.now))
         for item in batch:
             item.status, item.sent_at = "sending", iso(self.now)
             item.first_sent_at = item.first_sent_at or item.sent_at
             item.requests += 1
         self.ports.save(self.ledger)
+        # Reserved right before the first POST goes out: the bucket's refill counts from the instant its tokens are
+        # really spent (an earlier instant would credit refill that ARM's full bucket never gave).
+        offsets = pacing_offsets(len(batch), self.ports.reserve(len(batch), self.ports.now()))
         posts = [Post(item.name, item.action, item.last_state or item.state_before) for item in batch]
         outcomes, requests = self.ports.send(posts, offsets)
         self.count(requests)
