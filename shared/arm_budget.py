@@ -66,6 +66,7 @@ class WriteBucket:
         self.capacity = capacity
         self.refill = refill_per_second
         self.tokens: float | None = None  # unknown until ARM says how many writes remain
+        self.answered = False  # a write was answered (with the header or without it)
         self.updated = time.monotonic()
         self._lock = threading.Lock()
 
@@ -93,11 +94,18 @@ class WriteBucket:
         with self._lock:
             self._refill(time.monotonic())
             self.tokens = remaining if self.tokens is None else min(self.tokens, remaining)
+            self.answered = True
 
     def unlimited(self) -> None:
         """A write answered without the header: this endpoint reports no limit, so nothing is paced."""
         with self._lock:
             self.tokens = None
+            self.answered = True
+
+    @property
+    def reports_no_limit(self) -> bool:
+        """The endpoint answered writes without saying what remains (a stand-in without limits; never ARM)."""
+        return self.answered and self.tokens is None
 
     def exhausted(self) -> None:
         """A 429 on a write: the bucket is empty."""
@@ -160,6 +168,18 @@ def shared_bucket_blob(subscription: str) -> str:
     return f"arm/{subscription.strip().lower()}.writes.json"
 
 
+UNLIMITED_MEMORY_SECONDS = 600.0  # how long "this endpoint reports no write limit" is believed without a new answer
+
+
+def unlimited_at(state: Any, now: float) -> bool:
+    """Whether the bucket's state says, recently enough, that the endpoint's answers carry no write limit: then
+    nothing is paced (as the per-process copy does); ARM always sends the header, so in Azure this is never so."""
+    try:
+        return now - float(state["unlimited_at"]) < UNLIMITED_MEMORY_SECONDS
+    except (TypeError, KeyError, ValueError):
+        return False
+
+
 def take_from(state: Any, writes: int, now: float) -> tuple[dict[str, float], float]:
     """The bucket after taking `writes` tokens at `now` (epoch seconds), and its balance before (may be negative).
 
@@ -204,6 +224,8 @@ def reserve_shared_writes(container: str, subscription: str, writes: int, now: f
             except ValueError:
                 state = None
         moment = time.time() if now is None else now
+        if unlimited_at(state, moment):
+            return math.inf
         new, balance = take_from(state, writes, moment)
         try:
             blobs.upload_if(
@@ -219,3 +241,36 @@ def reserve_shared_writes(container: str, subscription: str, writes: int, now: f
     raise OutputChangedError(
         f"{container}/{name}: could not reserve {writes} write(s) in {SHARED_BUCKET_ATTEMPTS} tries"
     )
+
+
+def remember_limits(container: str, subscription: str, now: float | None = None) -> None:
+    """After a step's writes: keep in the shared bucket whether this process saw the endpoint report a write limit
+    (best effort: a lost race only means the next step learns it again)."""
+    import json
+
+    from shared import blobs
+    from shared.errors import OutputChangedError
+
+    bucket = write_bucket(subscription)
+    if not bucket.answered:
+        return
+    name = shared_bucket_blob(subscription)
+    found = blobs.read_with_etag(container, name)
+    try:
+        state = json.loads(found[0]) if found is not None else {}
+    except ValueError:
+        state = {}
+    if not isinstance(state, dict):
+        state = {}
+    moment = time.time() if now is None else now
+    known = unlimited_at(state, moment)
+    if bucket.reports_no_limit == known and (not known or moment - float(state["unlimited_at"]) < 60):
+        return  # nothing new to say (an unlimited endpoint is confirmed once a minute)
+    if bucket.reports_no_limit:
+        state["unlimited_at"] = moment
+    else:
+        state.pop("unlimited_at", None)
+    body = json.dumps(state).encode("utf-8")
+    etag = found[1] if found is not None else None
+    with contextlib.suppress(OutputChangedError):
+        blobs.upload_if(container, name, body, content_type="application/json", if_match=etag)

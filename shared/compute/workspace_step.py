@@ -308,6 +308,10 @@ class _BlobPorts:
         from shared.compute.arm_batch import send_paced
 
         outcomes, counts = send_paced(self.workspace, posts, offsets, self.trace)
+        from shared.arm_budget import remember_limits
+        from shared.compute.run_ids import subscription_of
+
+        remember_limits(self.store.container, subscription_of(self.workspace))
         return outcomes, counts.to_dict()
 
     def save(self, ledger: Ledger) -> None:

@@ -124,3 +124,19 @@ def test_a_malformed_schedule_value_is_reported_once_per_distinct_value(containe
     assert not config_error_is_new(container, text, "schedule 'x': ...", NOW + timedelta(minutes=1))
     assert config_error_is_new(container, '[{"name": "y"}]', "schedule 'y': ...", NOW + timedelta(minutes=2))
     assert config_error_is_new(container, text, "schedule 'x': ...", NOW + timedelta(minutes=3))  # changed back
+
+
+def test_an_endpoint_that_reports_no_write_limit_is_not_paced(container: str) -> None:
+    """ARM always says how many writes remain; an endpoint that does not (a stand-in without limits) is not paced,
+    across processes too, as the per-process copy already did."""
+    from shared.arm_budget import remember_limits, write_bucket
+
+    sub = f"sub-{uuid.uuid4().hex[:8]}"
+    assert reserve_shared_writes(container, sub, 200, now=1000.0) == 200.0
+    assert reserve_shared_writes(container, sub, 200, now=1000.0) == 0.0  # paced: nothing said otherwise yet
+    write_bucket(sub).unlimited()  # a write was answered without x-ms-ratelimit-remaining-subscription-writes
+    remember_limits(container, sub, now=1001.0)
+    assert reserve_shared_writes(container, sub, 200, now=1002.0) == float("inf")
+    write_bucket(sub).observe(150.0)  # the endpoint reports a limit after all
+    remember_limits(container, sub, now=1003.0)
+    assert reserve_shared_writes(container, sub, 10, now=1003.0) < 200.0
