@@ -190,25 +190,38 @@ def take_from(state: Any, writes: int, now: float) -> tuple[dict[str, float], fl
     try:
         last = float(state["at"])
         tokens = min(WRITE_CAPACITY, float(state["tokens"]) + max(0.0, now - last) * WRITE_REFILL_PER_SECOND)
+        # A reservation whose clock reads earlier than the last one's (another process, a retry after a lost
+        # race) must not move `at` back: the interval in between would be refilled twice.
+        now = max(now, last) if math.isfinite(last) else now
     except (TypeError, KeyError, ValueError):
         pass
     if not math.isfinite(tokens):  # NaN or infinite from a damaged blob
         tokens = WRITE_CAPACITY
+    if tokens >= WRITE_CAPACITY and writes > 0:
+        # A full bucket at ARM refills nothing until our first POSTs land there: count its refill from then.
+        now += FULL_BUCKET_LAG_SECONDS
     return {"tokens": tokens - writes, "at": now}, tokens
 
 
-PACING_MARGIN = 5.0  # tokens left to the jitter between our clock and ARM's (a 429 would cost a second request)
+# Tokens not counted on: ARM's bucket refills only once it is below its capacity, that is once our first POSTs
+# have landed, while our copy counts its refill from the reservation; the time in between (a blob write, a POST's
+# way to ARM) would otherwise be refilled in our copy only, and a 429 costs a second request.
+PACING_MARGIN = 5.0
+FULL_BUCKET_LAG_SECONDS = 1.0  # how late the first POSTs of a burst may land (a loaded host, a slow network)
 
 
 def pacing_offsets(writes: int, balance: float) -> list[float]:
-    """Seconds from now at which each of `writes` POSTs may go, given the bucket's balance before taking them
-    (a few tokens short of a full bucket go at once, the rest at ARM's refill rate)."""
-    usable = balance - PACING_MARGIN if balance < WRITE_CAPACITY else balance
+    """Seconds from now at which each of `writes` POSTs may go, given the bucket's balance before taking them:
+    those the balance covers (less the margin) at once, the rest at ARM's refill rate."""
+    usable = balance - PACING_MARGIN
     return [max(0.0, (k + 1) - usable) / WRITE_REFILL_PER_SECOND for k in range(writes)]
 
 
 def reserve_shared_writes(container: str, subscription: str, writes: int, now: float | None = None) -> float:
-    """Reserve `writes` tokens of `subscription`'s shared write bucket; returns the balance before (see take_from)."""
+    """Reserve `writes` tokens of `subscription`'s shared write bucket; returns the balance before (see take_from).
+
+    The clock is read at each attempt, right before the conditional write (`now` fixes it, for tests): the POSTs
+    follow at once."""
     import json
 
     from shared import blobs

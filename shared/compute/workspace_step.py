@@ -302,7 +302,7 @@ class _BlobPorts:
         from shared.arm_budget import reserve_shared_writes
         from shared.compute.run_ids import subscription_of
 
-        return reserve_shared_writes(self.store.container, subscription_of(self.workspace), writes, now.timestamp())
+        return reserve_shared_writes(self.store.container, subscription_of(self.workspace), writes)
 
     def send(self, posts: Sequence[Post], offsets: Sequence[float]) -> tuple[list[StopOutcome], dict[str, int]]:
         from shared.compute.arm_batch import send_paced

@@ -13,7 +13,7 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
-from shared.arm_budget import reserve_shared_writes
+from shared.arm_budget import FULL_BUCKET_LAG_SECONDS, reserve_shared_writes
 from shared.compute.ledger import Ledger, LedgerItem, LedgerStore
 from shared.compute.reconcile_state import Claim, Progress, ReadState, config_error_is_new, update_state
 from shared.compute.report_assembly import AssembleRequest, assemble
@@ -91,7 +91,8 @@ def test_the_shared_write_bucket_hands_out_each_token_once_across_writers(contai
         t.join()
     # 6 steps of 50 POSTs at one instant: each saw the balance the previous left (200, 150, ..., -50).
     assert sorted(balances, reverse=True) == [200.0, 150.0, 100.0, 50.0, 0.0, -50.0]
-    assert reserve_shared_writes(container, "sub", 0, now=1010.0) == -100.0 + 100.0  # refilled 10/s
+    # Refilled at 10/s, counted from when the first burst reaches ARM (a full bucket refills nothing before).
+    assert reserve_shared_writes(container, "sub", 0, now=1010.0) == -100.0 + 10 * (10 - FULL_BUCKET_LAG_SECONDS)
 
 
 def test_the_report_is_streamed_from_the_parts_head_first_and_the_working_blobs_go(container: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.arm_budget import PACING_MARGIN, pacing_offsets, take_from
+from shared.arm_budget import FULL_BUCKET_LAG_SECONDS, PACING_MARGIN, pacing_offsets, take_from
 from shared.compute.arm import ComputeInstance, StopOutcome
 from shared.compute.arm_batch import Post
 from shared.compute.ledger import Ledger, LedgerItem, iso
@@ -263,13 +263,17 @@ def test_a_listing_that_fails_is_tried_again_at_the_next_poll() -> None:
 
 
 def test_the_shared_bucket_refills_at_arms_rate_and_paces_the_posts() -> None:
-    state, balance = take_from(None, 200, 1000.0)  # missing: full
-    assert (balance, state) == (200.0, {"tokens": 0.0, "at": 1000.0})
-    state, balance = take_from(state, 200, 1005.0)  # 5 s later: 50 tokens back
+    state, balance = take_from(None, 200, 1000.0)  # missing: full; ARM refills once the burst lands there
+    assert (balance, state) == (200.0, {"tokens": 0.0, "at": 1000.0 + FULL_BUCKET_LAG_SECONDS})
+    state, balance = take_from(state, 200, 1005.0 + FULL_BUCKET_LAG_SECONDS)  # 5 s later: 50 tokens back
     assert balance == 50.0 and state["tokens"] == -150.0
     assert pacing_offsets(3, 200.0) == [0.0, 0.0, 0.0]
-    # Below a full bucket, a margin of PACING_MARGIN tokens is left to the jitter between our clock and ARM's.
+    assert pacing_offsets(200, 200.0)[-1] == pytest.approx(PACING_MARGIN / 10)  # a margin is left: ARM refills later
     assert pacing_offsets(3, 1.0 + PACING_MARGIN) == pytest.approx([0.0, 0.1, 0.2])
     assert pacing_offsets(2, -150.0) == pytest.approx([(151 + PACING_MARGIN) / 10, (152 + PACING_MARGIN) / 10])
+    # A reservation reading an earlier clock (another process, a retry) neither refills nor moves the time back.
+    late, balance = take_from({"tokens": -150.0, "at": 1005.0}, 10, 1004.0)
+    assert (late, balance) == ({"tokens": -160.0, "at": 1005.0}, -150.0)
+    assert take_from(late, 0, 1006.0)[1] == -150.0  # one second after 1005: 10 tokens back, not 20
     assert take_from({"tokens": "x"}, 1, 0.0)[1] == 200.0  # damaged: starts full
     assert take_from({"tokens": float("nan"), "at": 0.0}, 1, 0.0)[1] == 200.0
