@@ -17,7 +17,7 @@ from shared.telemetry import carrier_span
 
 log = logging.getLogger(__name__)
 
-SEND_THREADS = 10  # POSTs in flight at once (MLClient's connection pool holds 10); ARM's write bucket is the limit
+SEND_THREADS = 16  # POSTs in flight at once; ARM's write bucket (the offsets) is the limit, not this
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ class _Step:
     ports: StepPorts
     now: datetime
     requests: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
+    sent_from: str | None = None  # `sent_at` of the batch this step sent
+    sent_until: datetime | None = None  # when its last POST was answered
 
     @property
     def poll(self) -> timedelta:
@@ -190,8 +192,9 @@ class _Step:
 
     def send(self, batch: list[LedgerItem]) -> None:
         """Mark the batch `sending` in storage, send it at the bucket's pace, keep the answers."""
+        batch_start = self.now
         for item in batch:
-            item.status, item.sent_at = "sending", iso(self.now)
+            item.status, item.sent_at = "sending", iso(batch_start)
             item.first_sent_at = item.first_sent_at or item.sent_at
             item.requests += 1
         self.ports.save(self.ledger)
@@ -202,6 +205,7 @@ class _Step:
         outcomes, requests = self.ports.send(posts, offsets)
         self.count(requests)
         self.now = max(self.now, self.ports.now())
+        self.sent_from, self.sent_until = iso(batch_start), self.now
         for item, outcome in zip(batch, outcomes, strict=True):
             self.settle(item, outcome)
 
@@ -241,6 +245,8 @@ class _Step:
                 times.append((parse_time(item.sent_at) or self.now) + self.poll)
             else:
                 sent = parse_time(item.sent_at) or self.now
+                if self.sent_until is not None and item.sent_at == self.sent_from:
+                    sent = self.sent_until  # sent by this step: give ARM a poll from the last POST, not the first
                 times.append(max(sent, listed or sent) + self.poll)
                 times.append(self.deadline(item))
         return min(times) if times else None
