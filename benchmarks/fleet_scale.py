@@ -227,6 +227,7 @@ def _measure(ctx: Context, result: Result, subs: int, per_sub: int, per_ws: int)
                 runs: dict[str, dict[str, Any]] = {}
                 arm.reload(untagged)
                 runs["shutdown"] = one_run(host, arm, "/api/shutdown", size, timeout=900)
+                time.sleep(WRITE_BURST / WRITE_REFILL)  # ARM's write buckets refill (the stand-in's reload is instant)
                 arm.reload(tagged)
                 _old_window(host, datetime.now(UTC) - timedelta(hours=1))
                 runs["reconcile"] = one_run(host, arm, "/api/reconcile", size, timeout=900)

@@ -240,6 +240,10 @@ def run(ctx: Context) -> Result:
                 if size == max(sizes):
                     fleet.arm.throttle = "arm"
                     for rep in range(arm_repeats):
+                        # ARM's write bucket refills in 20 s; so must the app's own copies in the workers (the
+                        # stand-in's reset is instant, ARM's never is): a run right after another would start on
+                        # a bucket the app rightly believes to be empty.
+                        time.sleep(WRITE_BURST / WRITE_REFILL)
                         arm = fleet.prepare(size)
                         run_info = shutdown_once(host, arm, size)
                         runs.append({"instances": size, "repetition": rep, "throttle": "arm", **run_info})
