@@ -39,12 +39,13 @@ def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
     from shared.compute.schedules_view import dashboard_rows
     from shared.compute.schedules_view import schedules_overview as overview
     from shared.errors import AppError
-    from shared.settings import COMPUTE_SCHEDULES
+    from shared.settings import COMPUTE_SCHEDULES, UNKNOWN_SCHEDULE_POLICY
 
     try:
         if not COMPUTE_SCHEDULES.get().strip():
             return None
-        return dashboard_rows(overview(now, listing_max_age=SCHEDULES_LISTING_MAX_AGE))
+        rows = overview(now, listing_max_age=SCHEDULES_LISTING_MAX_AGE)
+        return dashboard_rows(rows, UNKNOWN_SCHEDULE_POLICY.get())
     except AppError as err:  # settings or ARM: the rest of the page still shows, this section says why not
         log.error("dashboard: schedules not shown: %s", err)
         return [{"name": "schedules", "timezone": "", "next_transitions": [], "instances": [], "error": str(err)}]

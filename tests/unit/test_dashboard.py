@@ -219,6 +219,7 @@ def test_each_schedule_shows_its_next_transitions_and_the_instances_following_it
     assert "sub/rg/ws/ci-anna" in section
     # An instance tagged with a schedule that does not exist is shown, with why nothing happens to it.
     assert "sub/rg/ws/ci-typo" in section and "no schedule named &#x27;berlin-ofice&#x27;" in section
+    assert "(tag compute-schedule=berlin-ofice): the nightly shutdown policy applies to it" in section
     assert "No schedules configured." not in html
 
 
