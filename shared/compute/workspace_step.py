@@ -28,6 +28,7 @@ from shared.arm_budget import pacing_offsets
 from shared.compute.arm import TRANSITIONAL_STATES, ComputeInstance, StopOutcome
 from shared.compute.arm_batch import Post
 from shared.compute.ledger import AWAITING, DONE_OUTCOME, TARGET, Ledger, LedgerItem, iso, parse_time
+from shared.compute.reconcile_state import LEASE
 from shared.payloads import Payload
 
 log = logging.getLogger(__name__)
@@ -279,6 +280,8 @@ def run_step(ledger: Ledger, ports: StepPorts) -> StepAnswer:
                 detail,
             )
     wake = step.wake_at()
+    if wake is not None and ledger.claims and not ledger.dry_run:
+        wake = min(wake, step.now + LEASE / 3)  # a long wait (a heads-up notice) still renews the claims in time
     return StepAnswer(ledger.progress(), None if wake is None else iso(wake), step.requests)
 
 

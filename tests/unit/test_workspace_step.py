@@ -277,3 +277,14 @@ def test_the_shared_bucket_refills_at_arms_rate_and_paces_the_posts() -> None:
     assert take_from(late, 0, 1006.0)[1] == -150.0  # one second after 1005: 10 tokens back, not 20
     assert take_from({"tokens": "x"}, 1, 0.0)[1] == 200.0  # damaged: starts full
     assert take_from({"tokens": float("nan"), "at": 0.0}, 1, 0.0)[1] == 200.0
+
+
+def test_a_run_holding_claims_wakes_in_time_to_renew_them_however_far_its_next_item() -> None:
+    from shared.compute.reconcile_state import LEASE
+
+    world, book = World({"a": "Running"}), ledger("a", schedule="office")
+    book.items[0].due_at = iso(START + timedelta(hours=1))  # e.g. after a heads-up notice's wait
+    book.claims = {"office": iso(START)}
+    answer = step(world, book)
+    assert world.posts == []
+    assert answer.wake_at == iso(START + LEASE / 3)
