@@ -77,10 +77,10 @@ async def _page(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
     month = inputs.parse_month(req.params.get("month"), default=now)
     run_id = inputs.parse_run(req.params.get("run"))
     if inputs.parse_format(req.params.get("format")) == "json":
-        report = await asyncio.to_thread(dashboard_data.full_report, run_id)
+        report = await asyncio.to_thread(dashboard_data.full_report, run_id, now=now)
         return json_response(report.data, headers={"Content-Disposition": report.disposition_as("inline")})
     loaded, statuses, schedules = await asyncio.gather(
-        asyncio.to_thread(dashboard_data.load_reports, month, run_id),
+        asyncio.to_thread(dashboard_data.load_reports, month, run_id, now=now),
         _instance_statuses(client, now),
         asyncio.to_thread(schedules_overview, now),
     )
@@ -95,6 +95,7 @@ async def _page(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         live_shutdowns=[s for s in statuses if s.get("name") != names.SCORING_ORCHESTRATOR],
         notes=loaded.notes,
         total_runs=loaded.total,
+        runs_since=loaded.since,
     )
     link = dashboard.page_link({"code": req.params.get("code", ""), "month": req.params.get("month", "")})
     return func.HttpResponse(dashboard.render_page(page, link), mimetype="text/html", charset="utf-8")

@@ -7,16 +7,13 @@ was promised may carry fields after `instances` (the reconcile's `window`, `sche
 a caller that needs such a field says so (`needs`) and the reader skips the instances (parsing one at a time,
 keeping none) to reach it. The first `rows` instances can be kept on the way, for a page's first rows.
 
-Reports never change once saved, so `HeadCache` keeps parsed heads by (container, blob, ETag): a page with 1,000
-runs parses each head once per process, and holds a few KB per run, not the runs' instances.
+Which reports exist and what their heads say, month by month, is shared.compute.run_reports' business.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,13 +43,15 @@ class ReportHead:
 class _Text:
     """The blob's text, read in growing ranged reads as the parser asks for more; consumed text is dropped."""
 
-    def __init__(self, read: Callable[[int, int], bytes], size: int) -> None:
+    def __init__(self, read: Callable[[int, int], bytes], size: int, first: bytes | None = None) -> None:
         self._read = read
         self.size = size
         self.offset = 0  # bytes read so far
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.text = ""
         self.pos = 0
+        if first is not None:
+            self._take(first)
 
     @property
     def eof(self) -> bool:
@@ -66,6 +65,9 @@ class _Text:
         data = self._read(self.offset, end)
         if not data:
             raise ReportFormatError("the report could not be read to its end")
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
         self.offset += len(data)
         self.text = self.text[self.pos :] + self._decoder.decode(data, final=self.eof)
         self.pos = 0
@@ -106,12 +108,18 @@ class _Text:
 
 
 def parse_head(
-    read: Callable[[int, int], bytes], size: int, *, rows: int = 0, needs: Collection[str] = ()
+    read: Callable[[int, int], bytes],
+    size: int,
+    *,
+    rows: int = 0,
+    needs: Collection[str] = (),
+    first: bytes | None = None,
 ) -> ReportHead:
-    """The head of the report of `size` bytes that `read(start, end)` reads; see the module docstring."""
-    text = _Text(read, size)
+    """The head of the report of `size` bytes that `read(start, end)` reads (its `first` bytes already read, if
+    given); see the module docstring."""
+    text = _Text(read, size, first)
     fields: dict[str, Any] = {}
-    first: list[Mapping[str, Any]] = []
+    kept: list[Mapping[str, Any]] = []
     more = False
     text.expect("{")
     if text.skip_space() == "}":
@@ -126,15 +134,15 @@ def parse_head(
             text.pos += 1
             # On when a needed field may follow the instances, or when the whole blob is read already anyway.
             read_on = text.eof or not all(name in fields for name in needs)
-            more = _instances(text, first, rows, read_all=read_on)
+            more = _instances(text, kept, rows, read_all=read_on)
             if not read_on:
-                return ReportHead(fields, tuple(first), more, False, size, text.offset)
+                return ReportHead(fields, tuple(kept), more, False, size, text.offset)
         elif key == "instances":
             text.value()  # not a list: nothing to show
         else:
             fields[key] = text.value()
         if text.expect(",}") == "}":
-            return ReportHead(fields, tuple(first), more, True, size, text.offset)
+            return ReportHead(fields, tuple(kept), more, True, size, text.offset)
 
 
 def _instances(text: _Text, first: list[Mapping[str, Any]], rows: int, *, read_all: bool) -> bool:
@@ -155,45 +163,15 @@ def _instances(text: _Text, first: list[Mapping[str, Any]], rows: int, *, read_a
             return count > rows
 
 
-class HeadCache:
-    """Parsed heads by (container, blob, ETag), the newest `limit` kept (a head is a few KB)."""
-
-    def __init__(self, limit: int = 5000) -> None:
-        self._limit = limit
-        self._heads: OrderedDict[tuple[str, str, str], ReportHead] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> ReportHead | None:
-        with self._lock:
-            head = self._heads.get(key)
-            if head is not None:
-                self._heads.move_to_end(key)
-            return head
-
-    def put(self, key: tuple[str, str, str], head: ReportHead) -> None:
-        with self._lock:
-            self._heads[key] = head
-            self._heads.move_to_end(key)
-            while len(self._heads) > self._limit:
-                self._heads.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._heads)
-
-
 def read_head(
-    container: str,
-    name: str,
-    size: int,
-    env: Mapping[str, str] | None = None,
-    *,
-    rows: int = 0,
-    needs: Collection[str] = (),
+    container: str, name: str, env: Mapping[str, str] | None = None, *, rows: int = 0, needs: Collection[str] = ()
 ) -> ReportHead:
-    """The head of the report blob `container/name` of `size` bytes (from its listing), by ranged reads."""
+    """The head of the report blob `container/name`, by ranged reads (the first also says the blob's size)."""
     from shared import blobs
+
+    first, size = blobs.read_start(container, name, FIRST_READ, env)
 
     def read(start: int, end: int) -> bytes:
         return blobs.read_range(container, name, start, end, env=env)
 
-    return parse_head(read, size, rows=rows, needs=needs)
+    return parse_head(read, size, rows=rows, needs=needs, first=first)

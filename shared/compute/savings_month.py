@@ -9,39 +9,20 @@ The rules:
   either as `estimated_savings_by_currency` ({"USD": 12.5, "EUR": 3.1}; then `estimated_savings` and `currency`
   are null when there are several) or, in reports saved before that field, as `estimated_savings` + `currency`;
   a report without either (saved before savings were estimated) counts as stopping instances without estimate;
-- only each report's head is read (shared.compute.report_head), never its instances.
+- only each report's head is read, never its instances (shared.compute.run_reports, which keeps them).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import re
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.compute.report_head import HeadCache, ReportFormatError, ReportHead, read_head
+from shared.compute.run_reports import KINDS, UNREADABLE, MonthHeads, month_heads
 from shared.settings import REPORTS_CONTAINER
 
-log = logging.getLogger(__name__)
-
-KINDS = ("shutdown", "reconcile")
-REPORT_BLOB = re.compile(r"^(?P<kind>shutdown|reconcile)/(?P<day>[0-9]{4}/[0-9]{2}/[0-9]{2})/(?P<run>[^/]+)\.json$")
 UNKNOWN_CURRENCY = "unknown"  # an amount whose report names no currency (hand-made reports)
-READ_WORKERS = 16  # ranged reads of report heads at once (each a round trip of a few KB)
-HEAD_NEEDS = ("totals", "dry_run")  # read past `instances` (older reports) only if these were not before them
-
-HEADS = HeadCache()  # shared by /api/savings and the dashboard
-
-
-def report_blob_parts(name: str) -> tuple[str, str, str] | None:
-    """(kind, YYYY-MM-DD, run id) of a run report's blob name; None for any other blob (state, working blobs)."""
-    match = REPORT_BLOB.match(name)
-    if match is None:
-        return None
-    return match["kind"], match["day"].replace("/", "-"), match["run"]
 
 
 def _amount(value: Any) -> float | None:
@@ -167,93 +148,16 @@ def summarize(month: str, runs: Iterable[RunSavings], unreadable: Iterable[str] 
     return out
 
 
-@dataclass(frozen=True)
-class ListedReport:
-    """A run report as listed: enough to read its head once and to know its run."""
-
-    kind: str
-    day: str
-    run_id: str
-    blob: str
-    etag: str
-    size: int
-    last_modified: str
-
-
-def list_reports(container: str, prefixes: Iterable[str], env: Mapping[str, str] | None = None) -> list[ListedReport]:
-    """The run reports under `prefixes` of the reports container (any other blob there is not a report)."""
-    from shared import blobs
-
-    out = []
-    for prefix in prefixes:
-        for listing in blobs.list_blobs(container, prefix, env):
-            parts = report_blob_parts(listing.name)
-            if parts is not None:
-                kind, day, run_id = parts
-                out.append(
-                    ListedReport(kind, day, run_id, listing.name, listing.etag, listing.size, listing.last_modified)
-                )
-    return out
-
-
-def heads(
-    container: str, reports: Iterable[ListedReport], env: Mapping[str, str] | None = None
-) -> tuple[dict[str, ReportHead], list[str]]:
-    """The heads of `reports` (cached by ETag: read once per process), and the blobs that are no report JSON."""
-    wanted = list(reports)
-    found: dict[str, ReportHead] = {}
-    missing = []
-    for report in wanted:
-        head = HEADS.get((container, report.blob, report.etag))
-        if head is None:
-            missing.append(report)
-        else:
-            found[report.blob] = head
-    unreadable: list[str] = []
-
-    def read(report: ListedReport) -> tuple[ListedReport, ReportHead | None]:
-        try:
-            return report, read_head(container, report.blob, report.size, env, needs=HEAD_NEEDS)
-        except (ReportFormatError, UnicodeDecodeError) as err:
-            log.warning("report %s/%s is not readable: %s", container, report.blob, err)
-            return report, None
-
-    if missing:
-        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(missing))) as pool:
-            for report, head in pool.map(read, missing):
-                if head is None:
-                    unreadable.append(report.blob)
-                    continue
-                HEADS.put((container, report.blob, report.etag), head)
-                found[report.blob] = head
-    return found, unreadable
-
-
-def month_prefixes(month: str) -> list[str]:
-    year, mon = month.split("-")
-    return [f"{kind}/{year}/{mon}/" for kind in KINDS]
+def savings_of(month: MonthHeads) -> MonthSavings:
+    """The month's savings from its reports' heads (the dashboard passes the heads it read anyway)."""
+    runs = [
+        RunSavings.of(report.kind, report.day, month.heads[report.blob])
+        for report in month.reports
+        if UNREADABLE not in month.heads.get(report.blob, {UNREADABLE: "not read"})
+    ]
+    return summarize(month.month, runs, month.unreadable)
 
 
 def month_savings(month: str, env: Mapping[str, str] | None = None) -> MonthSavings:
-    """`GET /api/savings?month=YYYY-MM`: list the month's reports, read their heads, sum."""
-    container = REPORTS_CONTAINER.get(env)
-    reports = list_reports(container, month_prefixes(month), env)
-    return savings_of(month, container, reports, env)
-
-
-def savings_of(
-    month: str, container: str, reports: Iterable[ListedReport], env: Mapping[str, str] | None = None
-) -> MonthSavings:
-    """The month's savings from listed reports (the dashboard passes the listing it made anyway)."""
-    of_month = [r for r in reports if r.day.startswith(f"{month}-")]
-    found, unreadable = heads(container, of_month, env)
-    runs = []
-    for report in of_month:
-        head = found.get(report.blob)
-        if head is None:
-            continue
-        if not isinstance(head.fields.get("totals"), Mapping):
-            unreadable.append(report.blob)  # JSON, but not a run report
-            continue
-        runs.append(RunSavings.of(report.kind, report.day, head.fields))
-    return summarize(month, runs, unreadable)
+    """`GET /api/savings?month=YYYY-MM`: the month's reports by their heads, summed."""
+    return savings_of(month_heads(REPORTS_CONTAINER.get(env), month, env))

@@ -157,7 +157,8 @@ class Page:
     live_shutdowns: Sequence[Mapping[str, Any]] = ()
     notes: Sequence[str] = ()  # problems reading a source, shown instead of that section's data
     max_runs: int = 100
-    total_runs: int = 0  # runs saved in all (the page reads only the recent ones and the month's)
+    total_runs: int = 0  # runs saved since `runs_since` (the page reads the months back to the recent runs)
+    runs_since: str = ""  # YYYY-MM
     savings: MonthSavings | None = None  # the month's (shared.compute.savings_month); None: nothing saved
 
 
@@ -310,7 +311,8 @@ def _runs_section(page: Page, link: LinkFn) -> str:
     out.append("</tbody></table>")
     total = max(page.total_runs, len(page.reports))
     if total > page.max_runs:
-        out.append(f"<p class=muted>The {page.max_runs} most recent of {total} runs.</p>")
+        since = f" saved since {_e(page.runs_since)}" if page.runs_since else ""
+        out.append(f"<p class=muted>The {page.max_runs} most recent of {total} runs{since}.</p>")
     out.append("</section>")
     return "".join(out)
 

@@ -1,9 +1,9 @@
-"""What the dashboard shows, read from storage: run reports by their heads, the selected run's first rows, the
-month's savings, the full report and files to download.
+"""What the dashboard shows, read from storage: the runs by their reports' heads, the selected run's first rows,
+the month's savings, the whole report of a run, and files to download.
 
-Only heads are read (shared.compute.report_head; cached by ETag in the process): a view costs two listings plus
-one small ranged read per report it has not seen, and the selected run's first rows. A run of 10,000 instances is
-never parsed whole for a page; `?run=<id>&format=json` serves its whole report as saved.
+Heads come from shared.compute.run_reports (kept in the process and in a per-month index): after the first view a
+page costs the listings of a few months by name; the selected run costs one or two ranged reads. A run of 10,000
+instances is never parsed whole for a page; `?run=<id>&format=json` serves its whole report as saved.
 """
 
 from __future__ import annotations
@@ -11,74 +11,112 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from shared import blobs, settings
-from shared.compute import savings_month
+from shared.compute import run_reports
 from shared.compute.report_head import ReportFormatError, read_head
-from shared.compute.savings_month import ListedReport, MonthSavings
+from shared.compute.run_reports import UNREADABLE, MonthHeads
+from shared.compute.savings_month import MonthSavings, savings_of
 from shared.errors import NotFoundError, RequestFieldError
-from shared.web.dashboard import REPORT_KINDS, SavedReport, SelectedRun
+from shared.web.dashboard import SavedReport, SelectedRun
 
 log = logging.getLogger(__name__)
 
 RECENT_RUNS = 100
+MONTHS_BACK = 12  # months read back from the current one to find the recent runs
 INSTANCE_ROWS = 200  # rows of the selected run's instance table on the page (the full report is a link away)
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class LoadedReports:
-    reports: list[SavedReport]  # newest first: the recent runs, the month's and the asked-for run
+    reports: list[SavedReport]  # newest first: the recent runs (and the asked-for run)
     selected: SelectedRun | None  # the asked-for run, else the latest
     savings: MonthSavings
-    total: int  # runs saved in all
+    total: int  # runs saved in the months read
+    since: str  # the earliest of those months (YYYY-MM)
     notes: list[str]
 
 
-def _listed(env: Mapping[str, str] | None) -> tuple[str, list[ListedReport]]:
-    container = settings.REPORTS_CONTAINER.get(env)
-    listed = savings_month.list_reports(container, [f"{kind}/" for kind in REPORT_KINDS], env)
-    # Newest first by the day of the run's start (its blob name), then by when the report was saved.
-    listed.sort(key=lambda r: (r.day, r.last_modified, r.blob), reverse=True)
-    return container, listed
+def _previous(month: str) -> str:
+    year, mon = (int(p) for p in month.split("-"))
+    return f"{year - (mon == 1):04d}-{12 if mon == 1 else mon - 1:02d}"
 
 
-def _find(listed: list[ListedReport], run_id: str | None) -> ListedReport | None:
-    if run_id is None:
-        return listed[0] if listed else None
-    for report in listed:
-        if report.run_id == run_id:
-            return report
-    raise NotFoundError(f"no saved shutdown or reconcile report has run id {run_id!r}")
+def _recent_months(container: str, now: datetime, recent: int, env: Mapping[str, str] | None) -> list[MonthHeads]:
+    """The months from the current one back, until they hold `recent` runs (or MONTHS_BACK months)."""
+    month = f"{now.astimezone(UTC):%Y-%m}"
+    months = []
+    for _ in range(MONTHS_BACK):
+        months.append(run_reports.month_heads(container, month, env))
+        if sum(len(m.reports) for m in months) >= recent:
+            break
+        month = _previous(month)
+    return months
+
+
+def _saved(months: list[MonthHeads]) -> list[SavedReport]:
+    """Every readable report of `months`, newest start first."""
+    out = {
+        r.blob: SavedReport(r.kind, r.blob, m.heads[r.blob])
+        for m in months
+        for r in m.reports
+        if UNREADABLE not in m.heads.get(r.blob, {UNREADABLE: "not read"})
+    }
+    return sorted(out.values(), key=lambda r: (_sort_time(r.started_at), r.blob), reverse=True)
 
 
 def load_reports(
-    month: str, run_id: str | None, env: Mapping[str, str] | None = None, *, recent: int = RECENT_RUNS
+    month: str,
+    run_id: str | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    now: datetime | None = None,
+    recent: int = RECENT_RUNS,
 ) -> LoadedReports:
-    """The reports the page needs: the `recent` newest, those of `month` (for its savings) and the one of
-    `run_id` (NotFoundError when no report has it), each by its head; the selected run's first rows."""
-    container, listed = _listed(env)
-    chosen = _find(listed, run_id)
-    shown = listed[:recent]
-    if chosen is not None and chosen not in shown:
-        shown.append(chosen)
-    savings = savings_month.savings_of(month, container, listed, env)
-    found, unreadable = savings_month.heads(container, shown, env)
-    notes = [f"report {container}/{blob} is not readable JSON; it is left out" for blob in unreadable]
-    notes += [f"report {container}/{blob} is not readable JSON; it is left out" for blob in savings.unreadable]
-    reports = [SavedReport(r.kind, r.blob, found[r.blob].fields) for r in shown if r.blob in found]
-    reports.sort(key=lambda r: (_sort_time(r.started_at), r.blob), reverse=True)
-    selected = None
-    if chosen is not None and chosen.blob in found:
-        selected = _selected(container, chosen, env)
-    return LoadedReports(reports, selected, savings, len(listed), sorted(set(notes)))
+    """The recent runs by their heads, the savings of `month`, and the run of `run_id` (NotFoundError when no
+    report has it; the latest run without it) with its first rows."""
+    container = settings.REPORTS_CONTAINER.get(env)
+    months = _recent_months(container, now or datetime.now(UTC), recent, env)
+    shown = next((m for m in months if m.month == month), None) or run_reports.month_heads(container, month, env)
+    saved = _saved(months)
+    chosen = _chosen(container, saved, run_id, env)
+    reports = saved[:recent]
+    if chosen is not None and chosen.blob not in {r.blob for r in reports}:
+        reports.append(chosen)
+    notes = [
+        f"report {container}/{blob} is not a readable run report; it is left out"
+        for m in [*months, shown]
+        for blob in m.unreadable
+    ]
+    selected = _selected(container, chosen, env) if chosen is not None else None
+    return LoadedReports(
+        reports, selected, savings_of(shown), sum(len(m.reports) for m in months), months[-1].month, sorted(set(notes))
+    )
 
 
-def _selected(container: str, report: ListedReport, env: Mapping[str, str] | None) -> SelectedRun | None:
+def _chosen(
+    container: str, saved: list[SavedReport], run_id: str | None, env: Mapping[str, str] | None
+) -> SavedReport | None:
+    if run_id is None:
+        return saved[0] if saved else None
+    for report in saved:
+        if report.run_id == run_id:
+            return report
+    found = run_reports.find_report(container, run_id, env)  # an older run: every report's name is listed
+    if found is None:
+        raise NotFoundError(f"no saved shutdown or reconcile report has run id {run_id!r}")
+    head = run_reports.head_of(container, found, env)
+    if UNREADABLE in head:
+        raise NotFoundError(f"the report of run {run_id!r} ({found.blob}) is not readable: {head[UNREADABLE]}")
+    return SavedReport(found.kind, found.blob, head)
+
+
+def _selected(container: str, report: SavedReport, env: Mapping[str, str] | None) -> SelectedRun | None:
     try:
-        head = read_head(container, report.blob, report.size, env, rows=INSTANCE_ROWS)
+        head = read_head(container, report.blob, env, rows=INSTANCE_ROWS)
     except (ReportFormatError, UnicodeDecodeError) as err:
         log.warning("report %s/%s is not readable: %s", container, report.blob, err)
         return None
@@ -132,10 +170,17 @@ def download_containers(env: Mapping[str, str] | None = None) -> tuple[str, ...]
     return (settings.SCORING_OUTPUT_CONTAINER.get(env), settings.SCORING_ERRORS_CONTAINER.get(env))
 
 
-def full_report(run_id: str | None, env: Mapping[str, str] | None = None) -> Download:
+def full_report(run_id: str | None, env: Mapping[str, str] | None = None, *, now: datetime | None = None) -> Download:
     """`?run=<id>&format=json`: the run's whole report as saved (the latest run's without `run`)."""
-    container, listed = _listed(env)
-    report = _find(listed, run_id)
-    if report is None:
-        raise NotFoundError("no shutdown or reconcile run has saved a report yet")
-    return Download(container, report.blob, blobs.read_blob(container, report.blob, env), "application/json")
+    container = settings.REPORTS_CONTAINER.get(env)
+    if run_id is None:
+        saved = _saved(_recent_months(container, now or datetime.now(UTC), 1, env))
+        if not saved:
+            raise NotFoundError("no shutdown or reconcile run has saved a report yet")
+        blob = saved[0].blob
+    else:
+        found = run_reports.find_report(container, run_id, env)
+        if found is None:
+            raise NotFoundError(f"no saved shutdown or reconcile report has run id {run_id!r}")
+        blob = found.blob
+    return Download(container, blob, blobs.read_blob(container, blob, env), "application/json")

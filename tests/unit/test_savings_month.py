@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from shared.compute.report_head import ReportFormatError, parse_head
-from shared.compute.savings_month import RunSavings, report_blob_parts, savings_by_currency, summarize
+from shared.compute.run_reports import ListedReport, report_blob_parts
+from shared.compute.savings_month import RunSavings, savings_by_currency, summarize
 from shared.web.dashboard_data import content_disposition
 
 
@@ -82,8 +83,10 @@ def test_what_is_not_a_report_object_is_a_format_error(data: bytes) -> None:
 
 
 def test_only_run_reports_are_reports_never_state_or_working_blobs() -> None:
-    assert report_blob_parts("shutdown/2026/11/30/run-1.json") == ("shutdown", "2026-11-30", "run-1")
-    assert report_blob_parts("reconcile/2026/11/30/reconcile-20261130T0700.json")[0] == "reconcile"  # type: ignore[index]
+    assert report_blob_parts("shutdown/2026/11/30/run-1.json") == ListedReport(
+        "shutdown", "2026-11-30", "run-1", "shutdown/2026/11/30/run-1.json"
+    )
+    assert report_blob_parts("reconcile/2026/11/30/reconcile-20261130T0700.json") is not None
     for name in (
         "reconcile/state.json",
         "reconcile/state/sub/rg/ws.json",
@@ -91,6 +94,7 @@ def test_only_run_reports_are_reports_never_state_or_working_blobs() -> None:
         "runs/run-1/abc.part.json",
         "shutdown/2026/11/run-1.json",
         "shutdown/2026/11/30/run-1.json.tmp",
+        "index/2026-11.json",
     ):
         assert report_blob_parts(name) is None, name
 
