@@ -258,3 +258,20 @@ def test_no_function_in_triggers_orchestrations_activities_is_over_60_lines():
                 if (relative, name) not in LONG_FUNCTIONS_ALLOWED:
                     found.append(f"{relative}:{name} ({lines} lines)")
     assert not found, f"functions over {MAX_FUNCTION_LINES} lines: {found}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in tests/helpers/: a test module importing another drags in its fixtures and its
+    collection side effects, and breaks when that module's tests move."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            found += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.startswith(("tests.unit", "tests.integration"))
+            ]
+    assert found == []

@@ -21,7 +21,7 @@ from shared.scoring.chunk_bytes import ScoredChunk, score_chunk_bytes
 from shared.scoring.csv_chunks import plan_chunks
 from shared.scoring.model import load_model
 from shared.web import realtime
-from tests.unit.test_chunk_scoring import error_rows, per_line, score_whole
+from tests.helpers.chunks import error_rows, per_line, score_whole
 from triggers import model_http
 
 FULL_WIDTH_150 = "\uff11\uff15\uff10"  # １５０
