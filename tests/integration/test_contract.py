@@ -84,7 +84,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
             running.stop()
 
 
-def test_schemathesis_finds_no_contract_violation_in_any_operation(host: RunningHost) -> None:
+def test_schemathesis_finds_no_contract_violation_in_any_operation(host: RunningHost, tmp_path: Path) -> None:
     JUNIT.parent.mkdir(exist_ok=True)
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -113,7 +113,8 @@ def test_schemathesis_finds_no_contract_violation_in_any_operation(host: Running
         str(JUNIT),
     ]
     began = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    # In a directory of its own: schemathesis keeps a cache (.schemathesis/) where it runs.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path)
     seconds = time.monotonic() - began
     output = result.stdout + result.stderr
     print(f"schemathesis: {seconds:.0f} s, seed {SEED}, {MAX_EXAMPLES} examples per operation and phase")
