@@ -3,7 +3,7 @@
 Both start `scoring_orchestrator` under an id derived from the blob version, so a redelivered event or a repeated
 request finds the run that exists instead of starting another; a Failed or Terminated run may be started again.
 `force` starts another run of the version that supersedes the runs before it: their predictions never stay over
-its own (the commit step settles it; see shared/scoring_commit.commit_predictions).
+its own (the commit step settles it; see shared/scoring/commit.py, commit_predictions).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         size=info.size,
         force=body.force,
         # Force supersedes: of the runs of this version, the latest forced request's predictions stay (the commit
-        # step compares this stamp; see scoring_commit.commit_predictions).
+        # step compares this stamp; see shared/scoring/commit.py, commit_predictions).
         requested=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if body.force else "",
     )
     if await _start_once(client, instance_id, _run_input(request.to_dict())):
