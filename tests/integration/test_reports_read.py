@@ -161,6 +161,15 @@ def test_the_page_and_the_api_say_the_same_about_a_months_savings_per_currency(h
     assert "run=state" not in page.text and "ws-dash.json" not in page.text
 
 
+@pytest.mark.parametrize("month", ["２０２６-12", "2026-13", "0000-00", "", "1969-12"])
+def test_a_month_that_is_not_one_is_refused_by_both_naming_it(host: RunningHost, month: str) -> None:
+    api = host.request("GET", "/api/savings", params={"month": month})
+    page = host.request("GET", "/api/dashboard", params={"month": month})
+    expected = f"month: expected a month YYYY-MM in the years 1970..2999, e.g. 2026-11, got {json.dumps(month)}"
+    assert (api.status_code, api.json()) == (400, {"error": expected, "field": "month"})
+    assert (page.status_code, page.text) == (400, expected)
+
+
 # --- 1,000 runs and a run of 10,000 instances ------------------------------------------------------------------
 
 RUNS = 1_000
