@@ -38,7 +38,6 @@ def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
     when no schedule is configured (the page says so, and nothing is listed)."""
     from shared.compute.schedules_view import dashboard_rows
     from shared.compute.schedules_view import schedules_overview as overview
-    from shared.errors import AppError
     from shared.settings import COMPUTE_SCHEDULES
 
     try:

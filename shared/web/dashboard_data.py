@@ -28,6 +28,7 @@ RECENT_RUNS = 100
 MONTHS_BACK = 12  # months read back from the current one to find the recent runs
 INSTANCE_ROWS = 200  # rows of the selected run's instance table on the page (the full report is a link away)
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+SERVED_TYPES = ("text/csv", "application/json")
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,10 @@ def download(container: str, name: str, env: Mapping[str, str] | None = None) ->
             f"{container}/{name} has {info.size} bytes, more than the dashboard serves ({MAX_DOWNLOAD_BYTES}); "
             "download it with a storage client (Azure Storage Explorer, azcopy, az storage blob download)",
         )
-    return Download(container, name, blobs.read_blob(container, name, env), info.content_type or "text/csv")
+    # The media types the OpenAPI document states for a file: what predictions, bad rows and error documents are.
+    served = info.content_type.split(";")[0].strip().lower() or "text/csv"  # none stated: our CSVs
+    media = served if served in SERVED_TYPES else "application/octet-stream"
+    return Download(container, name, blobs.read_blob(container, name, env), media)
 
 
 def download_containers(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
