@@ -50,7 +50,7 @@ _DATE = (
     rf"|{_LEAP_YEAR}-02-29)"
 )
 # RFC 3339 section 5.6 `date-time`, `T` and `Z` in either case (its section 5.6 note allows lower case), seconds
-# 00-59: a leap second (60) cannot be told apart from the next second by anything the preview computes.
+# 00-59: Python's datetime has no leap second (60), so the contract refuses it rather than guess.
 AT_PATTERN = (
     rf"^(?P<date>{_DATE})[Tt](?P<hour>[01][0-9]|2[0-3]):(?P<minute>[0-5][0-9]):(?P<second>[0-5][0-9])"
     r"(?:\.(?P<fraction>[0-9]+))?(?P<offset>[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
@@ -85,8 +85,6 @@ _CSV_NUMBER = rf"[ \t]*{GRAMMAR}[ \t]*"
 CSV_BODY_PATTERN = rf"^[ \t]*height[ \t]*{_NEWLINE}(?:{_CSV_NUMBER}{_NEWLINE})*{_CSV_NUMBER}{_NEWLINE}?$"
 _BLANK = " \t\n\r\f\v"  # what str.strip() would strip in ASCII; Unicode spaces are kept, as the patterns keep them
 NON_BLANK_PATTERN = r"[^ \t\n\r\f\v]"
-
-T = TypeVar("T")
 
 
 def strip_blank(text: str) -> str:

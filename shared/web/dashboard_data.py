@@ -20,6 +20,7 @@ from shared.compute.report_head import ReportFormatError, read_head
 from shared.compute.run_reports import UNREADABLE, MonthHeads
 from shared.compute.savings_month import MonthSavings, savings_of
 from shared.errors import NotFoundError, RequestFieldError
+from shared.web.contract import MAX_BLOB_NAME
 from shared.web.dashboard import SavedReport, SelectedRun
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,10 @@ def content_disposition(name: str, kind: str = "attachment") -> str:
 
 def download(container: str, name: str, env: Mapping[str, str] | None = None) -> Download:
     """A predictions or error file (the caller checked `container` is one of them: shared.web.inputs)."""
+    if len(name) > MAX_BLOB_NAME:  # storage would refuse the name itself (400): no such file can exist
+        raise NotFoundError(
+            f"no blob {container}/{name[:40]}... exists: a blob name has at most {MAX_BLOB_NAME} characters"
+        )
     info = blobs.blob_info(container, name, env)  # NotFoundError names the blob
     if info.size > MAX_DOWNLOAD_BYTES:
         raise RequestFieldError(
