@@ -59,11 +59,9 @@ var platformSettings = {
   // Not a secret: with local auth off, ingestion also needs an Entra token of the identity below.
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-  // Logs shipped once. The app exports its own logs and spans (shared/telemetry.py, configure_azure_monitor), and
-  // the Python worker also relays every log record to the host. With this setting the worker declares the
-  // WorkerOpenTelemetryEnabled capability (azure-functions-python-worker, dispatcher.py), and a host in
-  // OpenTelemetry mode (host.json telemetryMode) then drops the relayed "Function.*" records instead of exporting
-  // them a second time (azure-functions-host, OpenTelemetryConfigurationExtensions.cs, AddDefaultOpenTelemetryFilters).
+  // Logs shipped once: the app exports its own (shared/telemetry.py); with this the worker declares
+  // WorkerOpenTelemetryEnabled, and the host (host.json telemetryMode: OpenTelemetry) drops the copies the worker
+  // relays to it, instead of exporting them again. Sources: docs/deploy.md, "Telemetry: every log once".
   PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
