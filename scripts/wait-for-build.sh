@@ -5,16 +5,20 @@
 # success while the old code keeps running (Flex Consumption), and an app that answers HTTP may still have lost its
 # Durable, Event Grid or timer functions: the answer must be the new build, with every function.
 #
-#   scripts/wait-for-build.sh [--package APP_ZIP] APP_URL COMMIT [TIMEOUT_SECONDS=300] [INTERVAL_SECONDS=10]
+#   scripts/wait-for-build.sh [--package APP_ZIP|DIR] APP_URL COMMIT [TIMEOUT_SECONDS=300] [INTERVAL_SECONDS=10]
+#
+# The package is the zip CI deploys or the directory azd ships (dist/azd-package).
 set -euo pipefail
-usage="usage: $0 [--package APP_ZIP] APP_URL COMMIT [TIMEOUT_SECONDS] [INTERVAL_SECONDS]"
+usage="usage: $0 [--package APP_ZIP|DIR] APP_URL COMMIT [TIMEOUT_SECONDS] [INTERVAL_SECONDS]"
 
 expected_functions=""
 if [[ "${1:-}" == "--package" ]]; then
   package="${2:?$usage}"
   shift 2
-  expected_functions="$(python3 -c 'import json, sys, zipfile
-print("\n".join(json.loads(zipfile.ZipFile(sys.argv[1]).read("build.json")).get("functions") or []))' "$package")" || {
+  expected_functions="$(python3 -c 'import json, pathlib, sys, zipfile
+path = pathlib.Path(sys.argv[1])
+text = (path / "build.json").read_text() if path.is_dir() else zipfile.ZipFile(path).read("build.json")
+print("\n".join(json.loads(text).get("functions") or []))' "$package")" || {
     echo "wait-for-build: cannot read build.json from the package $package" >&2
     exit 2
   }

@@ -83,6 +83,14 @@ def test_wait_for_build_passes_when_the_app_runs_the_package_with_every_function
     assert f"with its {count} functions" in result.stdout
 
 
+def test_wait_for_build_reads_the_package_directory_azd_ships(
+    packaged_host: RunningHost, deployment_package: DeploymentPackage
+) -> None:
+    # azd ships a directory (azure.yaml `dist`), not a zip: its build.json names the functions just the same.
+    result = _wait_for_build(packaged_host.base_url, COMMIT, timeout=10, interval=1, package=deployment_package.root)
+    assert result.returncode == 0, result.stderr
+
+
 def test_wait_for_build_fails_while_a_function_of_the_package_is_missing(
     packaged_host: RunningHost, deployment_package: DeploymentPackage, tmp_path: Path
 ) -> None:
