@@ -624,6 +624,8 @@ def test_logs_are_shipped_once(app_settings: dict[str, Any]) -> None:
     # The app exports its own logs (configure_azure_monitor); the host, in OpenTelemetry mode, drops the copies the
     # worker relays once the worker declares WorkerOpenTelemetryEnabled (PYTHON_ENABLE_OPENTELEMETRY).
     assert app_settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    # The worker would call configure_azure_monitor too: a second exporter of every record.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in app_settings
     host = json.loads((ROOT / "host.json").read_text())
     assert host["telemetryMode"] == "OpenTelemetry"
     assert "applicationInsights" not in host["logging"], "the Application Insights SDK settings do not apply"
@@ -972,6 +974,21 @@ def test_package_names_the_commit_it_was_built_from(tmp_path: Path) -> None:
     )
     build = json.loads(zipfile.ZipFile(output).read("build.json"))
     assert build == {"commit": commit, "built_at": "2026-01-01T00:00:00Z"}
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the zip command is not installed")
+def test_package_directory_for_azd_holds_what_the_zip_holds(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "BUILD_COMMIT": "0123456789abcdef", "SOURCE_DATE_EPOCH": "1767225600"}
+    for args in (["--output", str(tmp_path / "app.zip")], ["--dir", str(tmp_path / "azd-package")]):
+        subprocess.run(["bash", str(ROOT / "scripts" / "package.sh"), *args], check=True, capture_output=True, env=env)
+    in_zip = {name.rstrip("/") for name in zipfile.ZipFile(tmp_path / "app.zip").namelist()}
+    staged = tmp_path / "azd-package"
+    in_dir = {str(p.relative_to(staged)) for p in staged.rglob("*")}
+    # azd zips the directory with the .funcignore it finds there (and never ships that file itself): one that
+    # ignores nothing, so azd's default exclusions do not apply either.
+    assert in_dir - in_zip == {".funcignore"} and in_zip <= in_dir
+    patterns = [line for line in (staged / ".funcignore").read_text().splitlines() if not line.startswith("#")]
+    assert patterns == []
 
 
 def test_build_info_refuses_a_commit_that_is_not_hexadecimal(tmp_path: Path) -> None:
