@@ -4,12 +4,12 @@
 #   scripts/deploy-package.sh APP_NAME RESOURCE_GROUP PACKAGE_ZIP
 #
 # Why not `az functionapp deployment source config-zip`: for Flex Consumption it remote-builds every Python app,
-# whatever --build-remote says (azure-cli, command_modules/appservice/custom.py, enable_zip_deploy_flex:
-# `build_remote = build_remote or runtime == 'python'`), and a remote build of our 86 locked packages runs into the
-# 60-second remote-build limit. This script makes the one-deploy call azd makes with `remoteBuild: false`
-# (Azure/azure-dev, cli/azd/pkg/azsdk/funcapp_host_client.go: POST https://<scm host>/api/publish, polled at
-# /api/deployments/<id>), says RemoteBuild=false explicitly, and fails unless the platform's own deployment record
-# says it did not build.
+# whatever --build-remote says (Azure/azure-cli 00429bd, src/azure-cli/azure/cli/command_modules/appservice/
+# custom.py, enable_zip_deploy_flex: `build_remote = build_remote or runtime == 'python'`), and a remote build of
+# our 86 locked packages runs into the 60-second remote-build limit. This script makes the one-deploy call azd
+# makes with `remoteBuild: false` (Azure/azure-dev ae35809, cli/azd/pkg/azsdk/funcapp_host_client.go: POST
+# https://<scm host>/api/publish, polled at /api/deployments/<id>), says RemoteBuild=false explicitly, and fails
+# unless the platform's own deployment record says it did not build.
 #
 # The platform writes the package to the deployment container with the app's identity. Right after a first
 # provisioning that identity's role on the storage account may not have taken effect yet (a 403, "not authorized";
