@@ -29,11 +29,17 @@ from devhost.config import (
     missing_sample_settings,
 )
 from devhost.durable_api import DurableApi
+from devhost.entity_api import EntityApi
 from devhost.hooks import AppHooks, load_app_hooks
-from devhost.index import AppIndex, FunctionSpec, index_app, load_app
+from devhost.index import AppIndex, FunctionSpec, index_app, load_app, script_file
 from devhost.relay import BlobRelay, parse_subscriptions
 from devhost.server import FunctionFailed, HostServer, Invoker
-from devhost.settings import DEVHOST_EVENTGRID_SUBSCRIPTIONS, DEVHOST_KEY, FUNCTIONS_WORKER_PROCESS_COUNT
+from devhost.settings import (
+    DEVHOST_EVENTGRID_SUBSCRIPTIONS,
+    DEVHOST_GRPC_MAX_MESSAGE_MB,
+    DEVHOST_KEY,
+    FUNCTIONS_WORKER_PROCESS_COUNT,
+)
 from devhost.timers import Schedule, ScheduleError, occurrences_log, parse_schedule, resolve_setting_expression
 
 log = logging.getLogger("devhost")
@@ -201,6 +207,8 @@ class DevHost:
         for name, value in opts.extra_env.items():
             os.environ[name] = value
         log.info("settings: %d values from %s", len(applied), settings_file)
+        # Before anything starts: a wrong --script-root or a v1 app stops devhost here, naming the problem.
+        script_file(opts.script_root)
         self.key = DEVHOST_KEY.get() or secrets.token_urlsafe(24)
         os.environ[DEVHOST_KEY.name] = self.key  # what processes started from here see
         opts.state_dir.mkdir(parents=True, exist_ok=True)
@@ -221,20 +229,24 @@ class DevHost:
 
         self.standins = start_standins(os.environ, self.options.state_dir)
 
-    def _start_durable(self, index: AppIndex, host_json: HostJson) -> DurableApi | None:
-        orchestrators = index.by_type("orchestrationTrigger")
-        if not orchestrators and not index.by_type("activityTrigger"):
-            return None
+    def _start_durable(self, index: AppIndex, host_json: HostJson) -> tuple[DurableApi | None, EntityApi | None]:
+        if not any(index.by_type(kind) for kind in ("orchestrationTrigger", "activityTrigger", "entityTrigger")):
+            return None, None
         from durabletask.client import TaskHubGrpcClient
 
+        from devhost.durable_catalog import DurableCatalog
+        from devhost.durabletask_internals import channel_options
         from devhost.engine import DevhostBackend
 
         port = free_port()
-        self.backend = DevhostBackend(port, activity_capacity=host_json.max_concurrent_activities)
+        max_message = DEVHOST_GRPC_MAX_MESSAGE_MB.get() * 1024 * 1024
+        self.backend = DevhostBackend(port, host_json.max_concurrent_activities, max_message)
         address = self.backend.start()
         engine_log = logging.getLogger("devhost.engine")
         engine_log.setLevel(logging.WARNING)
-        self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)
+        self.grpc_client = TaskHubGrpcClient(
+            host_address=address, logger=engine_log, channel_options=channel_options(max_message)
+        )
         count = self.options.workers or FUNCTIONS_WORKER_PROCESS_COUNT.get() or os.cpu_count() or 1
         self.workers = WorkerPool(
             count,
@@ -244,7 +256,9 @@ class DevHost:
             host_json.max_concurrent_orchestrations,
         )
         self.workers.start()
-        return DurableApi(self.grpc_client, host_json.hub_name, {s.name for s in orchestrators}, self.key)
+        orchestrators = {spec.registered_name for spec in index.by_type("orchestrationTrigger")}
+        durable = DurableApi(self.grpc_client, host_json.hub_name, orchestrators, self.key, host_json.default_version)
+        return durable, EntityApi(self.grpc_client, DurableCatalog.build(index, host_json))
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -258,11 +272,13 @@ class DevHost:
 
         install_span_file(self.hooks)
         self.index = index = index_app(app)
-        durable = await asyncio.get_running_loop().run_in_executor(None, self._start_durable, index, host_json)
+        durable, entities = await asyncio.get_running_loop().run_in_executor(
+            None, self._start_durable, index, host_json
+        )
         rpc_token = secrets.token_hex(16)
         rpc_base = f"{self.base_url}/_rpc/{rpc_token}/durabletask/"
         invoker = Invoker(str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
-        self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token)
+        self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token, entities)
         self._runner = web.AppRunner(self.server.application(), access_log=None, **self.server.runner_options())
         await self._runner.setup()
         await web.TCPSite(self._runner, opts.host, opts.port, backlog=1024).start()

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from devhost import logsafe
 from devhost.durable_api import WEBHOOK_PREFIX, ApiResponse, DurableApi
+from devhost.entity_api import EntityApi
 from devhost.eventgrid import DeliveryError, parse_delivery
 from devhost.index import AppIndex, FunctionSpec
 from devhost.invocation import DevContext, build_kwargs, child_traceparent
@@ -107,8 +108,10 @@ class HostServer:
         route_prefix: str,
         durable: DurableApi | None,
         rpc_token: str,
+        entities: EntityApi | None = None,
     ):
         self.index = index
+        self.entities = entities
         self.invoker = invoker
         self.key = key
         self.route_prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
@@ -312,7 +315,19 @@ class HostServer:
         call: Callable[[], ApiResponse] | None = None
         if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in (2, 3):
             instance_id = parts[2] if len(parts) == 3 else None
-            call = partial(durable.start, origin, parts[1], instance_id, body, request.headers.get("traceparent"))
+            call = partial(
+                durable.start,
+                origin,
+                parts[1],
+                instance_id,
+                body,
+                request.headers.get("traceparent"),
+                query.get("version"),
+            )
+        elif parts[:1] == ["entities"] and self.entities is not None:
+            call = partial(
+                self.entities.handle, method, parts[1:], query, body, request.headers.get("Content-Type", "")
+            )
         elif parts[:1] == ["instances"]:
             if len(parts) == 1 and method == "GET":
                 call = partial(durable.list, query)
