@@ -39,7 +39,7 @@ def check_version(installed: str) -> None:
             f"devhost needs durabletask {WRITTEN_FOR}.x, but durabletask {installed} is installed: "
             f"devhost/durabletask_internals.py uses private parts of durabletask {WRITTEN_FOR} (its in-memory "
             f"backend's state and the worker's orchestrator hook). Install durabletask=={WRITTEN_FOR}.* "
-            "(requirements.txt pins it), or re-check that module against the new version and update WRITTEN_FOR."
+            "(requirements-dev.txt pins it), or re-check that module against the new version and update WRITTEN_FOR."
         )
 
 

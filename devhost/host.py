@@ -40,6 +40,7 @@ from devhost.settings import (
     DEVHOST_KEY,
     FUNCTIONS_WORKER_PROCESS_COUNT,
 )
+from devhost.timer_monitor import ScheduleMonitor, ScheduleStatus, uses_monitor
 from devhost.timers import Schedule, ScheduleError, occurrences_log, parse_schedule, resolve_setting_expression
 
 log = logging.getLogger("devhost")
@@ -344,12 +345,6 @@ class DevHost:
                 log.error("Function 'Functions.%s' failed indexing and will be disabled. %s", spec.name, reason)
                 self.disabled_functions[spec.name] = reason
                 continue
-            if spec.trigger.get("useMonitor") is not None:
-                log.info(
-                    "timer %s: useMonitor is ignored by devhost (no schedule status is kept between runs; "
-                    "missed occurrences while devhost was down are not run as past due)",
-                    spec.name,
-                )
             label = f"Cron: '{written}', from Key Vault" if secret else None
             log.info("%s", "\n".join(occurrences_log(spec.name, schedule, now, label=label)))
             self._timer_tasks.append(asyncio.create_task(self._run_timer(spec, schedule, invoker)))
@@ -363,24 +358,68 @@ class DevHost:
             log.exception("timer of %s stopped", spec.name)
 
     async def _timer_loop(self, spec: FunctionSpec, schedule: Schedule, invoker: Invoker) -> None:
-        if spec.trigger.get("runOnStartup"):
-            await self._fire(spec, invoker, past_due=False)
+        monitor = None
+        if uses_monitor(spec.trigger, schedule, datetime.now(UTC)):
+            monitor = ScheduleMonitor(self.options.state_dir / "timers", spec.name)
+        status, past_due = self._initial_status(spec, schedule, monitor)
+        # TimerListener.StartAsync: a past-due occurrence runs at once; else runOnStartup does.
+        if past_due:
+            log.info("Function '%s' is past due on startup. Executing now.", spec.name)
+            status = await self._fire(spec, invoker, schedule, monitor, status, past_due=True, scheduled=None)
+        elif spec.trigger.get("runOnStartup"):
+            log.info("Function '%s' is configured to run on startup. Executing now.", spec.name)
+            status = await self._fire(spec, invoker, schedule, monitor, status, past_due=False, scheduled=None)
         due = schedule.next_after(datetime.now(UTC))
         while True:
             await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
             late = (datetime.now(UTC) - due).total_seconds()
-            await self._fire(spec, invoker, past_due=late > 1.0)
+            status = await self._fire(spec, invoker, schedule, monitor, status, past_due=late > 1.0, scheduled=due)
             # Skip occurrences missed while the function ran, as the host's schedule monitor does.
             due = schedule.next_after(max(due, datetime.now(UTC)))
 
-    async def _fire(self, spec: FunctionSpec, invoker: Invoker, past_due: bool) -> None:
+    @staticmethod
+    def _initial_status(
+        spec: FunctionSpec, schedule: Schedule, monitor: ScheduleMonitor | None
+    ) -> tuple[ScheduleStatus | None, bool]:
+        """The monitored status at start (logged as the host logs it) and whether an occurrence was missed."""
+        if monitor is None:
+            return None, False
+        status, overdue = monitor.check_past_due(datetime.now(UTC), schedule)
+        recorded = status.to_json()
+        log.info(
+            "Function '%s' initial status: Last='%s', Next='%s', LastUpdated='%s'",
+            spec.name,
+            recorded["Last"],
+            recorded["Next"],
+            recorded["LastUpdated"],
+        )
+        return status, bool(overdue)
+
+    async def _fire(
+        self,
+        spec: FunctionSpec,
+        invoker: Invoker,
+        schedule: Schedule,
+        monitor: ScheduleMonitor | None,
+        status: ScheduleStatus | None,
+        *,
+        past_due: bool,
+        scheduled: datetime | None,
+    ) -> ScheduleStatus | None:
+        """One invocation with the TimerRequest the worker builds (the schedule status only when monitored), then
+        the monitor's bookkeeping."""
         from azure.functions.timer import TimerRequest
 
-        timer = TimerRequest(past_due=past_due)
+        invoked_at = datetime.now(UTC)
+        shown = status.to_json() if monitor is not None and status is not None else None
+        timer = TimerRequest(past_due=past_due, schedule_status=shown)
         try:
             await invoker.invoke(spec, timer, self.base_url, None)
         except FunctionFailed:
             pass  # logged by the invoker; the next occurrence still fires
+        if monitor is None:
+            return status
+        return monitor.record_run(invoked_at, schedule, scheduled)
 
     # --- Event Grid relay -------------------------------------------------------------------------------
     def _start_relay(self, index: AppIndex) -> None:

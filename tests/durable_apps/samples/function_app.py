@@ -8,6 +8,7 @@ large_output_orchestrator.py; activity_error_handling.py; entity_error_handling.
 
 import json
 import logging
+import os
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -109,3 +110,12 @@ def orchestration_sub_version(context: df.DurableOrchestrationContext):
     else:
         sub_result = yield context.call_sub_orchestrator("OrchestrationVersion", version=sub_version)
     return f"Parent Version: '{context.version}' | Sub {sub_result}"
+
+
+# --- a timer with the default useMonitor (true), to see a missed occurrence run at start -------------------------
+
+
+@myApp.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer")
+def new_year(timer: func.TimerRequest) -> None:
+    with open(os.environ["TIMER_RUNS_FILE"], "a", encoding="utf-8") as runs:
+        runs.write(json.dumps({"past_due": timer.past_due, "status": getattr(timer, "schedule_status", None)}) + "\n")
