@@ -73,7 +73,7 @@ class Invoker:
         context = DevContext(spec.name, self.script_root, child_traceparent(traceparent), tracestate)
         kwargs = build_kwargs(spec, trigger_value, context, partial(self.client_json, origin))
         started = time.perf_counter()
-        log.info("Executing '%s' (Id=%s)", spec.name, context.invocation_id)
+        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, _reason(spec), context.invocation_id)
         try:
             if spec.is_async:
                 call: Awaitable[Any] = spec.func(**kwargs)
@@ -82,19 +82,28 @@ class Invoker:
             result = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
         except Exception:
             log.exception(
-                "Executed '%s' (Failed, Id=%s, Duration=%.0fms)",
+                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)",
                 spec.name,
                 context.invocation_id,
                 (time.perf_counter() - started) * 1000,
             )
             raise FunctionFailed(context.invocation_id) from None
         log.info(
-            "Executed '%s' (Succeeded, Id=%s, Duration=%.0fms)",
+            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
             spec.name,
             context.invocation_id,
             (time.perf_counter() - started) * 1000,
         )
         return result
+
+
+def _reason(spec: FunctionSpec) -> str:
+    """Why the host runs a function, as its execution log line says (Core Tools' output)."""
+    if spec.trigger_type == "httpTrigger":
+        return "This function was programmatically called via the host APIs."
+    if spec.trigger_type == "timerTrigger":
+        return f"Timer fired at {datetime.now(UTC).isoformat()}"
+    return "(null)"
 
 
 class HostServer:
