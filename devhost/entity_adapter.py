@@ -53,7 +53,7 @@ def batch_json(request: pb.EntityBatchRequest, infos: list[pb.OperationInfo]) ->
     )
 
 
-def batch_result(request: pb.EntityBatchRequest, infos: list[pb.OperationInfo], answer: str) -> pb.EntityBatchResult:
+def batch_result(infos: list[pb.OperationInfo], answer: str) -> pb.EntityBatchResult:
     """df's `EntityState` JSON as the engine's batch result: the new state and one result per operation."""
     parsed: dict[str, Any] = json.loads(answer)
     now = ph.new_timestamp(datetime.now(UTC))
@@ -98,7 +98,7 @@ def execute_entity_batch(
         except Exception as err:  # df raises only for what it cannot run at all (no operation name, ...)
             invocation.fail(f"Result: Failure\nException: {type(err).__name__}: {err}")
             return _failed_batch(request, infos, f"{type(err).__name__}: {err}")
-        result = batch_result(request, infos, str(answer))
+        result = batch_result(infos, str(answer))
         failures = [r.failure.failureDetails.errorMessage for r in result.results if r.HasField("failure")]
         if failures:
             log.warning(
