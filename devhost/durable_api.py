@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 import grpc
 from durabletask import client as dtc
-from durabletask.internal import orchestrator_service_pb2 as pb
 
 from devhost import jsonbody
+from devhost.durabletask_internals import pb
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,19 @@ def _loads(text: str | None) -> Any:
 class DurableApi:
     """Management operations of the Durable HTTP API, mapped onto a durabletask gRPC client."""
 
-    def __init__(self, client: dtc.TaskHubGrpcClient, hub_name: str, orchestrators: set[str], key: str):
+    def __init__(
+        self,
+        client: dtc.TaskHubGrpcClient,
+        hub_name: str,
+        orchestrators: set[str],
+        key: str,
+        default_version: str | None = None,
+    ):
         self.client = client
         self.hub_name = hub_name
-        self.orchestrators = {name.lower(): name for name in orchestrators}
+        self.orchestrators = {name.lower(): name for name in orchestrators}  # registered names
         self.key = key
+        self.default_version = default_version  # host.json extensions.durableTask.defaultVersion
 
     # --- URLs ------------------------------------------------------------------------------------------
     def management_urls(self, origin: str, instance_id: str) -> dict[str, str]:
@@ -147,7 +155,13 @@ class DurableApi:
 
     # --- operations -----------------------------------------------------------------------------------
     def start(
-        self, origin: str, name: str, instance_id: str | None, body: bytes, traceparent: str | None = None
+        self,
+        origin: str,
+        name: str,
+        instance_id: str | None,
+        body: bytes,
+        traceparent: str | None = None,
+        version: str | None = None,
     ) -> ApiResponse:
         registered = self.orchestrators.get(name.lower())
         if registered is None:
@@ -171,7 +185,9 @@ class DurableApi:
         try:
             # The engine refuses an id whose instance is pending, running or suspended (_REPLACEABLE): one
             # atomic call instead of a status check followed by a start.
-            new_id = self._schedule(registered, orchestration_input, instance_id, traceparent)
+            # `?version=` (df's start_new(version=...)) wins, even empty; else host.json's defaultVersion.
+            chosen = version if version is not None else self.default_version
+            new_id = self._schedule(registered, orchestration_input, instance_id, traceparent, chosen)
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
@@ -183,7 +199,14 @@ class DurableApi:
         urls = self.management_urls(origin, new_id)
         return ApiResponse(202, urls, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
 
-    def _schedule(self, name: str, orchestration_input: Any, instance_id: str | None, traceparent: str | None) -> str:
+    def _schedule(
+        self,
+        name: str,
+        orchestration_input: Any,
+        instance_id: str | None,
+        traceparent: str | None,
+        version: str | None = None,
+    ) -> str:
         if traceparent:
             # Make the caller's trace the parent of the orchestration, as the extension does with the
             # traceparent header the client sends.
@@ -193,12 +216,16 @@ class DurableApi:
             token = otel_context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
             try:
                 return self.client.schedule_new_orchestration(
-                    name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE
+                    name,
+                    input=orchestration_input,
+                    instance_id=instance_id,
+                    reuse_id_policy=_REPLACEABLE,
+                    version=version,
                 )
             finally:
                 otel_context.detach(token)
         return self.client.schedule_new_orchestration(
-            name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE
+            name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE, version=version
         )
 
     def status_body(self, state: dtc.OrchestrationState, show_input: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from devhost import logsafe
 from devhost.durable_api import WEBHOOK_PREFIX, ApiResponse, DurableApi
+from devhost.entity_api import EntityApi
 from devhost.eventgrid import DeliveryError, parse_delivery
 from devhost.index import AppIndex, FunctionSpec
 from devhost.invocation import DevContext, build_kwargs, child_traceparent
@@ -72,7 +73,7 @@ class Invoker:
         context = DevContext(spec.name, self.script_root, child_traceparent(traceparent), tracestate)
         kwargs = build_kwargs(spec, trigger_value, context, partial(self.client_json, origin))
         started = time.perf_counter()
-        log.info("Executing '%s' (Id=%s)", spec.name, context.invocation_id)
+        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, _reason(spec), context.invocation_id)
         try:
             if spec.is_async:
                 call: Awaitable[Any] = spec.func(**kwargs)
@@ -81,19 +82,28 @@ class Invoker:
             result = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
         except Exception:
             log.exception(
-                "Executed '%s' (Failed, Id=%s, Duration=%.0fms)",
+                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)",
                 spec.name,
                 context.invocation_id,
                 (time.perf_counter() - started) * 1000,
             )
             raise FunctionFailed(context.invocation_id) from None
         log.info(
-            "Executed '%s' (Succeeded, Id=%s, Duration=%.0fms)",
+            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
             spec.name,
             context.invocation_id,
             (time.perf_counter() - started) * 1000,
         )
         return result
+
+
+def _reason(spec: FunctionSpec) -> str:
+    """Why the host runs a function, as its execution log line says (Core Tools' output)."""
+    if spec.trigger_type == "httpTrigger":
+        return "This function was programmatically called via the host APIs."
+    if spec.trigger_type == "timerTrigger":
+        return f"Timer fired at {datetime.now(UTC).isoformat()}"
+    return "(null)"
 
 
 class HostServer:
@@ -107,8 +117,10 @@ class HostServer:
         route_prefix: str,
         durable: DurableApi | None,
         rpc_token: str,
+        entities: EntityApi | None = None,
     ):
         self.index = index
+        self.entities = entities
         self.invoker = invoker
         self.key = key
         self.route_prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
@@ -312,7 +324,19 @@ class HostServer:
         call: Callable[[], ApiResponse] | None = None
         if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in (2, 3):
             instance_id = parts[2] if len(parts) == 3 else None
-            call = partial(durable.start, origin, parts[1], instance_id, body, request.headers.get("traceparent"))
+            call = partial(
+                durable.start,
+                origin,
+                parts[1],
+                instance_id,
+                body,
+                request.headers.get("traceparent"),
+                query.get("version"),
+            )
+        elif parts[:1] == ["entities"] and self.entities is not None:
+            call = partial(
+                self.entities.handle, method, parts[1:], query, body, request.headers.get("Content-Type", "")
+            )
         elif parts[:1] == ["instances"]:
             if len(parts) == 1 and method == "GET":
                 call = partial(durable.list, query)
