@@ -32,8 +32,8 @@ def error_response(err: AppError, request: str, *, text: bool = False) -> func.H
     from shared.web.answers import error_answer
 
     answer = error_answer(err)
-    if answer.operators:
-        log.error("%s failed: %s", request, err)
+    if answer.operators:  # the caller is told where to look; the log says what happened, with the cause
+        log.error("%s failed: %s", request, err, exc_info=err)
     if text:
         return func.HttpResponse(
             answer.body["error"], status_code=answer.status, mimetype="text/plain", charset="utf-8"

@@ -314,4 +314,5 @@ def test_missing_model_directory_is_500_with_a_clear_message_and_the_cause_in_th
         assert "Traceback" not in response.text and "UseDevelopmentStorage" not in response.text
     assert bad_input.status_code == 400
     assert f"model directory {missing} does not exist" in log
-    assert "GET /api/weight: model failed" in log and "POST /api/score: model failed" in log
+    assert f"GET /api/weight failed: model directory {missing} does not exist" in log
+    assert f"POST /api/score failed: model directory {missing} does not exist" in log
