@@ -21,6 +21,7 @@ from typing import Any
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
+from devhost.child_env import restore_spilled
 from devhost.config import ConfigError
 from devhost.durable_adapter import execute_orchestrator, make_activity
 from devhost.durabletask_internals import EpisodeRunner, EpisodeWorker
@@ -73,6 +74,7 @@ def _start_loop() -> asyncio.AbstractEventLoop:
 
 
 def main(argv: list[str] | None = None) -> int:
+    restore_spilled()  # settings too large to pass through exec (devhost/child_env.py)
     parser = argparse.ArgumentParser(prog="python -m devhost.worker")
     parser.add_argument("--address", required=True, help="gRPC address of the Durable Task engine")
     parser.add_argument("--script-root", type=Path, required=True)

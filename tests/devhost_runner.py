@@ -39,6 +39,20 @@ class RunningHost:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def _stored_keys(self, section: str) -> dict[str, str]:
+        # devhost keeps its function and system keys in the data dir, like the host's file secrets repository.
+        stored = json.loads((self.data_dir / "state" / "secrets" / "host.json").read_text())
+        return {item["name"]: item["value"] for item in stored[section]}
+
+    @property
+    def function_key(self) -> str:
+        """The default function key: opens the app's `function`-level HTTP functions, not the webhooks."""
+        return self._stored_keys("functionKeys")["default"]
+
+    def system_key(self, extension: str) -> str:
+        """`durabletask_extension` or `eventgrid_extension`: opens that extension's webhook only."""
+        return self._stored_keys("systemKeys")[extension]
+
     def request(
         self, method: str, path: str, *, key: bool = True, timeout: float = 30, **kwargs: Any
     ) -> requests.Response:
