@@ -2,11 +2,13 @@
 
 What survives devhost dying, even by SIGKILL: Azurite keeps blob bytes on disk as they are written, but its
 metadata (which blobs exist, their blocks and eTags) in a LokiJS database it saves every 5 s and when it shuts
-down. So Azurite must always shut down, not be killed: it gets SIGTERM when its parent dies (PR_SET_PDEATHSIG),
-runs in its own session so a signal to devhost's process group (Ctrl+C, `kill -9 -- -PGID`) does not kill it
-first, and holds a lock on its data directory until it has exited, so a devhost started right after a crash waits
-for the old Azurite to finish saving instead of loading the data it has not yet saved (a second Azurite on the
-same directory would then overwrite it).
+down. So Azurite must always shut down, not be killed:
+- it gets SIGTERM when its parent dies (PR_SET_PDEATHSIG), and `azurite_signals.js` keeps the further copies of
+  that signal (one per devhost thread) from killing it while it saves;
+- it runs in its own session, so a signal to devhost's process group (`kill -9 %1`, `kill -9 -- -PGID`) does not
+  reach it;
+- it holds a lock on its data directory until it has exited, so a devhost started right after a crash waits for
+  the old Azurite to finish saving instead of loading older metadata (and then overwriting the save).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 APP_ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_NAME = "devstoreaccount1"
 LOCK_NAME = ".devhost-azurite.lock"
+SIGNALS_PRELOAD = Path(__file__).resolve().parent / "azurite_signals.js"
 # What Node and Azurite read from the environment; nothing else of devhost's (the app's settings may be large:
 # a value over 128 KiB cannot be passed to any program at all).
 _ENV_NAMES = {"PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT"}
@@ -96,6 +99,8 @@ class Azurite:
             raise RuntimeError("Node.js is required to run Azurite: `node` is not on PATH")
         return [
             node,
+            "--require",
+            str(SIGNALS_PRELOAD),  # a repeated SIGTERM must not cut Azurite's shutdown short
             str(script),
             "--blobHost",
             self.host,
@@ -140,20 +145,25 @@ class Azurite:
                 "or choose another port (devhost --azurite-port, or --no-azurite to use a running one)"
             )
         self._lock_fd = lock_fd
-        self._proc = subprocess.Popen(
-            self._command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=azurite_environment(os.environ),
-            pass_fds=(lock_fd,),  # Azurite holds the lock until it exits, whatever becomes of devhost
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        # Not a pipe to devhost: once devhost is gone a write to it would fail (EPIPE) and end Azurite's shutdown
+        # before it saved its metadata.
+        errors = self.location / "azurite-errors.log"
+        logged_before = errors.stat().st_size if errors.exists() else 0
+        with errors.open("ab") as error_log:
+            self._proc = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=error_log,
+                env=azurite_environment(os.environ),
+                pass_fds=(lock_fd,),  # Azurite holds the lock until it exits, whatever becomes of devhost
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                err = errors.read_bytes()[logged_before:][-4000:].decode(errors="replace")
                 code = self._proc.returncode
                 self.stop()
                 raise RuntimeError(f"Azurite exited with code {code}: {err.strip()}")
@@ -179,8 +189,6 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-        if proc.stderr:
-            proc.stderr.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -100,7 +100,10 @@ def start_devhost(
     key: str = "test-key-123",
     timeout: float = 90.0,
     env: dict[str, str] | None = None,
+    own_process_group: bool = False,
 ) -> RunningHost:
+    """`own_process_group`: devhost leads a process group of its own, as a shell's job does (`kill -9 %1` signals
+    the whole group)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     azurite_port = azurite_port or free_port()
@@ -142,6 +145,7 @@ def start_devhost(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=child_env,
+            start_new_session=own_process_group,
         )
     host = RunningHost(proc, f"http://127.0.0.1:{port}", key, azurite_port, data_dir, log_path, values)
     deadline = time.monotonic() + timeout
