@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
-from tests.helpers.storage import blob_service
+from tests.helpers.scoring import APP_SETTINGS, SUBSCRIPTIONS, assert_scored, people, runs, unique, wait_for_run
+from tests.helpers.storage import blob_service, upload
 from tests.reliability import TestRecorder
 
 pytestmark = pytest.mark.integration
@@ -163,3 +164,27 @@ def test_a_setting_over_128_kib_reaches_the_app_in_the_host_and_in_workers(tmp_p
     finally:
         host.stop()
     assert not (tmp_path / "state" / "worker-settings.json").exists()
+
+
+def test_a_file_whose_scoring_run_a_crash_lost_is_scored_after_the_restart(tmp_path: Path) -> None:
+    # The app itself: an upload to `incoming` starts a scoring run through the relay; devhost dies mid-run.
+    settings = {**APP_SETTINGS, "DEVHOST_EVENTGRID_SUBSCRIPTIONS": json.dumps(SUBSCRIPTIONS)}
+    host = start_devhost(tmp_path, settings, workers=1)
+    source = people(100_000)
+    name = unique("crash")
+    etag = upload(host, name, source.data())
+    deadline = time.monotonic() + 60
+    while not runs(host, name) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    lost = runs(host, name)
+    assert [run["runtimeStatus"] for run in lost] == ["Running"], lost
+    host.proc.send_signal(signal.SIGKILL)
+    host.proc.wait(timeout=10)
+    port = int(host.base_url.rsplit(":", 1)[1])
+    again = start_devhost(tmp_path, settings, workers=1, azurite_port=host.azurite_port, port=port)
+    try:
+        run = wait_for_run(again, name, timeout=120)
+        assert run["instanceId"] == lost[0]["instanceId"]  # the same run id: derived from the blob version
+        assert_scored(again, name, source, run, etag)
+    finally:
+        again.stop()
