@@ -49,10 +49,10 @@ class FunctionFailed(Exception):
 
 @dataclass(frozen=True)
 class Invoked:
-    """What a function returned, and the id of the invocation that returned it."""
+    """What a function returned, and the Durable instances it started."""
 
     result: Any
-    invocation_id: str
+    started: list[str]
 
 
 class Invoker:
@@ -94,6 +94,7 @@ class Invoker:
                 call = asyncio.get_running_loop().run_in_executor(None, partial(spec.func, **kwargs))
             result = await asyncio.wait_for(call, self.timeout) if self.timeout else await call
         except Exception:
+            self._started(context.invocation_id)
             log.exception(
                 "Executed '%s' (Failed, Id=%s, Duration=%.0fms)",
                 spec.name,
@@ -107,7 +108,10 @@ class Invoker:
             context.invocation_id,
             (time.perf_counter() - started) * 1000,
         )
-        return Invoked(result, context.invocation_id)
+        return Invoked(result, self._started(context.invocation_id))
+
+    def _started(self, invocation_id: str) -> list[str]:
+        return self.durable.started_by(invocation_id) if self.durable else []
 
 
 class HostServer:
@@ -349,8 +353,7 @@ class HostServer:
                         "invocationId": failed.invocation_id,
                     },
                 )
-            if self.durable is not None:
-                started.extend(self.durable.started_by(invoked.invocation_id))
+            started.extend(invoked.started)
         return web.Response(status=202, headers={STARTED_INSTANCES_HEADER: json.dumps(started)})
 
     # --- Durable HTTP API ------------------------------------------------------------------------------
