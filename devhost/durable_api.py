@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import grpc
 from durabletask import client as dtc
-from durabletask.internal import orchestrator_service_pb2 as pb
 
 from devhost import jsonbody
+from devhost.durabletask_internals import pb
 from devhost.history_view import history_events, iso
 
 log = logging.getLogger(__name__)
@@ -146,11 +146,19 @@ def is_json_media_type(content_type: str | None) -> bool:
 class DurableApi:
     """Management operations of the Durable HTTP API, mapped onto a durabletask gRPC client."""
 
-    def __init__(self, client: dtc.TaskHubGrpcClient, hub_name: str, orchestrators: set[str], key: str):
+    def __init__(
+        self,
+        client: dtc.TaskHubGrpcClient,
+        hub_name: str,
+        orchestrators: set[str],
+        key: str,
+        default_version: str | None = None,
+    ):
         self.client = client
         self.hub_name = hub_name
-        self.orchestrators = {name.lower(): name for name in orchestrators}
+        self.orchestrators = {name.lower(): name for name in orchestrators}  # registered names
         self.key = key  # the durabletask_extension system key: status URLs carry it, as Azure's do
+        self.default_version = default_version  # host.json extensions.durableTask.defaultVersion
         # Instances each function invocation started (its client binding's rpcBaseUrl names the invocation):
         # the blob relay holds an event until the work it started is done (devhost/relay.py).
         self._started: dict[str, list[str]] = {}
@@ -213,6 +221,7 @@ class DurableApi:
         instance_id: str | None,
         body: bytes,
         traceparent: str | None = None,
+        version: str | None = None,
         invocation_id: str | None = None,
     ) -> ApiResponse:
         registered = self.orchestrators.get(name.lower())
@@ -232,7 +241,9 @@ class DurableApi:
         try:
             # The engine refuses an id whose instance is pending, running or suspended (_REPLACEABLE): one
             # atomic call instead of a status check followed by a start.
-            new_id = self._schedule(registered, orchestration_input, instance_id, traceparent)
+            # `?version=` (df's start_new(version=...)) wins, even empty; else host.json's defaultVersion.
+            chosen = version if version is not None else self.default_version
+            new_id = self._schedule(registered, orchestration_input, instance_id, traceparent, chosen)
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
@@ -245,7 +256,14 @@ class DurableApi:
             self._started.setdefault(invocation_id, []).append(new_id)
         return self.check_status(origin, new_id)
 
-    def _schedule(self, name: str, orchestration_input: Any, instance_id: str | None, traceparent: str | None) -> str:
+    def _schedule(
+        self,
+        name: str,
+        orchestration_input: Any,
+        instance_id: str | None,
+        traceparent: str | None,
+        version: str | None = None,
+    ) -> str:
         if traceparent:
             # Make the caller's trace the parent of the orchestration, as the extension does with the
             # traceparent header the client sends.
@@ -255,12 +273,16 @@ class DurableApi:
             token = otel_context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
             try:
                 return self.client.schedule_new_orchestration(
-                    name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE
+                    name,
+                    input=orchestration_input,
+                    instance_id=instance_id,
+                    reuse_id_policy=_REPLACEABLE,
+                    version=version,
                 )
             finally:
                 otel_context.detach(token)
         return self.client.schedule_new_orchestration(
-            name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE
+            name, input=orchestration_input, instance_id=instance_id, reuse_id_policy=_REPLACEABLE, version=version
         )
 
     @staticmethod
@@ -443,8 +465,13 @@ class DurableApi:
             )
         new_id = None if query.flag("restartWithNewInstanceId", True) else instance_id
         try:
+            # RestartAsync goes through StartNewAsync: the default version, not the old instance's.
             started = self.client.schedule_new_orchestration(
-                state.name, input=_loads(state.serialized_input), instance_id=new_id, reuse_id_policy=_REPLACEABLE
+                state.name,
+                input=_loads(state.serialized_input),
+                instance_id=new_id,
+                reuse_id_policy=_REPLACEABLE,
+                version=self.default_version,
             )
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.ALREADY_EXISTS:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durabletask import history as h
-from durabletask.internal import orchestrator_service_pb2 as pb
+
+from devhost.durabletask_internals import pb
 
 _EPOCH_YEAR = 1970
 _STATUS_NAMES: dict[int, str] = {

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from devhost import logsafe
 from devhost.durable_api import WEBHOOK_PREFIX, ApiResponse, DurableApi, Query
+from devhost.entity_api import EntityApi
 from devhost.eventgrid import DeliveryError, allowed_origin, parse_delivery
 from devhost.index import AppIndex, FunctionSpec
 from devhost.invocation import DevContext, build_kwargs, child_traceparent
@@ -86,7 +87,7 @@ class Invoker:
         context = DevContext(spec.name, self.script_root, child_traceparent(traceparent), tracestate)
         kwargs = build_kwargs(spec, trigger_value, context, partial(self.client_json, origin, context.invocation_id))
         started = time.perf_counter()
-        log.info("Executing '%s' (Id=%s)", spec.name, context.invocation_id)
+        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, _reason(spec), context.invocation_id)
         try:
             if spec.is_async:
                 call: Awaitable[Any] = spec.func(**kwargs)
@@ -96,14 +97,14 @@ class Invoker:
         except Exception:
             self._started(context.invocation_id)
             log.exception(
-                "Executed '%s' (Failed, Id=%s, Duration=%.0fms)",
+                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)",
                 spec.name,
                 context.invocation_id,
                 (time.perf_counter() - started) * 1000,
             )
             raise FunctionFailed(context.invocation_id) from None
         log.info(
-            "Executed '%s' (Succeeded, Id=%s, Duration=%.0fms)",
+            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
             spec.name,
             context.invocation_id,
             (time.perf_counter() - started) * 1000,
@@ -112,6 +113,15 @@ class Invoker:
 
     def _started(self, invocation_id: str) -> list[str]:
         return self.durable.started_by(invocation_id) if self.durable else []
+
+
+def _reason(spec: FunctionSpec) -> str:
+    """Why the host runs a function, as its execution log line says (Core Tools' output)."""
+    if spec.trigger_type == "httpTrigger":
+        return "This function was programmatically called via the host APIs."
+    if spec.trigger_type == "timerTrigger":
+        return f"Timer fired at {datetime.now(UTC).isoformat()}"
+    return "(null)"
 
 
 class HostServer:
@@ -125,8 +135,10 @@ class HostServer:
         route_prefix: str,
         durable: DurableApi | None,
         rpc_token: str,
+        entities: EntityApi | None = None,
     ):
         self.index = index
+        self.entities = entities
         self.invoker = invoker
         self.keys = keys
         self.route_prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
@@ -370,10 +382,27 @@ class HostServer:
         if parts[:1] == ["orchestrators"] and method == "POST" and len(parts) in (2, 3):
             instance_id = parts[2] if len(parts) == 3 else None
             start = partial(
-                durable.start, origin, parts[1], instance_id, body, request.headers.get("traceparent"), invocation_id
+                durable.start,
+                origin,
+                parts[1],
+                instance_id,
+                body,
+                request.headers.get("traceparent"),
+                query.get("version"),
+                invocation_id,
             )
             response = await loop.run_in_executor(None, start)
             response = await self._maybe_wait(response, origin, query)
+        elif parts[:1] == ["entities"] and self.entities is not None:
+            entity_call = partial(
+                self.entities.handle,
+                method,
+                parts[1:],
+                dict(parse_qsl(request.query_string, keep_blank_values=True)),
+                body,
+                request.headers.get("Content-Type", ""),
+            )
+            response = await loop.run_in_executor(None, entity_call)
         else:
             call = self._instance_call(durable, request, parts, query, body)
             if call is None:

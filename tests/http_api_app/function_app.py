@@ -3,7 +3,7 @@ function_chaining, human_interaction), used to check devhost's HTTP surfaces aga
 HTTP starter, chained activities with custom status, an orchestration waiting for an external event, a failing one,
 a long timer, an Event Grid trigger starting an orchestration, and functions that show what they were handed.
 
-The app is called `app` (samples-v2 call it `myApp`; devhost's loader learns that name separately).
+Like the samples, the app is called `myApp`.
 """
 
 import hashlib
@@ -15,11 +15,11 @@ from pathlib import Path
 import azure.durable_functions as df
 import azure.functions as func
 
-app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+myApp = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)  # noqa: N816 (the samples-v2 name)
 
 
-@app.route(route="orchestrators/{functionName}")
-@app.durable_client_input(client_name="client")
+@myApp.route(route="orchestrators/{functionName}")
+@myApp.durable_client_input(client_name="client")
 async def http_start(req: func.HttpRequest, client):
     function_name = req.route_params.get("functionName")
     body = req.get_body()
@@ -27,15 +27,15 @@ async def http_start(req: func.HttpRequest, client):
     return client.create_check_status_response(req, instance_id)
 
 
-@app.route(route="raise/{instanceId}/{eventName}", methods=["POST"])
-@app.durable_client_input(client_name="client")
+@myApp.route(route="raise/{instanceId}/{eventName}", methods=["POST"])
+@myApp.durable_client_input(client_name="client")
 async def raise_with_client(req: func.HttpRequest, client):
     """Raises an event through the Python client (raise_event), as a sample's approval function does."""
     await client.raise_event(req.route_params["instanceId"], req.route_params["eventName"], req.get_json())
     return func.HttpResponse(status_code=202)
 
 
-@app.route(route="echo", methods=["POST"])
+@myApp.route(route="echo", methods=["POST"])
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     """What the function was handed: the body's size and digest, and the Content-Encoding header."""
     body = req.get_body()
@@ -47,14 +47,14 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(answer), mimetype="application/json")
 
 
-@app.route(route="setting/{name}", methods=["GET"])
+@myApp.route(route="setting/{name}", methods=["GET"])
 def setting_length(req: func.HttpRequest) -> func.HttpResponse:
     """How long an app setting is, as the host process sees it."""
     value = os.environ.get(req.route_params["name"])
     return func.HttpResponse(json.dumps({"length": None if value is None else len(value)}), mimetype="application/json")
 
 
-@app.orchestration_trigger(context_name="context")
+@myApp.orchestration_trigger(context_name="context")
 def hello_orchestrator(context: df.DurableOrchestrationContext):
     cities = context.get_input() or ["Tokyo", "Seattle", "London"]
     result = []
@@ -64,30 +64,30 @@ def hello_orchestrator(context: df.DurableOrchestrationContext):
     return result
 
 
-@app.orchestration_trigger(context_name="context")
+@myApp.orchestration_trigger(context_name="context")
 def approval_orchestrator(context: df.DurableOrchestrationContext):
     approval = yield context.wait_for_external_event("Approval")
     return {"value": approval, "type": type(approval).__name__}
 
 
-@app.orchestration_trigger(context_name="context")
+@myApp.orchestration_trigger(context_name="context")
 def failing_orchestrator(context: df.DurableOrchestrationContext):
     yield context.call_activity("fail", "boom-17")
 
 
-@app.orchestration_trigger(context_name="context")
+@myApp.orchestration_trigger(context_name="context")
 def sleepy_orchestrator(context: df.DurableOrchestrationContext):
     seconds = float(context.get_input() or 30)
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
     return {"slept": seconds}
 
 
-@app.orchestration_trigger(context_name="context")
+@myApp.orchestration_trigger(context_name="context")
 def setting_orchestrator(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("setting_length_in_worker", context.get_input()))
 
 
-@app.orchestration_trigger(context_name="context")
+@myApp.orchestration_trigger(context_name="context")
 def blob_orchestrator(context: df.DurableOrchestrationContext):
     """Works on a blob a while (a durable timer), then records that it finished."""
     subject = context.get_input()["subject"]
@@ -95,31 +95,31 @@ def blob_orchestrator(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("record_done", subject))
 
 
-@app.activity_trigger(input_name="city")
+@myApp.activity_trigger(input_name="city")
 def say_hello(city: str) -> str:
     return f"Hello {city}!"
 
 
-@app.activity_trigger(input_name="detail")
+@myApp.activity_trigger(input_name="detail")
 def fail(detail: str) -> None:
     raise ValueError(f"activity failed with {detail}")
 
 
-@app.activity_trigger(input_name="name")
+@myApp.activity_trigger(input_name="name")
 def setting_length_in_worker(name: str) -> dict[str, int | None]:
     value = os.environ.get(name)
     return {"length": None if value is None else len(value)}
 
 
-@app.activity_trigger(input_name="subject")
+@myApp.activity_trigger(input_name="subject")
 def record_done(subject: str) -> str:
     with (Path(os.environ["APP_STATE_DIR"]) / "done.jsonl").open("a", encoding="utf-8") as handle:
         handle.write(json.dumps({"subject": subject}) + "\n")
     return subject
 
 
-@app.event_grid_trigger(arg_name="event")
-@app.durable_client_input(client_name="client")
+@myApp.event_grid_trigger(arg_name="event")
+@myApp.durable_client_input(client_name="client")
 async def on_blob(event: func.EventGridEvent, client):
     instance_id = await client.start_new("blob_orchestrator", None, {"subject": event.subject})
     with (Path(os.environ["APP_STATE_DIR"]) / "started.jsonl").open("a", encoding="utf-8") as handle:
