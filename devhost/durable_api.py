@@ -446,13 +446,9 @@ class DurableApi:
         if state.runtime_status != dtc.OrchestrationStatus.FAILED:
             message = "The rewind operation is only supported on failed orchestration instances."
             return _error(500, SOMETHING_WENT_WRONG, message, "System.InvalidOperationException")
-        return ApiResponse(
-            501,
-            {
-                "error": "rewind is not supported by devhost: its engine cannot replay a failed instance with the "
-                "failed tasks removed; restart it instead (POST .../restart runs it again with the same input)"
-            },
-        )
+        self.client.rewind_orchestration(instance_id, reason=query.get("reason") or None)
+        log.info("rewound %s instance %s", state.name, instance_id)
+        return ApiResponse(202)
 
     def restart(self, origin: str, instance_id: str, query: Query) -> ApiResponse:
         """Starts the instance's orchestrator again with its input: a new id unless `restartWithNewInstanceId=false`

@@ -76,6 +76,15 @@ def failing_orchestrator(context: df.DurableOrchestrationContext):
 
 
 @myApp.orchestration_trigger(context_name="context")
+def fails_once_orchestrator(context: df.DurableOrchestrationContext):
+    """A first step that succeeds, then one that fails on its first run only: what a rewind is for."""
+    key = context.get_input()
+    first = yield context.call_activity("count_calls", f"{key}-first")
+    second = yield context.call_activity("fail_first_time", key)
+    return {"first": first, "second": second}
+
+
+@myApp.orchestration_trigger(context_name="context")
 def sleepy_orchestrator(context: df.DurableOrchestrationContext):
     seconds = float(context.get_input() or 30)
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
@@ -103,6 +112,26 @@ def say_hello(city: str) -> str:
 @myApp.activity_trigger(input_name="detail")
 def fail(detail: str) -> None:
     raise ValueError(f"activity failed with {detail}")
+
+
+def _count(key: str) -> int:
+    marker = Path(os.environ["APP_STATE_DIR"]) / f"{key}.count"
+    calls = int(marker.read_text()) + 1 if marker.exists() else 1
+    marker.write_text(str(calls))
+    return calls
+
+
+@myApp.activity_trigger(input_name="key")
+def count_calls(key: str) -> int:
+    return _count(key)
+
+
+@myApp.activity_trigger(input_name="key")
+def fail_first_time(key: str) -> int:
+    calls = _count(key)
+    if calls == 1:
+        raise RuntimeError(f"first call of {key} fails")
+    return calls
 
 
 @myApp.activity_trigger(input_name="name")

@@ -409,7 +409,28 @@ def test_restart_with_the_same_id_of_a_running_instance_is_refused(host: Running
     call(host, "POST", f"{DURABLE}/instances/{instance}/terminate", durable_key(host))
 
 
-def test_rewind_refuses_what_the_extension_refuses_and_says_devhost_cannot_rewind(host: RunningHost) -> None:
+def test_rewind_runs_the_failed_task_again_and_nothing_else(host: RunningHost) -> None:
+    # DurableClient.RewindAsync (Failed only) -> the history without its failed tasks; the replay schedules them
+    # again, the steps that had succeeded are not run again.
+    key = f"rw-{time.time_ns()}"
+    instance = start(host, "fails_once_orchestrator", key).json()["id"]
+    failed = wait_until(host, instance, {"Failed"})
+    assert "first call of" in failed["output"]
+    rewound = call(
+        host, "POST", f"{DURABLE}/instances/{instance}/rewind", durable_key(host), params={"reason": "fixed"}
+    )
+    assert rewound.status_code == 202 and rewound.content == b""
+    done = wait_until(host, instance, {"Completed"})
+    assert done["output"] == {"first": 1, "second": 2}
+    history = status(host, instance, showHistory="true").json()["historyEvents"]
+    assert [e.get("FunctionName") for e in history if e["EventType"] == "TaskCompleted"] == [
+        "count_calls",
+        "fail_first_time",
+    ]
+    assert call(host, "POST", f"{DURABLE}/instances/{instance}/rewind", durable_key(host)).status_code == 410
+
+
+def test_rewind_refuses_an_instance_that_has_not_failed(host: RunningHost) -> None:
     running = start(host, "sleepy_orchestrator", 30).json()["id"]
     wait_until(host, running, {"Running"})
     not_failed = call(host, "POST", f"{DURABLE}/instances/{running}/rewind", durable_key(host))
@@ -421,11 +442,7 @@ def test_rewind_refuses_what_the_extension_refuses_and_says_devhost_cannot_rewin
     call(host, "POST", f"{DURABLE}/instances/{running}/terminate", durable_key(host))
     wait_until(host, running, {"Terminated"})
     assert call(host, "POST", f"{DURABLE}/instances/{running}/rewind", durable_key(host)).status_code == 410
-    failed = start(host, "failing_orchestrator").json()["id"]
-    wait_until(host, failed, {"Failed"})
-    refused = call(host, "POST", f"{DURABLE}/instances/{failed}/rewind", durable_key(host))
-    assert refused.status_code == 501
-    assert "restart" in refused.json()["error"]
+    assert call(host, "POST", f"{DURABLE}/instances/nobody/rewind", durable_key(host)).status_code == 404
 
 
 # --- purge by filter (HandleDeleteHistoryWithFiltersRequestAsync) ------------------------------------------------
