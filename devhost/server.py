@@ -366,7 +366,9 @@ class HostServer:
                     },
                 )
             started.extend(invoked.started)
-        return web.Response(status=202, headers={STARTED_INSTANCES_HEADER: json.dumps(started)})
+        listed = json.dumps(started)
+        # The relay posts one event at a time; a large batch from elsewhere gets no header rather than a huge one.
+        return web.Response(status=202, headers={STARTED_INSTANCES_HEADER: listed} if len(listed) <= 4096 else None)
 
     # --- Durable HTTP API ------------------------------------------------------------------------------
     async def _durable(self, request: web.Request, sub: str, invocation_id: str | None) -> web.StreamResponse:
