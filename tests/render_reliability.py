@@ -23,8 +23,8 @@ is told to shut down and saves its metadata; the next devhost waits for that sav
 partial predictions are ever committed (blocks are staged, the block list is committed at the end). The relay
 keeps each `BlobCreated` event until the runs it started have ended, and delivers it again after a restart, so a
 file whose run was lost is scored again under the same instance id (the staged blocks of the lost run are
-overwritten). Runs started by `POST /api/scoring` or a timer are not started again. In Azure, the task hub in
-Storage keeps running orchestrations.
+overwritten). Runs started by `POST /api/scoring`, or by a timer occurrence that had fired, are not started again.
+In Azure, the task hub in Storage keeps running orchestrations.
 
 ## Dependency audit
 
