@@ -58,7 +58,7 @@ from durabletask.internal import helpers  # noqa: E402
 from durabletask.internal import orchestrator_service_pb2 as pb  # noqa: E402
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs  # noqa: E402
 from durabletask.testing.in_memory_backend import ActivityWorkItem, InMemoryOrchestrationBackend  # noqa: E402
-from durabletask.worker import TaskHubGrpcWorker  # noqa: E402
+from durabletask.worker import TaskHubGrpcWorker, _OrchestrationExecutor  # noqa: E402
 
 _worker_log = logging.getLogger("devhost.worker")
 
@@ -254,6 +254,25 @@ def oversize_message(response: pb.OrchestratorResponse, limit: int) -> str:
     )
 
 
+def _rewind_action(req: pb.OrchestratorRequest, logger: logging.Logger) -> pb.OrchestratorAction | None:
+    """The engine's rewind of a failed instance (POST .../rewind): the history without its failed tasks.
+
+    The engine asks the worker to rewrite the history (an executionRewound event after the executionCompleted);
+    durabletask's own executor does that without running the orchestrator (`_build_rewind_result`): the failed
+    TaskScheduled/TaskFailed pairs and sub-orchestration failures go, so df's next replay schedules them again,
+    as DTFx's rewind does for the extension.
+    """
+    rewound = any(e.HasField("executionRewound") for e in req.newEvents)
+    if not rewound or not any(e.HasField("executionCompleted") for e in req.pastEvents):
+        return None
+    name = next((e.executionStarted.name for e in req.pastEvents if e.HasField("executionStarted")), "")
+    executor = _OrchestrationExecutor.__new__(_OrchestrationExecutor)  # only its history rewrite is used
+    executor._logger = logger
+    result = executor._build_rewind_result(req.instanceId, name, list(req.pastEvents), list(req.newEvents))
+    action: pb.OrchestratorAction = result.actions[0]
+    return action
+
+
 class EpisodeWorker(TaskHubGrpcWorker):
     """durabletask's worker with orchestrator episodes run by `run_episode` and entity batches by `run_entity`
     instead of its own executors.
@@ -276,7 +295,8 @@ class EpisodeWorker(TaskHubGrpcWorker):
 
     def _execute_orchestrator(self, req: pb.OrchestratorRequest, stub: Any, completionToken: Any) -> None:  # noqa: N803
         try:
-            actions, custom_status = self._devhost_run_episode(req)
+            rewind = _rewind_action(req, _worker_log)
+            actions, custom_status = ([rewind], None) if rewind else self._devhost_run_episode(req)
         except EpisodeRejected as rejected:
             _worker_log.warning("%s: %s; the work item is abandoned and retried later", req.instanceId, rejected)
             stub.AbandonTaskOrchestratorWorkItem(pb.AbandonOrchestrationTaskRequest(completionToken=completionToken))

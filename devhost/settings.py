@@ -125,8 +125,11 @@ DEVHOST_KEY = DevhostSetting(
     "DEVHOST_KEY",
     _text,
     "text",
-    doc="The function key for `function`/`admin` routes and the Durable HTTP API; unset: a new one at each start "
-    "(printed in the start-up banner). `python -m devhost.upload` reads it too.",
+    doc="The master key: it opens every HTTP function, the Durable HTTP API, the Event Grid webhook and `/admin`, "
+    "as the host's master key does; unset: a new one at each start (printed in the start-up banner). The function "
+    "key `default` (HTTP functions only) and the system keys `durabletask_extension` and `eventgrid_extension` "
+    "(their webhook only) are made once and kept in `<data dir>/secrets/host.json`. `python -m devhost.upload` "
+    "reads it too.",
     secret=True,
 )
 DEVHOST_APP_HOOKS = DevhostSetting(

@@ -19,6 +19,7 @@ from types import FrameType
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
 from devhost.activity_adapter import make_activity
+from devhost.child_env import restore_spilled
 from devhost.config import ConfigError, HostJson
 from devhost.durable_adapter import execute_orchestrator
 from devhost.durable_catalog import DurableCatalog
@@ -85,6 +86,7 @@ def _start_loop() -> asyncio.AbstractEventLoop:
 
 
 def main(argv: list[str] | None = None) -> int:
+    restore_spilled()  # settings too large to pass through exec (devhost/child_env.py)
     parser = argparse.ArgumentParser(prog="python -m devhost.worker")
     parser.add_argument("--address", required=True, help="gRPC address of the Durable Task engine")
     parser.add_argument("--script-root", type=Path, required=True)
