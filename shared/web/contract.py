@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,30 +102,51 @@ def download_pattern(containers: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Choices:
-    """A set of accepted texts built from settings, each mapped to what it means (`ws-a` -> its full key)."""
+    """A set of accepted texts built from settings, each mapped to what it means (`ws-a` -> its full key).
+
+    `any_case`: the texts are matched without regard to case (Azure resource names are case-insensitive, and users
+    have always been able to write a workspace as `WS-BETA`); the document then states them as one pattern that
+    accepts exactly those texts in any case, since JSON Schema's `enum` compares exactly."""
 
     name: str  # what they are, for messages: "the configured workspaces (AML_WORKSPACES)"
     values: Mapping[str, str]
+    any_case: bool = False
 
     def enum(self) -> list[str]:
         return list(self.values)
 
+    def pattern(self) -> str:
+        """An ECMA 262 pattern matching exactly the accepted texts (in any case when `any_case`)."""
+
+        def one(text: str) -> str:
+            if not self.any_case:
+                return re.escape(text)
+            return "".join(f"[{c.lower()}{c.upper()}]" if c.isascii() and c.isalpha() else re.escape(c) for c in text)
+
+        return "^(?:" + "|".join(one(text) for text in self.values) + ")$"
+
     def pick(self, field_name: str, value: str, *, hint: str = "") -> str:
         if value in self.values:
             return self.values[value]
+        if self.any_case:
+            for text, meaning in self.values.items():
+                if text.lower() == value.lower():
+                    return meaning
         raise RequestFieldError(
             field_name, f"{field_name}: expected one of {self.name}: {', '.join(self.values)}, got {shown(value)}{hint}"
         )
 
 
 def workspace_choices(keys_and_names: Sequence[tuple[str, str]]) -> Choices:
-    """Each workspace by its full key, and by its workspace name when no other configured workspace has it."""
+    """Each workspace by its full key, and by its workspace name when no other configured workspace has it (names
+    compared without case, as ARM compares them)."""
     counts: dict[str, int] = {}
     for _, name in keys_and_names:
-        counts[name] = counts.get(name, 0) + 1
+        counts[name.lower()] = counts.get(name.lower(), 0) + 1
     values = {key: key for key, _ in keys_and_names}
-    values.update({name: key for key, name in keys_and_names if counts[name] == 1 and name not in values})
-    return Choices("the configured workspaces (AML_WORKSPACES)", values)
+    keys = {key.lower() for key in values}
+    values.update({name: key for key, name in keys_and_names if counts[name.lower()] == 1 and name.lower() not in keys})
+    return Choices("the configured workspaces (AML_WORKSPACES)", values, any_case=True)
 
 
 def container_choices(setting: str, container: str) -> Choices:
@@ -153,8 +175,8 @@ class ShutdownBody(_Body):
     # The items' enum (the configured workspaces) is added by shared.web.openapi from the settings.
     workspaces: Annotated[list[str], Field(min_length=1, max_length=MAX_PATTERNS)] = Field(
         default_factory=list,
-        description="Configured workspaces, each by its key or (when unambiguous) its name, exactly as configured "
-        "in AML_WORKSPACES; default: all of them.",
+        description="Configured workspaces, each by its key or (when unambiguous) its name, as configured "
+        "in AML_WORKSPACES (any case); default: all of them.",
     )
     include: Patterns = Field(default_factory=list, description="Only instances whose name matches one of these globs.")
     exclude: Patterns = Field(

@@ -62,12 +62,12 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
     if "workspaces" in given:
         pairs = [(w.key, w.name) for w in settings.workspaces]
         choices = contract.workspace_choices(pairs)
-        names = [name for _, name in pairs]
+        names = [name.lower() for _, name in pairs]
         resolved = []
         for i, text in enumerate(request.workspaces):
             hint = (
-                f"; {text!r} is ambiguous ({names.count(text)} workspaces have that name): name it by its key"
-                if names.count(text) > 1
+                f"; {text!r} is ambiguous ({names.count(text.lower())} workspaces have that name): name it by its key"
+                if names.count(text.lower()) > 1
                 else ""
             )
             resolved.append(choices.pick(f"workspaces[{i}]", text, hint=hint))

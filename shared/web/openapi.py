@@ -61,7 +61,7 @@ class Configured:
     """The settings the document states as enums, read from the running app; None where a setting cannot be read
     (the document then states the type alone, and the endpoint answers 500 until the setting is fixed)."""
 
-    workspaces: tuple[str, ...] | None  # keys and unambiguous names of AML_WORKSPACES
+    workspaces: str | None  # a pattern: the keys and unambiguous names of AML_WORKSPACES, any case
     input_container: str | None  # SCORING_INPUT_CONTAINER
     download_containers: tuple[str, ...] | None  # SCORING_OUTPUT_CONTAINER, SCORING_ERRORS_CONTAINER
 
@@ -78,7 +78,7 @@ class Configured:
         workspaces = read(lambda: settings.AML_WORKSPACES.get(env))
         choices = contract.workspace_choices([(w.key, w.name) for w in workspaces]) if workspaces else None
         return cls(
-            workspaces=tuple(choices.enum()) if choices else None,
+            workspaces=choices.pattern() if choices else None,
             input_container=read(lambda: settings.SCORING_INPUT_CONTAINER.get(env)),
             download_containers=read(
                 lambda: (settings.SCORING_OUTPUT_CONTAINER.get(env), settings.SCORING_ERRORS_CONTAINER.get(env))
@@ -335,7 +335,7 @@ def _schemas(configured: Configured) -> dict[str, Any]:
     """The bodies' schemas, with the configured values as enums (the readers accept exactly these)."""
     schemas = contract.body_schemas()
     if configured.workspaces is not None:
-        schemas["ShutdownBody"]["properties"]["workspaces"]["items"]["enum"] = list(configured.workspaces)
+        schemas["ShutdownBody"]["properties"]["workspaces"]["items"]["pattern"] = configured.workspaces
     if configured.input_container is not None:
         schemas["ScoringBody"]["properties"]["container"]["enum"] = [configured.input_container]
     return {**schemas, **EXTRA_SCHEMAS}

@@ -44,7 +44,6 @@ BAD = [
         "workspaces[0]",
         "'ws-prod' is ambiguous (2 workspaces have that name): name it by its key",
     ),
-    ("workspace in another case", '{"workspaces": ["WS-RESEARCH"]}', "workspaces[0]", 'got "WS-RESEARCH"'),
     ("workspace padded", '{"workspaces": [" ws-research"]}', "workspaces[0]", 'got " ws-research"'),
     (
         "include object",
