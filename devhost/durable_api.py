@@ -218,19 +218,28 @@ class DurableApi:
         }
         return body
 
-    def status(self, origin: str, instance_id: str, show_input: bool = True, show_history: bool = False) -> ApiResponse:
+    def status(
+        self,
+        origin: str,
+        instance_id: str,
+        show_input: bool = True,
+        show_history: bool = False,
+        show_history_output: bool = False,
+    ) -> ApiResponse:
         state = self.client.get_orchestration_state(instance_id, fetch_payloads=True)
         if state is None:
             return ApiResponse(404, {"error": f"no orchestration instance with id {instance_id!r}"})
         body = self.status_body(state, show_input)
         if show_history:
-            body["historyEvents"] = self._history_summary(instance_id)
+            body["historyEvents"] = self._history_summary(instance_id, show_history_output)
         if state.runtime_status in TERMINAL:
             return ApiResponse(200, body)
         location = self.management_urls(origin, instance_id)["statusQueryGetUri"]
         return ApiResponse(202, body, {"Location": location, "Retry-After": "10"})
 
-    def _history_summary(self, instance_id: str) -> list[dict[str, Any]]:
+    def _history_summary(self, instance_id: str, show_output: bool = False) -> list[dict[str, Any]]:
+        """The history's events; with `show_output` also their payloads (JSON text), so the size of what an
+        episode replays can be measured (devhost keeps the inputs of scheduled tasks there too)."""
         events = self.client.get_orchestration_history(instance_id)
         summary: list[dict[str, Any]] = []
         for event in events:
@@ -242,6 +251,11 @@ class DurableApi:
                 value = getattr(event, attr, None)
                 if value is not None:
                     entry[attr] = _iso(value) if isinstance(value, datetime) else value
+            if show_output:
+                for attr, key in (("input", "Input"), ("result", "Result")):
+                    payload = getattr(event, attr, None)
+                    if payload is not None:
+                        entry[key] = payload
             summary.append(entry)
         return summary
 

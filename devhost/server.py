@@ -323,6 +323,7 @@ class HostServer:
                     parts[1],
                     query.get("showInput", "true").lower() != "false",
                     query.get("showHistory", "").lower() == "true",
+                    query.get("showHistoryOutput", "").lower() == "true",
                 )
             elif len(parts) == 2 and method == "DELETE":
                 call = partial(durable.purge, parts[1])
