@@ -28,7 +28,7 @@ from tests.helpers.durable_sizes import DURABLE, HISTORY_BOUND, MESSAGE_BOUND, m
 log = logging.getLogger(__name__)
 
 
-def run(size: int, chunk_bytes: int, work_dir: Path, workers: int | None) -> dict[str, Any]:
+def run(size: int, chunk_bytes: int, work_dir: Path, workers: int | None, keep_log: Path | None) -> dict[str, Any]:
     source = generate(size)
     data = Path(tempfile.mkdtemp(prefix="scoring-scale-", dir=work_dir))
     settings = {
@@ -50,6 +50,8 @@ def run(size: int, chunk_bytes: int, work_dir: Path, workers: int | None) -> dic
         chunks = host.request("GET", f"{DURABLE}/instances/{run_id}").json()["output"]["chunks"]
     finally:
         host.stop()
+        if keep_log is not None:
+            shutil.copyfile(host.log_path, keep_log)
         shutil.rmtree(data, ignore_errors=True)
     largest_history = max(sizes, key=lambda s: s.history_bytes)
     largest_message = max(sizes, key=lambda s: s.largest_message_bytes)
@@ -76,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-mib", type=float, default=1.0, help="SCORING_CHUNK_BYTES in MiB (default 1)")
     parser.add_argument("--workers", type=int, default=None, help="devhost worker processes (default: cores)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()), help="devhost's data")
+    parser.add_argument("--keep-log", type=Path, default=None, help="copy devhost's log here before cleaning up")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
     started = time.perf_counter()
-    figures = run(int(args.gb * 10**9), int(args.chunk_mib * 1024 * 1024), args.work_dir, args.workers)
+    size, chunk_bytes = int(args.gb * 10**9), int(args.chunk_mib * 1024 * 1024)
+    figures = run(size, chunk_bytes, args.work_dir, args.workers, args.keep_log)
     figures["harness_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(figures, indent=2))
     return 0 if figures["within_bounds"] else 1
