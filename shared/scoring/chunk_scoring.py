@@ -14,6 +14,7 @@ from shared.errors import NotFoundError, ScoringError, SourceChangedError
 from shared.scoring import chunk_slots
 from shared.scoring.chunk_bytes import Predict, ScoredChunk, check_columns, score_chunk_bytes
 from shared.scoring.csv_chunks import ChunkRange, plan_chunks, realign
+from shared.scoring.events import control_character_reason
 from shared.scoring.payloads import ChunkPlan, ChunkResult, ScoringRequest
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ def plan_scoring(
     env: Mapping[str, str] | None = None,
 ) -> ChunkPlan:
     """Read the blob's properties and header, check the model's columns, and plan line-aligned chunks."""
+    problem = control_character_reason(request.name)
+    if problem:
+        raise ScoringError(problem)
     info = blobs.find_blob(request.container, request.name, env)
     if info is None and request.etag:
         raise SourceChangedError(
