@@ -23,6 +23,7 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 CONTAINER_PREFIX = "/blobServices/default/containers/"
+LIST_FAILURES_TO_WARN = 20  # passes (5 s at the default interval): longer than an Azurite restart
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ class BlobRelay:
     ):
         from azure.storage.blob import BlobServiceClient
 
-        self._service = BlobServiceClient.from_connection_string(connection_string)
+        # No SDK retries: the next pass is the retry. (With the SDK's, one listing that Azurite keeps answering 500
+        # took 82 s, and every other container waited for it.)
+        self._service = BlobServiceClient.from_connection_string(connection_string, retry_total=0)
         self.subscriptions = subscriptions
         self.state_file = state_file
         self.deliver = deliver
@@ -118,6 +121,7 @@ class BlobRelay:
         # key -> (failed attempts, monotonic time of the next attempt): Event Grid backs off between retries.
         self._retry: dict[str, tuple[int, float]] = {}
         self._sequencer = 0
+        self._list_failures: dict[str, int] = {}  # container -> passes in a row its listing failed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._load_state()
@@ -155,8 +159,9 @@ class BlobRelay:
             try:
                 blobs = list(client.list_blobs())
             except Exception as err:  # Azurite restarting or container deleted: try again next pass
-                log.debug("relay cannot list %s: %s", container, err)
+                self._listing_failed(container, err)
                 continue
+            self._list_failures.pop(container, None)
             for blob in blobs:
                 key = f"{container}/{blob.name}"
                 etag = str(blob.etag)
@@ -189,6 +194,21 @@ class BlobRelay:
         if dirty:
             self._save_state()  # once a pass: the file grows with every blob ever delivered
         return delivered
+
+    def _listing_failed(self, container: str, err: Exception) -> None:
+        """A restart of Azurite fails a pass or two; a listing that keeps failing blinds the relay to every blob of the
+        container, so it is said once (a warning, not a debug line nobody sees)."""
+        failures = self._list_failures[container] = self._list_failures.get(container, 0) + 1
+        log.debug("relay cannot list %s: %s", container, err)
+        if failures == LIST_FAILURES_TO_WARN:
+            log.warning(
+                "relay: listing container %s failed %s times in a row, so none of its blobs gets an event (%s); "
+                "Azurite answers 500 to a listing holding a blob named with a control character other than tab, CR "
+                "or LF (Azure Storage refuses such names): delete that blob",
+                container,
+                failures,
+                str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
