@@ -65,6 +65,7 @@ def run(size: int, chunk_bytes: int, work_dir: Path, workers: int | None, keep_l
         "upload_seconds": round(upload_s, 1),
         "processing_seconds": round(processing_s, 1),
         "orchestrations": len(sizes),
+        "run_history": asdict(next(s for s in sizes if s.instance_id == run_id)),
         "largest_history": asdict(largest_history),
         "largest_message": asdict(largest_message),
         "within_bounds": largest_history.history_bytes <= HISTORY_BOUND
