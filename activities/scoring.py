@@ -83,8 +83,7 @@ def realign_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
     from shared.telemetry import carrier_span
 
     task = RunTask.from_dict(payload)
-    request = task.run.plan.request
-    with carrier_span(names.REALIGN_SCORING_CHUNKS, task.trace, {"instance_id": request.run_id}):
+    with carrier_span(names.REALIGN_SCORING_CHUNKS, task.trace, {"instance_id": task.run.run_id}):
         return RealignedWaves(waves=tuple(waves.realign_run(task.run))).to_dict()
 
 
@@ -156,27 +155,22 @@ def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
     from shared.telemetry import carrier_span
 
     task = RunTask.from_dict(payload)
-    plan = task.run.plan
+    plan = waves.load_plan(task.run)
     with carrier_span(
         names.COMMIT_PREDICTIONS, task.trace, {"instance_id": plan.request.run_id, "blob": plan.request.source}
     ):
-        result = waves.commit_run(
-            task.run,
-            model_name=plan.model_name,
-            model_version=plan.model_version,
-            error_threshold=settings.SCORING_ERROR_THRESHOLD.get(),
-        )
+        result = waves.commit_run(task.run, error_threshold=settings.SCORING_ERROR_THRESHOLD.get(), plan=plan)
         return result.to_dict()
 
 
 @bp.activity_trigger(input_name="payload", activity=names.DELETE_SCORING_WAVES)
 def delete_scoring_waves(payload: dict[str, Any]) -> dict[str, Any]:
-    """RunTask -> {"deleted": n}: the run's wave blobs, no longer needed once its commit's outcome is known."""
+    """RunTask -> {"deleted": n}: the run's plan and wave blobs, no longer needed once its commit's outcome is
+    known."""
     from shared.scoring import waves
     from shared.scoring.payloads import RunTask
 
-    plan = RunTask.from_dict(payload).run.plan
-    return {"deleted": waves.delete_run(plan.errors_container, plan.errors_name, plan.request)}
+    return {"deleted": waves.delete_waves(RunTask.from_dict(payload).run)}
 
 
 @bp.activity_trigger(input_name="payload", activity=names.RECORD_SCORING_ERROR)

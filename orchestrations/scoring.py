@@ -1,10 +1,11 @@
 """Scoring orchestration: plan byte-range chunks -> score them wave by wave -> realign around quoted line breaks ->
 commit one predictions CSV.
 
-Histories stay small whatever the file's size: the planner keeps the chunk ranges in the run's wave blobs
-(shared/scoring/waves.py) and returns a plan without them; each wave (`wave_size` chunks, a sub-orchestration
-when there are several) loads its chunks, scores them `parallel` at a time (which bounds worker memory to about
-chunk size x parallel) and saves their results to its blob; the parent keeps one `WaveSummary` per wave. A run
+Histories stay small whatever the file's size: the planner keeps the plan and the chunk ranges in the run's blobs
+(shared/scoring/waves.py) and returns the plan without them; each wave (`wave_size` chunks, a sub-orchestration
+when there are several, given only a `RunRef`) loads its chunks, scores them `parallel` at a time (which bounds
+worker memory to about chunk size x parallel) and saves their results to its blob; the parent keeps one
+`WaveSummary` per wave. A run
 that fails leaves `<errors container>/<name>.error.json` saying why (shared/scoring/error_document.py) and still
 fails with its own error.
 """
@@ -76,13 +77,10 @@ def _score_wave(
     context: df.DurableOrchestrationContext, task: WaveTask, on_batch: OnBatch | None = None
 ) -> Generator[Any, Any, WaveSummary]:
     """Score the chunks of one wave that have no current result; keep their results in the wave's blob."""
-    loaded = yield context.call_activity_with_retry(names.LOAD_SCORING_WAVE, RETRY, task.to_dict())
-    plan = _answer(loaded, ChunkPlan)
+    plan = yield from _call(context, names.LOAD_SCORING_WAVE, task, ChunkPlan)
     results = yield from _score_chunks(context, plan, task, on_batch)
     saved = WaveResults(run=task.run, wave=task.wave, results=tuple(results), trace=task.trace)
-    return _answer(
-        (yield context.call_activity_with_retry(names.SAVE_SCORING_WAVE, RETRY, saved.to_dict())), WaveSummary
-    )
+    return (yield from _call(context, names.SAVE_SCORING_WAVE, saved, WaveSummary))
 
 
 def _score_chunks(
@@ -123,7 +121,7 @@ def scoring_orchestrator(context: df.DurableOrchestrationContext) -> Generator[A
     planned: PlannedRun | None = None
     try:
         planned = yield from _plan(context, request, run)
-        summaries = yield from _score(context, planned, run, range(planned.waves), "score")
+        summaries = yield from _score(context, planned, run, range(planned.ref.waves), "score")
         summaries = yield from _realign(context, planned, run, summaries)
         committed = yield from _commit(context, planned, run, summaries)
     except Exception as err:
@@ -149,9 +147,7 @@ def _plan(
 ) -> Generator[Any, Any, PlannedRun]:
     context.set_custom_status({"stage": "planning"})
     task = PlanTask(request=request, wave_size=run.wave_size, trace=run.trace)
-    planned = _answer(
-        (yield context.call_activity_with_retry(names.PLAN_SCORING_CHUNKS, RETRY, task.to_dict())), PlannedRun
-    )
+    planned = yield from _call(context, names.PLAN_SCORING_CHUNKS, task, PlannedRun)
     # Waves report progress only when a whole wave ends: say "scoring" (and how many chunks) before the first.
     context.set_custom_status({"stage": "scoring", "chunks_done": 0, "chunks_total": planned.chunks, "rows": 0})
     return planned
@@ -170,8 +166,8 @@ def _score(
     would make "chunks_done" go backwards)."""
     summaries: Summaries = {}
     for wave in waves:
-        task = WaveTask(run=planned, wave=wave, parallel=run.parallel, trace=run.trace)
-        if planned.waves == 1:
+        task = WaveTask(run=planned.ref, wave=wave, parallel=run.parallel, trace=run.trace)
+        if planned.ref.waves == 1:
             on_batch = None if quiet else lambda done: _progress(context, planned, len(done), sum(r.rows for r in done))
             summaries[wave] = yield from _score_wave(context, task, on_batch)
             continue
@@ -179,9 +175,8 @@ def _score(
         done = yield context.call_sub_orchestrator(names.SCORING_WAVE_ORCHESTRATOR, task.to_dict(), child_id)
         summaries[wave] = _answer(done, WaveSummary)
         if not quiet:
-            _progress(
-                context, planned, sum(s.scored for s in summaries.values()), sum(s.rows for s in summaries.values())
-            )
+            counted = summaries.values()
+            _progress(context, planned, sum(s.scored for s in counted), sum(s.rows for s in counted))
     return summaries
 
 
@@ -194,13 +189,11 @@ def _realign(
 ) -> Generator[Any, Any, Summaries]:
     """A chunk boundary fell inside a quoted field with a line break: move those boundaries, score the chunks
     whose ranges changed, keep the others."""
-    task = RunTask(run=planned, trace=run.trace).to_dict()
+    task = RunTask(run=planned.ref, trace=run.trace)
     for round_ in range(1, MAX_REALIGN_ROUNDS + 1):
         if not any(s.misaligned for s in summaries.values()):
             return summaries
-        moved = _answer(
-            (yield context.call_activity_with_retry(names.REALIGN_SCORING_CHUNKS, RETRY, task)), RealignedWaves
-        )
+        moved = yield from _call(context, names.REALIGN_SCORING_CHUNKS, task, RealignedWaves)
         rescored = yield from _score(context, planned, run, moved.waves, f"realign{round_}", quiet=True)
         summaries = summaries | rescored
     if any(s.misaligned for s in summaries.values()):
@@ -218,16 +211,14 @@ def _commit(
     rows = sum(s.rows for s in summaries.values())
     status = {"stage": "committing", "chunks_done": planned.chunks, "chunks_total": planned.chunks, "rows": rows}
     context.set_custom_status(status)
-    task = RunTask(run=planned, trace=run.trace).to_dict()
+    task = RunTask(run=planned.ref, trace=run.trace)
     for round_ in range(1, MAX_COMMIT_ROUNDS + 1):
-        committed = _answer(
-            (yield context.call_activity_with_retry(names.COMMIT_PREDICTIONS, RETRY, task)), CommitResult
-        )
+        committed = yield from _call(context, names.COMMIT_PREDICTIONS, task, CommitResult)
         if not committed.restage:
             return committed
         # Another run of this output committed first, which discarded the blocks this run had staged (Azure keeps
         # only the blocks a commit lists). Score those chunks again, quietly, and commit again.
-        waves = sorted({planned.wave_of(index) for index in committed.restage})
+        waves = sorted({planned.ref.wave_of(index) for index in committed.restage})
         yield from _score(context, planned, run, waves, f"restage{round_}", quiet=True)
     request = planned.plan.request
     raise ScoringError(
@@ -242,7 +233,7 @@ def _discard_waves(
     """The run's wave blobs go once the commit's outcome is in this history (not earlier: a retried commit reads
     them). Best effort: a leftover working blob never fails a committed run."""
     with contextlib.suppress(Exception):  # the predictions are committed; a leftover blob is only clutter
-        yield context.call_activity(names.DELETE_SCORING_WAVES, RunTask(run=planned, trace=run.trace).to_dict())
+        yield context.call_activity(names.DELETE_SCORING_WAVES, RunTask(run=planned.ref, trace=run.trace).to_dict())
 
 
 def _record_failure(

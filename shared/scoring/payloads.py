@@ -1,8 +1,8 @@
 """What crosses the scoring orchestration's boundaries: blob ids, ranges, counts, block ids; never data.
 
 Every payload is a `shared.payloads.Payload` dataclass: the trigger, the orchestrations and the activities pass
-these, never dicts with string keys. A large file's chunk ranges and results stay in the run's wave blobs
-(shared/scoring/waves.py); orchestrations pass a plan without them (`PlannedRun`) and per-wave counts.
+these, never dicts with string keys. A large file's plan, chunk ranges and results stay in the run's blobs
+(shared/scoring/waves.py); orchestrations pass a reference to them (`RunRef`) and per-wave counts.
 """
 
 from __future__ import annotations
@@ -141,16 +141,15 @@ class PlanTask(Payload):
 
 
 @dataclass(frozen=True)
-class PlannedRun(Payload):
-    """A planned run as the orchestrations hold it: the plan without its chunk ranges, and how many there are.
+class RunRef(Payload):
+    """Where a planned run's plan and waves are (shared/scoring/waves.py) and how many: what orchestrations pass
+    to waves and activities, a few hundred bytes whatever the file's size or its name's length."""
 
-    The ranges and the results are in the run's wave blobs (shared/scoring/waves.py): wave `w` holds chunks
-    `w * wave_size` up to `(w + 1) * wave_size`, so no orchestration's history grows with the file.
-    """
-
-    plan: ChunkPlan
+    errors_container: str
+    run_key: str
     chunks: int
     wave_size: int
+    run_id: str = ""  # the scoring orchestration's id, for the activities' spans and logs
 
     @property
     def waves(self) -> int:
@@ -161,10 +160,25 @@ class PlannedRun(Payload):
 
 
 @dataclass(frozen=True)
-class RunTask(Payload):
-    """Input of the activities that work on a whole planned run (realign, commit)."""
+class PlannedRun(Payload):
+    """The planner's answer: the plan without its chunk ranges (they are in the run's wave blobs), and how many
+    chunks in waves of how many. The scoring orchestration keeps it; its waves get only `ref`."""
 
-    run: PlannedRun
+    plan: ChunkPlan
+    chunks: int
+    wave_size: int
+
+    @property
+    def ref(self) -> RunRef:
+        request = self.plan.request
+        return RunRef(self.plan.errors_container, request.run_key, self.chunks, self.wave_size, request.run_id)
+
+
+@dataclass(frozen=True)
+class RunTask(Payload):
+    """Input of the activities that work on a whole planned run (realign, commit, delete)."""
+
+    run: RunRef
     trace: Trace = field(default_factory=dict)
 
 
@@ -173,7 +187,7 @@ class WaveTask(Payload):
     """One wave of a run: score its chunks that have no current result (the wave orchestration's input, and its
     loading activity's)."""
 
-    run: PlannedRun
+    run: RunRef
     wave: int
     parallel: int = 4
     trace: Trace = field(default_factory=dict)
@@ -192,7 +206,7 @@ class ChunkTask(Payload):
 class WaveResults(Payload):
     """Input of `save_scoring_wave`: the results of the chunks a wave scored, to keep in its blob."""
 
-    run: PlannedRun
+    run: RunRef
     wave: int
     results: tuple[ChunkResult, ...]
     trace: Trace = field(default_factory=dict)

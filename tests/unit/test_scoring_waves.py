@@ -12,9 +12,10 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
+from shared.errors import ScoringError
 from shared.scoring import waves
 from shared.scoring.chunk_scoring import plan_scoring, score_chunk
-from shared.scoring.payloads import ChunkResult, CommitResult, PlannedRun, ScoringRequest, WaveSummary
+from shared.scoring.payloads import ChunkResult, CommitResult, RunRef, ScoringRequest, WaveSummary
 
 FEATURES = ("height",)
 
@@ -45,8 +46,8 @@ class Place:
         blobs.ensure_container(self.inp, env)
         blobs.upload(self.inp, self.name, data, env=env)
 
-    def plan(self, chunk_bytes: int, wave_size: int, run_id: str = "run-1", requested: str = "") -> PlannedRun:
-        """The run planned; with `requested`, a forced run (POST /api/scoring with force) requested then."""
+    def plan(self, chunk_bytes: int, wave_size: int, run_id: str = "run-1", requested: str = "") -> RunRef:
+        """The run planned (`self.planned`); with `requested`, a forced run (POST /api/scoring with force)."""
         etag = blobs.blob_info(self.inp, self.name, self.env).etag
         request = ScoringRequest(
             "devstoreaccount1", self.inp, self.name, etag, 0, bool(requested), run_id=run_id, requested=requested
@@ -54,9 +55,10 @@ class Place:
         plan = plan_scoring(
             request, chunk_bytes=chunk_bytes, output_container=self.out, errors_container=self.err, env=self.env
         )
-        return waves.save_plan(plan, wave_size, self.env)
+        self.planned = waves.save_plan(plan, wave_size, self.env)
+        return self.planned.ref
 
-    def score_wave(self, run: PlannedRun, wave: int) -> WaveSummary:
+    def score_wave(self, run: RunRef, wave: int) -> WaveSummary:
         plan = waves.unscored_plan(run, wave, self.env)
         results = [
             score_chunk(plan, c.index, features=FEATURES, prediction_column="weight", predict=predict, env=self.env)
@@ -64,14 +66,14 @@ class Place:
         ]
         return waves.record_results(run, wave, results, self.env)
 
-    def commit(self, run: PlannedRun) -> CommitResult:
-        return waves.commit_run(run, model_name="m", model_version="1", error_threshold=-1, env=self.env)
+    def commit(self, run: RunRef) -> CommitResult:
+        return waves.commit_run(run, error_threshold=-1, env=self.env)
 
     def output(self) -> bytes:
         return blobs.read_blob(self.out, self.name, self.env)
 
     def working_blobs(self) -> list[str]:
-        return blobs.list_names(self.err, f"{self.name}.parts/", self.env)
+        return blobs.list_names(self.err, "", self.env)
 
 
 @pytest.fixture
@@ -84,7 +86,8 @@ def test_a_run_in_waves_commits_exact_predictions_and_leaves_no_working_blobs(en
     place = Place(env, data)
     run = place.plan(chunk_bytes=2048, wave_size=8)
     assert run.chunks > 20 and run.waves == -(-run.chunks // 8)
-    assert run.plan.chunks == ()  # the ranges are in the wave blobs, not in what the orchestrations pass
+    assert place.planned.plan.chunks == ()  # the ranges are in the wave blobs, not in what the orchestrations pass
+    assert len(run.to_dict()) == 5 and len(str(run.to_dict())) < 200  # all a wave is given
     summaries = [place.score_wave(run, w) for w in range(run.waves)]
     assert sum(s.chunks for s in summaries) == sum(s.scored for s in summaries) == run.chunks
     assert sum(s.rows for s in summaries) == 3000
@@ -92,9 +95,9 @@ def test_a_run_in_waves_commits_exact_predictions_and_leaves_no_working_blobs(en
     committed = place.commit(run)
     assert committed.committed and committed.rows == 3000 and committed.chunks == run.chunks
     assert place.output() == expected
-    assert len(place.working_blobs()) == run.waves  # kept until the orchestration has the commit's outcome
+    assert len(place.working_blobs()) == 1 + run.waves  # kept until the orchestration has the commit's outcome
     assert place.commit(run) == committed  # a retried commit reads them again and finds its own output
-    assert waves.delete_run(place.err, place.name, run.plan.request, env) == run.waves
+    assert waves.delete_waves(run, env) == 1 + run.waves
     assert place.working_blobs() == []
 
 
@@ -154,7 +157,7 @@ def test_chunks_whose_blocks_another_run_discarded_are_dropped_so_their_waves_sc
 def test_a_wave_blob_deleted_under_a_run_is_a_clear_error(env: dict[str, str]) -> None:
     place = Place(env, rows(300)[0])
     run = place.plan(1024, 2)
-    blobs.delete_blob(place.err, waves.wave_name(run.plan, 1), env)
+    blobs.delete_blob(place.err, waves.wave_name(run, 1), env)
     with pytest.raises(Exception, match=r"working blob .*waves/000001.json is gone.*POST /api/scoring with force"):
         place.commit(run)
 
@@ -165,3 +168,23 @@ def test_results_kept_in_a_wave_blob_round_trip(env: dict[str, str]) -> None:
     result = ChunkResult(index=0, start=0, end=5, rows=2, output_block="YQ==", errors_part="p/000000.csv")
     waves.record_results(run, 0, [result], env)
     assert waves.load_wave(run, 0, env).results == {0: result}
+
+
+def test_a_failed_runs_working_blobs_all_go(env: dict[str, str]) -> None:
+    data = b"id,height\n" + b"".join(b"%d,%s\n" % (i, b"tall" if i % 50 == 0 else b"170") for i in range(400))
+    place = Place(env, data)
+    run = place.plan(1024, 2)
+    place.score_wave(run, 0)  # its bad rows leave a part blob
+    assert any(".parts/" in name for name in place.working_blobs())
+    blobs_before = len(place.working_blobs())
+    assert waves.delete_run(place.err, place.name, place.planned.plan.request, env) == blobs_before
+    assert place.working_blobs() == []
+
+
+def test_a_file_that_needs_more_blocks_than_a_blob_holds_is_refused_before_planning(env: dict[str, str]) -> None:
+    place = Place(env, rows(5000)[0])
+    with pytest.raises(ScoringError, match=r"at most 50000 \(one block per chunk") as refused:
+        place.plan(chunk_bytes=1, wave_size=64)
+    minimum = int(str(refused.value).rsplit(" ", 1)[1])
+    size = len(rows(5000)[0])
+    assert size // minimum < 50_000 <= size // (minimum - 1)  # the advice is the smallest size that fits
