@@ -301,3 +301,15 @@ def test_histories_and_messages_stay_within_the_bounds_at_5_gb(handles: dict[str
     # About 1 KB a wave, whatever the blob's name: at Azure's limit of 50,000 blocks (782 waves), under 1 MB.
     per_wave = (run.history_bytes() - 16_384) / len(run.children)
     assert per_wave < 1_200 and 16_384 + per_wave * 50_000 / 64 < 1024 * 1024
+
+
+@pytest.mark.parametrize(("value", "ok"), [("1", True), ("256", True), ("257", False), ("0", False)])
+def test_the_wave_size_is_bounded_so_a_wave_stays_small(value: str, ok: bool) -> None:
+    from shared.errors import SettingsError
+    from shared.settings import SCORING_WAVE_SIZE
+
+    if ok:
+        assert SCORING_WAVE_SIZE.get({"SCORING_WAVE_SIZE": value}) == int(value)
+    else:
+        with pytest.raises(SettingsError, match=r"SCORING_WAVE_SIZE"):
+            SCORING_WAVE_SIZE.get({"SCORING_WAVE_SIZE": value})
