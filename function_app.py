@@ -1,6 +1,7 @@
 """The Functions app: composes the blueprints of triggers, orchestrations and activities, nothing else.
 
-Each module holds its own Blueprint; the only wiring besides is the settings' Key Vault resolver.
+Each module holds its own Blueprint; the only wiring besides is the settings' Key Vault resolver, and handing the
+composed app to the OpenAPI document and the health probe, which describe it.
 """
 
 import azure.durable_functions as df
@@ -35,3 +36,4 @@ for module in (
 ):
     app.register_functions(module.bp)
 openapi.document(app)  # the document lists every HTTP function registered above
+health.report_functions(app)  # /api/health names every function registered above

@@ -2,7 +2,8 @@
 
 - `DEVHOST_ARM_FLEET` (a fleet JSON file): an App Service-style managed-identity endpoint and an HTTPS stand-in of
   the Azure Resource Manager compute API seeded from the file, so the app's real `MLClient` runs end to end.
-  `DEVHOST_ARM_THROTTLE` = `arm` (default) enforces ARM's request buckets per subscription, `off` disables them.
+  `DEVHOST_ARM_THROTTLE` = `arm` (default) enforces ARM's request buckets per subscription, `off` disables them;
+  `DEVHOST_ARM_PAGE_SIZE` sets the list page size.
   With it, a stand-in of the Azure Retail Prices API (savings estimates) unless PRICES_ENDPOINT is set.
 - `DEVHOST_KEYVAULT_SECRETS` (JSON object name -> value): an HTTPS Key Vault stand-in holding those secrets, so a
   setting may be a `@Microsoft.KeyVault(...)` reference locally, as in Azure.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from devhost.config import APP_ROOT, ConfigError
 from devhost.settings import (
     DEVHOST_ARM_FLEET,
+    DEVHOST_ARM_PAGE_SIZE,
     DEVHOST_ARM_THROTTLE,
     DEVHOST_ARM_TRANSITION_SECONDS,
     DEVHOST_KEYVAULT_SECRETS,
@@ -66,6 +68,7 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     fleet = _fleet_path(fleet_setting)
     throttle = DEVHOST_ARM_THROTTLE.get(env)
     transition = DEVHOST_ARM_TRANSITION_SECONDS.get(env)
+    page_size = DEVHOST_ARM_PAGE_SIZE.get(env)
     secrets = DEVHOST_KEYVAULT_SECRETS.get(env)
 
     from devhost.standins.identity import IdentityStandin
@@ -80,7 +83,7 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
         env.setdefault(name, value)
     env["REQUESTS_CA_BUNDLE"] = str(_combined_bundle(env, tls.ca_bundle, state_dir / "tls" / "ca-bundle.pem"))
     if fleet is not None:
-        started.extend(_start_arm(env, fleet, tls, identity, throttle, transition))
+        started.extend(_start_arm(env, fleet, tls, identity, throttle, transition, page_size))
     if secrets_setting:
         started.extend(_start_vault(env, secrets, tls, identity))
     return started
@@ -105,15 +108,25 @@ def _start_arm(
     identity: IdentityStandin,
     throttle: str,
     transition: float,
+    page_size: int,
 ) -> list[_Named]:
     """The ARM stand-in seeded from `fleet` and, unless PRICES_ENDPOINT is set, the Retail Prices stand-in."""
     from devhost.standins.arm import ArmStandin
 
     started: list[_Named] = []
-    arm = ArmStandin(fleet, tls, transition_seconds=transition, token_validator=identity.is_valid, throttle=throttle)
+    arm = ArmStandin(
+        fleet,
+        tls,
+        transition_seconds=transition,
+        token_validator=identity.is_valid,
+        throttle=throttle,
+        page_size=page_size,
+    )
     url = arm.start()
     env.setdefault("AML_ARM_ENDPOINT", url + "/")
-    label = f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}, throttle {throttle}"
+    label = (
+        f"Azure Resource Manager (Azure ML computes) {url} from {fleet.name}, throttle {throttle}, {page_size} per page"
+    )
     started.append(_Named(label, arm))
     if not env.get("PRICES_ENDPOINT", "").strip():
         from devhost.standins.prices import PricesStandin

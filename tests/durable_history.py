@@ -84,7 +84,7 @@ class OrchestrationReplay:
 
     def fail(self, task: Scheduled, message: str, error_type: str = "Exception") -> None:
         """The activity raised `error_type(message)`: Reason and Details as the extension writes them."""
-        from durabletask.internal import orchestrator_service_pb2 as pb
+        from devhost.durabletask_internals import pb
 
         details = pb.TaskFailureDetails(errorType=error_type, errorMessage=message)
         if task.kind == "suborchestration":

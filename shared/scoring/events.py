@@ -8,14 +8,12 @@ starting another, and an event naming another storage host cannot make a second 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from shared import json_body
-from shared.errors import InputError, RequestFieldError
+from shared.errors import InputError
 from shared.scoring.payloads import ScoringRequest
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
@@ -167,34 +165,6 @@ def scoring_instance_id(account: str, container: str, name: str, etag: str) -> s
     """Same blob version -> same orchestration id (ids stay short and URL-safe whatever the blob name)."""
     digest = hashlib.sha256(f"{account}\n{container}\n{name}\n{etag.strip(chr(34))}".encode()).hexdigest()
     return f"score-{digest[:40]}"
-
-
-@dataclass(frozen=True)
-class ScoringHttpRequest:
-    container: str
-    name: str
-    force: bool
-
-
-def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
-    """`POST /api/scoring` body: {"container": str, "name": str, "force": bool?}; InputError naming the field."""
-    if not body.strip():
-        raise InputError('body is empty; expected JSON {"container": "...", "name": "..."}')
-    try:
-        data = json_body.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise InputError("body is nested too deeply; expected a flat JSON object") from None
-    from shared.web.contract import ScoringBody, validate  # pydantic: loaded on a request, not at indexing
-
-    request = validate(ScoringBody, data, "field")  # the model is also the OpenAPI schema of the body
-    force = request.force
-    name = request.name
-    unsafe = unsafe_name_reason(name)
-    if unsafe:
-        raise RequestFieldError("name", f"field 'name': {unsafe}")
-    return ScoringHttpRequest(container=request.container, name=name, force=force)
 
 
 def request_for(blob: BlobCreated, account: str) -> ScoringRequest:

@@ -10,7 +10,6 @@ from shared.scoring.events import (
     control_character_reason,
     ignore_reason,
     parse_blob_created,
-    parse_scoring_body,
     scoring_instance_id,
 )
 
@@ -94,22 +93,6 @@ def test_instance_id_is_per_blob_version_and_url_safe() -> None:
 )
 def test_account_of_blob_urls(url: str, account: str) -> None:
     assert account_of(url) == account
-
-
-@pytest.mark.parametrize(
-    ("body", "fragment"),
-    [
-        (b"", "body is empty"),
-        (b"[1]", "JSON object"),
-        (b'{"container": "incoming"}', "field 'name'"),
-        (b'{"container": "incoming", "name": "a.csv", "force": "yes"}', "'force'"),
-        (b'{"container": "incoming", "name": "a.csv", "extra": 1}', "unknown field"),
-        (b'{"container": "incoming", "name": "x/../y.csv"}', "'..' path segment"),
-    ],
-)
-def test_scoring_body_errors_name_the_field(body: bytes, fragment: str) -> None:
-    with pytest.raises(InputError, match=fragment):
-        parse_scoring_body(body)
 
 
 @pytest.mark.parametrize("name", ["cr\r\nlf.csv", "dir/line\nbreak.csv", "lone\rcr.csv", "tab\tin.csv"])

@@ -2,8 +2,10 @@
 
 import pytest
 
-from shared.compute.shutdown_run import RequestFieldError, ShutdownRun, default_run, parse_shutdown_body
+from shared.compute.shutdown_run import ShutdownRun, default_run
+from shared.errors import RequestFieldError
 from shared.settings import ShutdownSettings
+from shared.web.inputs import parse_shutdown_body
 
 ENV = {
     "AML_WORKSPACES": "sub-1/rg-dev/ws-research, sub-1/rg-prod/ws-prod, sub-2/rg-x/ws-prod",
@@ -12,23 +14,56 @@ ENV = {
 }
 SETTINGS = ShutdownSettings.from_env(ENV)
 
+CONFIGURED = "sub-1/rg-dev/ws-research, sub-1/rg-prod/ws-prod, sub-2/rg-x/ws-prod, ws-research"
 BAD = [
-    ("not json", "{dry_run: true}", "body", "not valid JSON"),
-    ("array", "[1, 2]", "body", "JSON object, got array"),
-    ("string", '"stop"', "body", "JSON object, got string"),
-    ("unknown field", '{"dryrun": true}', "dryrun", "unknown field 'dryrun'"),
-    ("dry_run string", '{"dry_run": "yes"}', "dry_run", "true or false, got string"),
-    ("dry_run number", '{"dry_run": 1}', "dry_run", "got number"),
-    ("dry_run null", '{"dry_run": null}', "dry_run", "got null"),
-    ("workspaces string", '{"workspaces": "ws-research"}', "workspaces", "array of strings, got string"),
-    ("workspaces empty", '{"workspaces": []}', "workspaces", "at least one"),
-    ("workspace number", '{"workspaces": ["ws-research", 3]}', "workspaces[1]", "non-empty string, got number"),
-    ("workspace blank", '{"workspaces": [" "]}', "workspaces[0]", "non-empty string"),
-    ("workspace unknown", '{"workspaces": ["ws-research", "ws-nope"]}', "workspaces[1]", "'ws-nope' is not configured"),
-    ("workspace ambiguous", '{"workspaces": ["ws-prod"]}', "workspaces[0]", "ambiguous"),
-    ("include object", '{"include": {"a": 1}}', "include", "array of strings, got object"),
-    ("exclude item null", '{"exclude": ["ci-*", null]}', "exclude[1]", "got null"),
-    ("too many patterns", '{"include": [' + ",".join(['"p"'] * 51) + "]}", "include", "at most 50"),
+    ("not json", "{dry_run: true}", "body", 'body: expected JSON such as {"dry_run": true}, got text that is not JSON'),
+    ("array", "[1, 2]", "body", "body: expected a JSON object, got an array"),
+    ("string", '"stop"', "body", 'body: expected a JSON object, got "stop"'),
+    ("unknown field", '{"dryrun": true}', "dryrun", "dryrun: unknown field; accepted fields: dry_run, workspaces"),
+    ("dry_run string", '{"dry_run": "yes"}', "dry_run", 'dry_run: expected true or false, got "yes"'),
+    ("dry_run number", '{"dry_run": 1}', "dry_run", "dry_run: expected true or false, got 1"),
+    ("dry_run null", '{"dry_run": null}', "dry_run", "dry_run: expected true or false, got null"),
+    ("workspaces string", '{"workspaces": "ws-research"}', "workspaces", "workspaces: expected an array of strings"),
+    ("workspaces empty", '{"workspaces": []}', "workspaces", "workspaces: expected at least one workspace"),
+    (
+        "workspace number",
+        '{"workspaces": ["ws-research", 3]}',
+        "workspaces[1]",
+        "workspaces[1]: expected a string, got 3",
+    ),
+    (
+        "workspace blank",
+        '{"workspaces": [" "]}',
+        "workspaces[0]",
+        f'expected one of the configured workspaces (AML_WORKSPACES): {CONFIGURED}, got " "',
+    ),
+    ("workspace unknown", '{"workspaces": ["ws-research", "ws-nope"]}', "workspaces[1]", 'got "ws-nope"'),
+    (
+        "workspace ambiguous",
+        '{"workspaces": ["ws-prod"]}',
+        "workspaces[0]",
+        "'ws-prod' is ambiguous (2 workspaces have that name): name it by its key",
+    ),
+    ("workspace in another case", '{"workspaces": ["WS-RESEARCH"]}', "workspaces[0]", 'got "WS-RESEARCH"'),
+    ("workspace padded", '{"workspaces": [" ws-research"]}', "workspaces[0]", 'got " ws-research"'),
+    (
+        "include object",
+        '{"include": {"a": 1}}',
+        "include",
+        "include: expected an array of non-blank strings, got an object",
+    ),
+    (
+        "exclude item null",
+        '{"exclude": ["ci-*", null]}',
+        "exclude[1]",
+        "exclude[1]: expected a non-blank string, got null",
+    ),
+    (
+        "too many patterns",
+        '{"include": [' + ",".join(['"p"'] * 51) + "]}",
+        "include",
+        "include: expected at most 50 items, got 51",
+    ),
 ]
 
 
@@ -52,7 +87,7 @@ def test_no_body_means_every_workspace_and_the_configured_defaults(body):
 
 def test_full_body():
     body = (
-        b'{"dry_run": true, "workspaces": ["ws-research", "SUB-2/rg-x/ws-prod", "ws-research"],'
+        b'{"dry_run": true, "workspaces": ["ws-research", "sub-2/rg-x/ws-prod", "ws-research"],'
         b' "include": ["ci-*"], "exclude": [" *prod* "]}'
     )
     run = parse_shutdown_body(body, SETTINGS)
