@@ -82,5 +82,5 @@ def _prices(sizes: list[str]) -> dict[str, Any]:
         found = prices(sizes)
     except SettingsError as err:  # a malformed PRICE_OVERRIDES: the report says so, the run goes on
         log.error("no prices: %s", err)
-        return {"prices": {}, "error": str(err)}
+        return {"prices": dict.fromkeys(sizes, str(err)), "error": str(err)}  # each instance says why
     return {"prices": {size: p if isinstance(p, str) else p.to_dict() for size, p in found.items()}, "error": None}

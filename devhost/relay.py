@@ -32,6 +32,7 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 CONTAINER_PREFIX = "/blobServices/default/containers/"
+LIST_FAILURES_TO_WARN = 20  # passes (5 s at the default interval): longer than an Azurite restart
 MAX_RETRY_DELAY = 60.0
 
 
@@ -150,7 +151,9 @@ class BlobRelay:
     ):
         from azure.storage.blob import BlobServiceClient
 
-        self._service = BlobServiceClient.from_connection_string(connection_string)
+        # No SDK retries: the next pass is the retry. (With the SDK's, one listing that Azurite keeps answering 500
+        # took 82 s, and every other container waited for it.)
+        self._service = BlobServiceClient.from_connection_string(connection_string, retry_total=0)
         self.subscriptions = subscriptions
         self.state_file = state_dir / "relay-state.json"
         self.journal_file = state_dir / "relay-journal.json"
@@ -163,6 +166,7 @@ class BlobRelay:
         self._delivered_at: dict[str, int] = {}  # key -> the sequence number of that version's event
         self._journal: dict[str, Entry] = {}
         self._sequencer = 0
+        self._list_failures: dict[str, int] = {}  # container -> passes in a row its listing failed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._load()
@@ -249,8 +253,9 @@ class BlobRelay:
             try:
                 blobs = list(client.list_blobs())
             except Exception as err:  # Azurite restarting or container deleted: try again next pass
-                log.debug("relay cannot list %s: %s", container, err)
+                self._listing_failed(container, err)
                 continue
+            self._list_failures.pop(container, None)
             for blob in blobs:
                 key, etag = f"{container}/{blob.name}", str(blob.etag)
                 if self._delivered.get(key) == etag:
@@ -311,6 +316,21 @@ class BlobRelay:
         except Exception as err:  # engine stopping: ask again next pass
             log.debug("relay cannot check instances %s: %s", entry.instances, err)
             return False
+
+    def _listing_failed(self, container: str, err: Exception) -> None:
+        """A restart of Azurite fails a pass or two; a listing that keeps failing blinds the relay to every blob of the
+        container, so it is said once (a warning, not a debug line nobody sees)."""
+        failures = self._list_failures[container] = self._list_failures.get(container, 0) + 1
+        log.debug("relay cannot list %s: %s", container, err)
+        if failures == LIST_FAILURES_TO_WARN:
+            log.warning(
+                "relay: listing container %s failed %s times in a row, so none of its blobs gets an event (%s); "
+                "Azurite answers 500 to a listing holding a blob named with a control character other than tab, CR "
+                "or LF (Azure Storage refuses such names): delete that blob",
+                container,
+                failures,
+                str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )
 
     # --- thread ----------------------------------------------------------------------------------------
     def _run(self) -> None:

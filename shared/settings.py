@@ -44,7 +44,7 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _parse_int(minimum: int | None = None) -> Callable[[str], int]:
+def _parse_int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         try:
             value = int(raw.strip())
@@ -52,6 +52,8 @@ def _parse_int(minimum: int | None = None) -> Callable[[str], int]:
             raise ValueError("expected an integer") from None
         if minimum is not None and value < minimum:
             raise ValueError(f"expected an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"expected an integer <= {maximum}")
         return value
 
     return parse
@@ -304,7 +306,12 @@ SCORING_ERROR_THRESHOLD: Setting[int] = _setting(
     "bad rows tolerated before nothing is committed; -1 = no limit",
 )
 SCORING_WAVE_SIZE: Setting[int] = _setting(
-    "SCORING_WAVE_SIZE", _parse_int(1), "64", "chunks scored by one sub-orchestration (bounds history size)"
+    "SCORING_WAVE_SIZE",
+    # A wave's history grows by about 1.6 KB a chunk (more with long blob names or headers): 256 keeps it far
+    # under issue 20's bound of 1 MB for any history (docs/scaling.md).
+    _parse_int(1, 256),
+    "64",
+    "chunks scored by one sub-orchestration; the scoring run's own history grows by about 1 KB a wave",
 )
 SCORING_PARALLEL_CHUNKS: Setting[int] = _setting(
     "SCORING_PARALLEL_CHUNKS",

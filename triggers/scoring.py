@@ -26,6 +26,7 @@ from shared.scoring.events import (
     request_for,
     scoring_instance_id,
 )
+from shared.scoring.payloads import ScoringRequest, ScoringRun
 from shared.settings import SCORING_INPUT_CONTAINER, SCORING_PARALLEL_CHUNKS, SCORING_WAVE_SIZE
 from shared.telemetry import current_trace_carrier, trigger_span
 from triggers.http import error_response
@@ -37,14 +38,15 @@ log = logging.getLogger(__name__)
 RESTARTABLE = {"Failed", "Terminated"}
 
 
-def _run_input(request: dict[str, Any]) -> dict[str, Any]:
+def _run_input(request: ScoringRequest) -> dict[str, Any]:
     # The trace context travels in the input: every activity's span joins the trigger's trace.
-    return {
-        "request": request,
-        "parallel": SCORING_PARALLEL_CHUNKS.get(),
-        "wave_size": SCORING_WAVE_SIZE.get(),
-        "trace": current_trace_carrier(),
-    }
+    run = ScoringRun(
+        request=request,
+        parallel=SCORING_PARALLEL_CHUNKS.get(),
+        wave_size=SCORING_WAVE_SIZE.get(),
+        trace=current_trace_carrier(),
+    )
+    return run.to_dict()
 
 
 def _data_account() -> str:
@@ -116,7 +118,7 @@ async def _on_blob_created(event: func.EventGridEvent, client: df.DurableOrchest
             existing,
         )
         return
-    if not await _start_once(client, instance_id, _run_input(request_for(blob, account).to_dict())):
+    if not await _start_once(client, instance_id, _run_input(request_for(blob, account))):
         return
     log.info("event %s: scoring %s/%s (eTag %s) as %s", event.id, blob.container, blob.name, blob.etag, instance_id)
 
@@ -157,8 +159,6 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         )
         response: func.HttpResponse = client.create_check_status_response(req, instance_id)
         return response
-    from shared.scoring.payloads import ScoringRequest
-
     request = ScoringRequest(
         account=account,
         container=body.container,
@@ -170,7 +170,7 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         # step compares this stamp; see shared/scoring/commit.py, commit_predictions).
         requested=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if body.force else "",
     )
-    if await _start_once(client, instance_id, _run_input(request.to_dict())):
+    if await _start_once(client, instance_id, _run_input(request)):
         log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)
     started: func.HttpResponse = client.create_check_status_response(req, instance_id)
     return started

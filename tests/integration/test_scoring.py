@@ -493,15 +493,17 @@ def test_workers_killed_mid_run_lose_nothing(host: RunningHost) -> None:
     source = people(120_000, seed=21)
     data = source.data()
     name = unique("killed")
+    seen = len(host.log_text())
     etag = upload(host, name, data)
     workers = worker_pids(host)
     assert workers
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = runs(host, name)
-        if found and (found[0].get("customStatus") or {}).get("stage") == "scoring":
+    while time.monotonic() < deadline:  # until a chunk of this run is being scored (its wave loaded it first)
+        log = host.log_text()[seen:]
+        if log.count("Executing 'Functions.score_chunk'") > log.count("Executed 'Functions.score_chunk'"):
             break
-        time.sleep(0.02)
+        time.sleep(0.005)
+    found = runs(host, name)
     assert found and found[0]["runtimeStatus"] == "Running", found
     assert found[0]["customStatus"]["chunks_total"] > 2 * WAVE
     # Every worker dies at once: the chunks in flight are certainly lost, and must be scored again.

@@ -14,7 +14,7 @@ import pytest
 
 from devhost.index import index_app
 from shared import names
-from tests.durable_history import START, OrchestrationReplay
+from tests.durable_history import OrchestrationReplay
 
 
 @pytest.fixture(scope="module")
@@ -152,93 +152,3 @@ def test_a_stop_refused_every_time_is_reported_failed_with_arm_message(
     assert result["outcome"] == "failed"
     assert result["error"].startswith("stop request failed")
     assert "ARM answered 503: Service Unavailable" in result["error"]
-
-
-# --- scoring ------------------------------------------------------------------------------------------------
-
-
-def _plan(chunks: int) -> dict[str, Any]:
-    return {
-        "request": {"container": "in", "name": "f.csv", "etag": '"0x1"'},
-        "chunks": [[i, i * 10, i * 10 + 10] for i in range(chunks)],
-    }
-
-
-def scoring_input() -> dict[str, Any]:
-    return {"request": {"container": "in", "name": "f.csv"}, "parallel": 4, "trace": {}}
-
-
-def test_scoring_fails_fast_when_one_chunk_of_a_batch_fails(handles: dict[str, Callable[..., Any]]) -> None:
-    """task_all fails at the first failed chunk; the others of the batch need not finish (as in Azure)."""
-    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input())
-    [plan] = run.step()
-    run.complete(plan, _plan(3))
-    chunks = run.step()
-    assert [t.name for t in chunks] == [names.SCORE_CHUNK] * 3
-    first = chunks[0]
-    for _ in range(3):  # the retried chunk fails three times; the other two never answer
-        run.fail(first, "disk full", "OSError")
-        [timer] = run.step()
-        assert timer.kind == "timer"
-        run.fire(timer)
-        [first] = run.step()
-        if first.name != names.SCORE_CHUNK:
-            break
-    # The run records why it failed (scoring-errors/<name>.error.json), then fails with the chunk's error.
-    record = first
-    assert record.name == names.RECORD_SCORING_ERROR
-    assert record.input["error"].startswith("Activity function 'score_chunk' failed: OSError: disk full")
-    run.complete(record, {"error_document": "scoring-errors/f.csv.error.json"})
-    assert run.step() == []
-    assert run.custom_status == {"stage": "failed", "error_document": "scoring-errors/f.csv.error.json"}
-    assert run.failure is not None
-    assert run.failure.startswith("Activity function 'score_chunk' failed: OSError: disk full")
-
-
-def test_scoring_scores_every_chunk_and_commits(handles: dict[str, Callable[..., Any]]) -> None:
-    def respond(name: str, payload: Any) -> Any:
-        if name == names.PLAN_SCORING_CHUNKS:
-            return _plan(6)
-        if name == names.SCORE_CHUNK:
-            return {"index": payload["index"], "rows": 10}
-        if name == names.COMMIT_PREDICTIONS:
-            return {"rows": 60, "output": "out/f.csv"}
-        raise AssertionError(name)
-
-    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input()).run_to_end(respond, handles)
-    assert run.output["chunks"] == 6
-    assert run.output["rows"] == 60
-    assert run.output["started"] == START.isoformat()
-    assert run.custom_status == {"stage": "done", "chunks_done": 6, "chunks_total": 6, "rows": 60}
-
-
-def test_scoring_reports_an_input_problem_from_the_planner(handles: dict[str, Callable[..., Any]]) -> None:
-    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], scoring_input())
-    [plan] = run.step()
-    run.complete(plan, {"error": "in/f.csv: no header row", "error_type": "ScoringInputError"})
-    [record] = run.step()
-    assert record.name == names.RECORD_SCORING_ERROR
-    assert record.input["error"] == "in/f.csv: no header row"
-    run.fail(record, "storage unreachable", "StorageError")  # best effort: the run still reports its own error
-    assert run.step() == []
-    assert run.failure == "in/f.csv: no header row"
-
-
-def test_large_scoring_runs_go_through_wave_sub_orchestrations(handles: dict[str, Callable[..., Any]]) -> None:
-    seen: list[str] = []
-
-    def respond(name: str, payload: Any) -> Any:
-        seen.append(name)
-        if name == names.PLAN_SCORING_CHUNKS:
-            return _plan(5)
-        if name == names.SCORE_CHUNK:
-            return {"index": payload["index"], "rows": 1}
-        return {"rows": 5}
-
-    start = {**scoring_input(), "wave_size": 2}
-    run = OrchestrationReplay(handles[names.SCORING_ORCHESTRATOR], start, instance_id="big")
-    run.run_to_end(respond, handles)
-    assert run.output["chunks"] == 5
-    subs = [t for t in run.tasks.values() if t.kind == "suborchestration"]
-    assert [t.name for t in subs] == [names.SCORING_WAVE_ORCHESTRATOR] * 3
-    assert seen.count(names.SCORE_CHUNK) == 5
