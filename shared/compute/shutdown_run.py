@@ -37,6 +37,9 @@ class ShutdownRun(Payload):
     trace: Mapping[str, str] = field(default_factory=dict)
     schedule_tag: str = "compute-schedule"  # instances tagged so follow their schedule, not the nightly stop
     shutdown_schedule: str = "0 0 22 * * *"  # the nightly NCRONTAB: hours saved by a stop run until its next run
+    # NOTICE_MINUTES, or the body's notice_minutes: the heads-up before each stop (shared.compute.notices decides
+    # whether one is sent at all: not in a dry run, not without channels)
+    notice_minutes: float = 30.0
 
 
 def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownRun:
@@ -52,6 +55,7 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
         trigger=trigger,
         schedule_tag=settings.schedule_tag,
         shutdown_schedule=settings.shutdown_schedule,
+        notice_minutes=settings.notice_minutes,
     )
 
 
@@ -116,4 +120,5 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         trigger="http",
         schedule_tag=run.schedule_tag,
         shutdown_schedule=run.shutdown_schedule,
+        notice_minutes=request.notice_minutes if "notice_minutes" in given else run.notice_minutes,
     )

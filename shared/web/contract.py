@@ -46,6 +46,10 @@ class ShutdownBody(_Body):
     exclude: Patterns = Field(
         default_factory=list, description="Never instances whose name matches one of these globs."
     )
+    notice_minutes: Annotated[float, Field(ge=0, le=1440, allow_inf_nan=False)] = Field(
+        default_factory=lambda: 30.0,
+        description="Minutes between the heads-up to each owner and the stop, 0 = none (default: NOTICE_MINUTES).",
+    )
 
 
 class PreviewBody(_Body):
@@ -157,6 +161,13 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return _resolve(options[0], defs) if len(options) == 1 else node
 
 
+def _bounds(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[float, float]:
+    """The schema's minimum and maximum of the number at `loc` (a top-level field)."""
+    schema = _schema(model)
+    node = _resolve(schema.get("properties", {}).get(loc[0], {}), schema.get("$defs", {}))
+    return float(node.get("minimum", float("-inf"))), float(node.get("maximum", float("inf")))
+
+
 def _describe(node: dict[str, Any], defs: dict[str, Any]) -> str:
     kind = node.get("type")
     if kind == "boolean":
@@ -192,6 +203,9 @@ def _message(model: type[BaseModel], error: ErrorDetails, wording: Wording) -> t
         return path, f"{path} must name at least one {what} (or be left out)"
     if kind == "string_too_long":
         return path, f"{_lead(path, wording)} at most {ctx.get('max_length')} characters, got {len(str(value))}"
+    if kind in ("greater_than_equal", "less_than_equal"):  # a number outside the field's bounds (notice_minutes)
+        low, high = _bounds(model, loc)
+        return path, f"{_lead(path, wording)} a number from {low:g} to {high:g}, got {value!r}"
     out_of_range = isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1024
     if kind == "finite_number" or out_of_range:  # an integer beyond a float (json_body keeps it: it is exact)
         return path, f"{path}: {value!r} is out of range, expected a finite number"
