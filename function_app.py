@@ -13,7 +13,7 @@ from orchestrations import reconcile as reconcile_orchestrations
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
 from shared import keyvault
-from triggers import dashboard, health, model_http, openapi, schedules, scoring, shutdown
+from triggers import dashboard, health, model_http, notices, openapi, schedules, scoring, shutdown
 
 keyvault.install()
 
@@ -22,6 +22,7 @@ for module in (
     dashboard,
     health,
     model_http,
+    notices,
     openapi,
     schedules,
     scoring,
