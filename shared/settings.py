@@ -46,7 +46,7 @@ def resolve_reference(where: str, value: str, env: Mapping[str, str] | None = No
         return value
     if _reference_resolver is None:
         raise SettingsError(
-            f"{where} is a Key Vault reference, but no resolver is installed "
+            f"setting {where} is a Key Vault reference, but no resolver is installed "
             "(function_app installs shared.keyvault's: import it, or call shared.keyvault.install())"
         )
     return _reference_resolver(where, value.strip(), os.environ if env is None else env)

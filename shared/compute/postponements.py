@@ -48,7 +48,7 @@ def record_blob(run_id: str, workspace_hash: str) -> str:
     return f"notices/{run_id}/{workspace_hash}.json"
 
 
-def _iso(when: datetime | None) -> str | None:
+def iso_time(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -191,13 +191,20 @@ def record_sent(
     delivered: Mapping[str, tuple[tuple[str, ...], str | None, str | None]],
     env: Mapping[str, str] | None = None,
 ) -> NoticeRecord | None:
-    """After sending: per instance (channels that took it, sent_at, error), leaving the owners' choices alone."""
+    """After sending: per instance (channels that took it now, when, the errors of those that did not), merged with
+    what an earlier send recorded (channels add up, the first sent_at stays); the owners' choices are left alone."""
 
     def change(record: NoticeRecord) -> NoticeRecord | None:
         instances = dict(record.instances)
         for name, (channels, sent_at, error) in delivered.items():
             if name in instances:
-                instances[name] = replace(instances[name], channels=channels, sent_at=sent_at, error=error)
+                old = instances[name]
+                instances[name] = replace(
+                    old,
+                    channels=tuple(sorted({*old.channels, *channels})),
+                    sent_at=old.sent_at or sent_at,
+                    error=error,
+                )
         return replace(record, instances=instances)
 
     return update_record(run_id, workspace, change, env)
@@ -245,12 +252,12 @@ def _rate_limited(notice: InstanceNotice, now: datetime) -> int | None:
 
 
 def _chosen(notice: InstanceNotice, action: Action, minutes: int, now: datetime, who: str) -> InstanceNotice:
-    posts = (*notice.posts, _iso(now) or "")[-POSTS_KEPT:]
+    posts = (*notice.posts, iso_time(now) or "")[-POSTS_KEPT:]
     if action == "stop-now":
         return replace(notice, stop_now=True, postponed_until=None, postponed_by=who, posts=posts)
     planned = parse_time(notice.stop_at)
     assert planned is not None
-    until = _iso(planned + timedelta(minutes=minutes))
+    until = iso_time(planned + timedelta(minutes=minutes))
     return replace(notice, stop_now=False, postponed_until=until, postponed_by=who, posts=posts)
 
 
@@ -285,7 +292,7 @@ def apply_choice(
         if action == "postpone" and planned + timedelta(minutes=minutes) <= now:
             outcome["r"] = ActionResult(
                 400,
-                f"the stop was planned for {_iso(planned)}; {minutes} minutes after it has passed already: "
+                f"the stop was planned for {iso_time(planned)}; {minutes} minutes after it has passed already: "
                 "choose a later time",
             )
             return None

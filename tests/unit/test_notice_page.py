@@ -36,7 +36,7 @@ def env(azurite: Azurite) -> dict[str, str]:
 @pytest.fixture
 def run(env: dict[str, str]) -> str:
     run_id = f"run-{uuid.uuid4().hex[:8]}"
-    notices = {n: InstanceNotice(owner="alice@contoso.com", stop_at=pp._iso(STOP) or "") for n in ("ci-a", EVIL)}
+    notices = {n: InstanceNotice(owner="alice@contoso.com", stop_at=pp.iso_time(STOP) or "") for n in ("ci-a", EVIL)}
     pp.record_planned(run_id, WS, notices, env)
     return run_id
 

@@ -32,7 +32,7 @@ def env(azurite: Azurite) -> dict[str, str]:
 def run(env: dict[str, str]) -> str:
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     planned = {
-        name: InstanceNotice(owner="alice@contoso.com", stop_at=pp._iso(STOP) or "", channels=("team",))
+        name: InstanceNotice(owner="alice@contoso.com", stop_at=pp.iso_time(STOP) or "", channels=("team",))
         for name in ("ci-alice", "ci-alice-2")
     }
     pp.record_planned(run_id, WS, planned, env)
@@ -141,7 +141,7 @@ def test_a_write_that_loses_a_race_is_decided_again_on_what_won(run, env, monkey
 def test_concurrent_clicks_on_every_instance_are_all_kept(env) -> None:
     run = f"run-{uuid.uuid4().hex[:8]}"
     names = [f"ci-{i:02d}" for i in range(12)]
-    pp.record_planned(run, WS, {n: InstanceNotice(owner=None, stop_at=pp._iso(STOP) or "") for n in names}, env)
+    pp.record_planned(run, WS, {n: InstanceNotice(owner=None, stop_at=pp.iso_time(STOP) or "") for n in names}, env)
     threads = [
         threading.Thread(target=pp.apply_choice, args=(run, WS12, n, "postpone", 10 + i, NOW, env))
         for i, n in enumerate(names)
@@ -151,7 +151,7 @@ def test_concurrent_clicks_on_every_instance_are_all_kept(env) -> None:
     for t in threads:
         t.join()
     for i, name in enumerate(names):
-        assert _notice(run, env, name).postponed_until == pp._iso(STOP + timedelta(minutes=10 + i))
+        assert _notice(run, env, name).postponed_until == pp.iso_time(STOP + timedelta(minutes=10 + i))
         assert _notice(run, env, name).postponed_by == "the link's holder"
 
 
