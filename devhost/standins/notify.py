@@ -251,6 +251,53 @@ class NotifySink:
         log.info("notification sink: %s message at %s", message.kind, message.path)
 
 
+def _summary(message: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """Who a recorded message is for and its (instance, link) pairs, whatever its kind."""
+    body = message["body"]
+    text = json.dumps(body)
+    found = re.findall(r"(https?://[^\s\"<>|)]+/api/notices/[A-Za-z0-9._-]+)", text)
+    if message["kind"] == "webhook":
+        pairs = [(n.get("instance", ""), n.get("links", {}).get("review", "")) for n in body.get("notices", [])]
+        owners = {str(n.get("owner")) for n in body.get("notices", [])}
+        return ", ".join(sorted(owners)), pairs
+    if message["kind"] == "email":
+        to = ", ".join(r.get("address", "") for r in body.get("recipients", {}).get("to", []))
+        return f"to {to}: {body.get('content', {}).get('subject', '')}", [("", u) for u in dict.fromkeys(found)]
+    return "", [("", u) for u in dict.fromkeys(found)]
+
+
+def render_page(messages: list[dict[str, Any]]) -> str:
+    """devhost's page of the recorded messages: when, kind, for whom, and the links they carried."""
+    from html import escape
+
+    rows = []
+    for m in reversed(messages):
+        who, pairs = _summary(m)
+        link_items = "".join(
+            f"<li>{escape(name)} <a href='{escape(url)}'>{escape(url.rsplit('/', 1)[-1][:24])}...</a></li>"
+            for name, url in pairs
+        )
+        rows.append(
+            f"<tr><td>{escape(m['at'])}</td><td>{escape(m['kind'])}</td><td>{escape(m['path'])}</td>"
+            f"<td>{escape(who)}</td><td><ul>{link_items}</ul></td>"
+            f"<td><details><summary>body</summary><pre>{escape(json.dumps(m['body'], indent=1))}</pre>"
+            "</details></td></tr>"
+        )
+    table = (
+        "<table border=1 cellpadding=4 cellspacing=0><tr><th>At</th><th>Kind</th><th>Path</th><th>For</th>"
+        f"<th>Links</th><th>Body</th></tr>{''.join(rows)}</table>"
+        if rows
+        else "<p>Nothing was sent yet.</p>"
+    )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>devhost: notifications</title></head><body>"
+        f"<h1>Notifications the app sent ({len(messages)})</h1>"
+        "<p>Recorded by devhost's notification stand-in (DEVHOST_NOTIFY_SINK); newest first. "
+        "JSON: /devhost/notifications.json</p>"
+        f"{table}</body></html>"
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
