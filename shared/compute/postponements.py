@@ -383,3 +383,59 @@ def report_entries(run_id: str, workspace: str, env: Mapping[str, str] | None = 
     """Each noticed instance's report `notice` (instances without a heads-up are absent: their `notice` is null)."""
     found = read_record(run_id, workspace_key_hash(workspace), env)
     return {} if found is None else {name: n.report_entry() for name, n in found[0].instances.items()}
+
+
+def delete_record(run_id: str, workspace: str, env: Mapping[str, str] | None = None) -> None:
+    """Drop a finished run's record of one workspace (after its `notice` entries went into the report): its links
+    then answer 410 like spent ones, and `pending_stops` never reads it again."""
+    from shared import blobs
+
+    blobs.delete_blob(REPORTS_CONTAINER.get(env), record_blob(run_id, workspace_key_hash(workspace)), env)
+
+
+@dataclass(frozen=True)
+class PendingStop(Payload):
+    """A heads-up whose stop has not happened yet, as the dashboard shows it (countdown, who postponed what)."""
+
+    run: str
+    workspace: str
+    instance: str
+    owner: str | None
+    due_at: str  # the planned stop, the postponement, or now after stop-now
+    planned_stop: str
+    postponed_until: str | None
+    postponed_by: str | None
+    stop_now: bool
+
+
+def pending_stops(now: datetime, env: Mapping[str, str] | None = None) -> list[PendingStop]:
+    """Every announced stop not yet made, across the runs in progress (their records), soonest first."""
+    from shared import blobs
+
+    container = REPORTS_CONTAINER.get(env)
+    out: list[PendingStop] = []
+    for data in blobs.read_blobs(container, blobs.list_names(container, "notices/", env), env).values():
+        if data is None:
+            continue
+        try:
+            record = NoticeRecord.from_dict(json.loads(data))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        for name, n in record.instances.items():
+            if n.spent:
+                continue
+            due = now if n.stop_now else n.due_at()
+            out.append(
+                PendingStop(
+                    run=record.run,
+                    workspace=record.workspace,
+                    instance=name,
+                    owner=n.owner,
+                    due_at=iso_time(due) or "",
+                    planned_stop=n.stop_at,
+                    postponed_until=n.postponed_until,
+                    postponed_by=n.postponed_by,
+                    stop_now=n.stop_now,
+                )
+            )
+    return sorted(out, key=lambda p: (p.due_at, p.workspace, p.instance))

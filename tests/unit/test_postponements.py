@@ -207,3 +207,15 @@ def test_choices_outside_the_rules_are_named(form, message) -> None:
 def test_an_instance_notice_round_trips(run, env) -> None:
     notice = replace(_notice(run, env), posts=("2026-11-30T21:40:00Z",), stop_now=True)
     assert InstanceNotice.from_dict(notice.to_dict()) == notice
+
+
+def test_pending_stops_show_countdowns_and_choices_until_the_record_is_dropped(run, env) -> None:
+    pp.apply_choice(run, WS12, "ci-alice", "postpone", 45, NOW, env)
+    pending = {p.instance: p for p in pp.pending_stops(NOW, env) if p.run == run}
+    assert pending["ci-alice"].due_at == "2026-11-30T22:45:00Z" and pending["ci-alice"].postponed_by
+    assert pending["ci-alice-2"].due_at == "2026-11-30T22:00:00Z" and pending["ci-alice-2"].postponed_until is None
+    pp.take_due(run, WS, {"ci-alice-2": STOP}, STOP, env)
+    assert [p.instance for p in pp.pending_stops(STOP, env) if p.run == run] == ["ci-alice"]
+    pp.delete_record(run, WS, env)
+    assert [p for p in pp.pending_stops(STOP, env) if p.run == run] == []
+    assert pp.apply_choice(run, WS12, "ci-alice", "stop-now", 0, STOP, env).status == 410
