@@ -116,7 +116,9 @@ def _choices(notice: InstanceNotice, max_hours: float, now: datetime) -> str:
         until = planned.timestamp() + minutes * 60
         if until <= now.timestamp():
             continue
-        label = f"Keep it until {datetime.fromtimestamp(until, UTC):%H:%M} UTC (+{_duration(minutes)})"
+        when = datetime.fromtimestamp(until, UTC)
+        shown = f"{when:%H:%M}" if when.date() == planned.astimezone(UTC).date() else f"{when:%a %H:%M}"
+        label = f"Keep it until {shown} UTC (+{_duration(minutes)})"
         forms.append(
             "<form method=post><input type=hidden name=action value=postpone>"
             f"<input type=hidden name=minutes value={minutes}><button type=submit>{_e(label)}</button></form>"
