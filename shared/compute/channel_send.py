@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,8 @@ def post_json(
     for attempt in range(1, attempts + 1):
         retry_after: str | None = None
         try:
-            response = requests.post(channel.url, json=body, timeout=TIMEOUT_SECONDS)
+            with _untraced():
+                response = requests.post(channel.url, json=body, timeout=TIMEOUT_SECONDS)
         except requests.Timeout:
             problem = f"no answer within {TIMEOUT_SECONDS:g} s"
         except requests.RequestException as err:
@@ -91,6 +93,19 @@ def post_json(
     return Delivery(
         channel.name, False, attempts, f"channel {channel.name} failed after {attempts} attempts: {problem}"
     )
+
+
+@contextmanager
+def _untraced() -> Iterator[None]:
+    """No HTTP client span for this request: OpenTelemetry's requests/urllib3 instrumentations (on in Azure through
+    azure-monitor-opentelemetry) would record the full URL, and a webhook URL is the credential."""
+    try:
+        from opentelemetry.instrumentation.utils import suppress_http_instrumentation
+    except ImportError:  # no OpenTelemetry instrumentation installed: nothing records the URL
+        yield
+        return
+    with suppress_http_instrumentation():
+        yield
 
 
 def email_recipients(channel: Channel, message: OwnerMessage) -> tuple[str, ...]:

@@ -220,3 +220,31 @@ def test_owner_of() -> None:
     assert notices.owner_of({"OWNER": " bob "}, {"user_name": "Carol"}, "owner") == "bob"
     assert notices.owner_of({"owner": ""}, {"user_name": "Carol"}, "owner") == "Carol"
     assert notices.owner_of({}, None, "owner") is None
+
+
+def test_no_trace_records_a_webhook_url(env, hooks) -> None:
+    """In Azure, azure-monitor-opentelemetry instruments requests and urllib3: their spans would carry the URL."""
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentors = (RequestsInstrumentor(), URLLib3Instrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=provider)
+    try:
+        import requests
+
+        requests.get(f"{hooks.url}/probe", timeout=5)  # the instrumentation is on: this one is recorded
+        probe = len(exporter.get_finished_spans())
+        notices.send_notices("run-10", _stops()[:1], NOW, env, **FAST)
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+    assert probe >= 1 and len(hooks.received("webhook")) == 1
+    spans = exporter.get_finished_spans()[probe:]
+    assert not any(hooks.url in json.dumps(dict(s.attributes or {})) for s in spans)
