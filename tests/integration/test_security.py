@@ -116,7 +116,9 @@ def test_no_generic_starter_and_every_starter_needs_a_key(reliability: TestRecor
         route = function["trigger"].get("route") or ""
         assert "functionName" not in route and "orchestrators/" not in route, route
         starts = any(b["type"] == "durableClient" for b in function["bindings"])
-        if starts:
+        # notice_link holds a Durable client only to raise the `notice` event on an orchestration the run started;
+        # it starts nothing (issue 23: anonymous, the signed token is the credential; checked above).
+        if starts and function["name"] != "notice_link":
             assert function["trigger"].get("authLevel", "").lower() == "function", function["name"]
     reliability.record(
         "security",

@@ -178,7 +178,12 @@ def test_a_channel_that_does_not_answer_times_out(env, hooks, monkeypatch) -> No
     monkeypatch.setattr(channel_send, "TIMEOUT_SECONDS", 0.3)
     hooks.fail(r"^/ops$", 0, count=2, delay_seconds=1.0)  # answers late twice, then normally
     summary = notices.send_notices("run-6", _stops()[:1], NOW, env, attempts=3, backoff=0.05)
-    assert summary.messages_failed == 0 and len(hooks.received("webhook")) == 1
+    assert summary.messages_failed == 0
+    deadline = time.monotonic() + 5  # the two late answers are still being written by the sink: let them end
+    while sum(1 for _, p, _ in hooks.requests if p == "/ops") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The sink got all three posts (it does not know the client gave up on two): an at-least-once channel.
+    assert len(hooks.received("webhook")) == 3
 
 
 def test_email_needs_the_identity_and_a_valid_message(env, acs) -> None:
