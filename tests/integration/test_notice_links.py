@@ -114,6 +114,8 @@ def test_notice_get_post_postpone_forged_and_spent_links(site: Site) -> None:
         assert forged.status_code == 403 and "not one the app sent" in forged.text
     bad = requests.post(links["ci-go"], data={"action": "postpone", "minutes": "99999"}, timeout=10)
     assert bad.status_code == 400 and "outside 1 to 60" in bad.text
+    huge = requests.post(links["ci-go"], data=b"action=stop-now&pad=" + b"x" * 200_000, timeout=10)
+    assert huge.status_code == 400 and "a choice takes fewer than 2048" in huge.text
 
     done = site.host.wait_for_completion(status_url, timeout=150, interval=0.5)
     assert done["runtimeStatus"] == "Completed", done
