@@ -14,7 +14,7 @@ from orchestrations import reconcile as reconcile_orchestrations
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
 from shared import keyvault
-from triggers import dashboard, health, model_http, openapi, schedules, scoring, shutdown
+from triggers import dashboard, health, measured, model_http, notices, openapi, schedules, scoring, shutdown
 
 keyvault.install()
 
@@ -22,7 +22,9 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for module in (
     dashboard,
     health,
+    measured,
     model_http,
+    notices,
     openapi,
     schedules,
     scoring,

@@ -240,7 +240,24 @@ class DevHost:
             if value.strip() == DEV_STORAGE:
                 os.environ[name] = storage
         os.environ.setdefault("AzureWebJobsStorage", storage)
+        self._heads_up_settings()
         self._start_standins()
+
+    def _heads_up_settings(self) -> None:
+        """What App Service gives the heads-up's links: the app's host name (links are http here, so the base URL
+        too), and a signing key, generated once and kept in the state folder so links survive a restart."""
+        host = self.base_url.split("://", 1)[1]
+        os.environ.setdefault("WEBSITE_HOSTNAME", host)
+        os.environ.setdefault("NOTICE_LINK_BASE_URL", self.base_url)
+        if os.environ.get("NOTICE_SIGNING_KEY", "").strip():
+            return
+        key_file = self.options.state_dir / "notice-signing-key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+            key_file.chmod(0o600)
+        key = key_file.read_text(encoding="utf-8").strip()
+        logsafe.register_secret(key)
+        os.environ["NOTICE_SIGNING_KEY"] = key
 
     def _start_standins(self) -> None:
         from devhost.standins_setup import start_standins
@@ -304,6 +321,9 @@ class DevHost:
         invoker = Invoker(str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
         keys = self._host_keys()
         self.server = HostServer(index, invoker, keys, host_json.route_prefix, durable, rpc_token, entities)
+        from devhost.standins_setup import notify_sink
+
+        self.server.notify_sink = notify_sink(self.standins)
         self._runner = web.AppRunner(self.server.application(), access_log=None, **self.server.runner_options())
         await self._runner.setup()
         await web.TCPSite(self._runner, opts.host, opts.port, backlog=1024).start()

@@ -145,6 +145,7 @@ class HostServer:
         self.durable = durable
         self.rpc_prefix = f"/_rpc/{rpc_token}/"
         self.started = datetime.now(UTC)
+        self.notify_sink: Any = None  # devhost.standins.notify.NotifySink when DEVHOST_NOTIFY_SINK=on
         for value in keys.all_values:
             logsafe.register_secret(value)
         logsafe.register_secret(rpc_token)
@@ -218,6 +219,8 @@ class HostServer:
                 if not self.keys.opens_admin(self._key(request)):
                     return _json(401, {"error": "/admin takes the master key (DEVHOST_KEY)"})
                 return _json(200, {"state": "Running", "version": "devhost", "startedAt": self.started.isoformat()})
+            if path in ("/devhost/notifications", "/devhost/notifications.json"):
+                return self._notifications(request)
             if self.route_prefix == "" or path == self.route_prefix or path.startswith(self.route_prefix + "/"):
                 return await self._http_trigger(request, path[len(self.route_prefix) :])
             return _json(404, {"error": f"no endpoint at {path}"})
@@ -233,6 +236,19 @@ class HostServer:
         if not sub.startswith("durabletask"):
             return _json(404, {"error": f"no endpoint at {request.path}"})
         return await self._durable(request, sub[len("durabletask") :], invocation_id or None)
+
+    def _notifications(self, request: web.Request) -> web.Response:
+        """What the notification sink recorded (DEVHOST_NOTIFY_SINK=on): the heads-up loop, offline."""
+        if not self.keys.opens_function(self._key(request)):
+            return _json(401, {"error": "a key is required (x-functions-key header or code)"})
+        if self.notify_sink is None:
+            return _json(404, {"error": "no notification sink: set DEVHOST_NOTIFY_SINK=on"})
+        messages = self.notify_sink.snapshot()
+        if request.path.endswith(".json"):
+            return _json(200, messages)
+        from devhost.standins.notify import render_page
+
+        return web.Response(text=render_page(messages), content_type="text/html", charset="utf-8")
 
     # --- HTTP triggers ---------------------------------------------------------------------------------
     def _match(self, method: str, path: str) -> tuple[FunctionSpec | None, dict[str, str], list[str]]:

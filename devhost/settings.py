@@ -194,6 +194,15 @@ DEVHOST_KEYVAULT_SECRETS = DevhostSetting(
     "`@Microsoft.KeyVault(...)` reference locally. Unset: no vault stand-in.",
     secret=True,
 )
+DEVHOST_NOTIFY_SINK = DevhostSetting(
+    "DEVHOST_NOTIFY_SINK",
+    _choice("on", "off"),
+    "one of `on`, `off`",
+    "off",
+    doc="`on` starts the notification stand-in: webhook, Teams and Slack endpoints and Azure Communication Services "
+    "Email (with the managed-identity stand-in), reached at https://<any>.devhost.invalid through devhost's proxy; "
+    "it records what the heads-up would have sent, shown at /devhost/notifications (function key).",
+)
 DEVHOST_SPAN_FILE = DevhostSetting(
     "DEVHOST_SPAN_FILE",
     _text,
@@ -221,6 +230,7 @@ ALL_SETTINGS: dict[str, DevhostSetting[Any]] = {
         DEVHOST_ARM_PAGE_SIZE,
         DEVHOST_GRPC_MAX_MESSAGE_MB,
         DEVHOST_KEYVAULT_SECRETS,
+        DEVHOST_NOTIFY_SINK,
         DEVHOST_SPAN_FILE,
         FUNCTIONS_WORKER_PROCESS_COUNT,
     )

@@ -7,6 +7,10 @@
   With it, a stand-in of the Azure Retail Prices API (savings estimates) unless PRICES_ENDPOINT is set.
 - `DEVHOST_KEYVAULT_SECRETS` (JSON object name -> value): an HTTPS Key Vault stand-in holding those secrets, so a
   setting may be a `@Microsoft.KeyVault(...)` reference locally, as in Azure.
+- `DEVHOST_NOTIFY_SINK=on`: the notification stand-in (webhooks, Teams, Slack, ACS Email) at https://*.devhost.invalid,
+  recording what the heads-up would have sent.
+
+Stand-ins reached by a host name (Key Vault, the notification sink) sit behind one loopback HTTPS proxy (HTTPS_PROXY).
 
 Settings already pointing elsewhere (a real vault, a real ARM endpoint) are left alone.
 """
@@ -25,10 +29,12 @@ from devhost.settings import (
     DEVHOST_ARM_THROTTLE,
     DEVHOST_ARM_TRANSITION_SECONDS,
     DEVHOST_KEYVAULT_SECRETS,
+    DEVHOST_NOTIFY_SINK,
 )
 
 if TYPE_CHECKING:  # the stand-ins are imported only when a setting asks for them
     from devhost.standins.identity import IdentityStandin
+    from devhost.standins.notify import NotifySink
     from devhost.standins.tls import LocalTls
 
 log = logging.getLogger(__name__)
@@ -62,7 +68,8 @@ def _combined_bundle(env: MutableMapping[str, str], local_ca: Path, target: Path
 def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     fleet_setting = DEVHOST_ARM_FLEET.get(env)
     secrets_setting = DEVHOST_KEYVAULT_SECRETS.raw(env).strip()
-    if not fleet_setting and not secrets_setting:
+    sink_on = DEVHOST_NOTIFY_SINK.get(env) == "on"
+    if not fleet_setting and not secrets_setting and not sink_on:
         return []
     # Check the settings before anything starts, so a bad one leaves no stand-in running.
     fleet = _fleet_path(fleet_setting)
@@ -84,9 +91,21 @@ def start_standins(env: MutableMapping[str, str], state_dir: Path) -> list[Any]:
     env["REQUESTS_CA_BUNDLE"] = str(_combined_bundle(env, tls.ca_bundle, state_dir / "tls" / "ca-bundle.pem"))
     if fleet is not None:
         started.extend(_start_arm(env, fleet, tls, identity, throttle, transition, page_size))
+    routes: dict[str, int] = {}
     if secrets_setting:
-        started.extend(_start_vault(env, secrets, tls, identity))
+        started.extend(_start_vault(secrets, tls, identity, routes))
+    if sink_on:
+        started.append(_start_sink(tls, identity, routes))
+    if routes:
+        started.append(_start_proxy(env, routes))
     return started
+
+
+def notify_sink(started: list[Any]) -> NotifySink | None:
+    """The notification sink among the started stand-ins (devhost shows what it recorded)."""
+    from devhost.standins.notify import NotifySink
+
+    return next((s.target for s in started if isinstance(getattr(s, "target", None), NotifySink)), None)
 
 
 def _fleet_path(setting: str) -> Path | None:
@@ -138,20 +157,34 @@ def _start_arm(
 
 
 def _start_vault(
-    env: MutableMapping[str, str], secrets: dict[str, Any], tls: LocalTls, identity: IdentityStandin
+    secrets: dict[str, Any], tls: LocalTls, identity: IdentityStandin, routes: dict[str, int]
 ) -> list[_Named]:
-    """The Key Vault stand-in holding `secrets`, and the proxy that brings *.vault.azure.net to it."""
+    """The Key Vault stand-in holding `secrets`; the proxy brings *.vault.azure.net to it."""
     from devhost.standins.keyvault import KeyVaultStandIn
 
     vault = KeyVaultStandIn(tls, token_validator=identity.is_valid)
     vault.start()
     for name, value in secrets.items():
         vault.set_secret(str(name), str(value))
-    started = [_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault)]
     # The app keeps calling https://<vault>.vault.azure.net, with every SDK check on; the proxy brings it here.
+    routes[".vault.azure.net"] = int(vault.url.rsplit(":", 1)[1])
+    return [_Named(f"Key Vault {vault.url} ({len(secrets)} secrets)", vault)]
+
+
+def _start_sink(tls: LocalTls, identity: IdentityStandin, routes: dict[str, int]) -> _Named:
+    """The notification sink; the proxy brings https://<any>.devhost.invalid (the sample's channels) to it."""
+    from devhost.standins.notify import HOST_SUFFIX, NotifySink
+
+    sink = NotifySink(tls, token_validator=identity.is_valid)
+    sink.start()
+    routes[HOST_SUFFIX] = sink.port
+    return _Named(f"notification sink {sink.url} (https://*{HOST_SUFFIX}; see /devhost/notifications)", sink)
+
+
+def _start_proxy(env: MutableMapping[str, str], routes: dict[str, int]) -> _Named:
     from devhost.standins.proxy import ForwardProxy
 
-    proxy = ForwardProxy({".vault.azure.net": int(vault.url.rsplit(":", 1)[1])}).start()
+    proxy = ForwardProxy(routes).start()
     env.update(proxy.env(env.get("NO_PROXY", "") or env.get("no_proxy", "")))
-    started.append(_Named(f"HTTPS proxy {proxy.url}: *.vault.azure.net -> the Key Vault stand-in", proxy))
-    return started
+    names = ", ".join(f"*{suffix}" for suffix in sorted(routes))
+    return _Named(f"HTTPS proxy {proxy.url}: {names} -> the stand-ins", proxy)

@@ -380,6 +380,19 @@ def read_blob(container: str, name: str, env: Mapping[str, str] | None = None) -
             raise NotFoundError(f"blob {container}/{name} does not exist") from err
 
 
+def read_blob_etag(container: str, name: str, env: Mapping[str, str] | None = None) -> tuple[bytes, str] | None:
+    """The content of a (small) blob and the ETag of exactly that content (for a conditional write back with
+    `upload_if`); None when the blob does not exist."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with _storage_errors("read", container, name):
+        try:
+            downloader = blob_service_client(env).get_blob_client(container, name).download_blob()
+            return bytes(downloader.readall()), str(downloader.properties.etag)
+        except ResourceNotFoundError:
+            return None
+
+
 def read_blobs(
     container: str, names: Sequence[str], env: Mapping[str, str] | None = None, *, workers: int = 8
 ) -> dict[str, bytes | None]:

@@ -31,6 +31,9 @@ class ShutdownRun(Payload):
     trace: Mapping[str, str] = field(default_factory=dict)
     schedule_tag: str = "compute-schedule"  # instances tagged so follow their schedule, not the nightly stop
     shutdown_schedule: str = "0 0 22 * * *"  # the nightly NCRONTAB: hours saved by a stop run until its next run
+    # NOTICE_MINUTES, or the body's notice_minutes: the heads-up before each stop (shared.compute.notices decides
+    # whether one is sent at all: not in a dry run, not without channels)
+    notice_minutes: float = 30.0
 
 
 def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownRun:
@@ -46,4 +49,5 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
         trigger=trigger,
         schedule_tag=settings.schedule_tag,
         shutdown_schedule=settings.shutdown_schedule,
+        notice_minutes=settings.notice_minutes,
     )

@@ -182,6 +182,10 @@ class ShutdownBody(_Body):
     exclude: Patterns = Field(
         default_factory=list, description="Never instances whose name matches one of these globs."
     )
+    notice_minutes: Annotated[float, Field(ge=0, le=1440, allow_inf_nan=False)] = Field(
+        default_factory=lambda: 30.0,
+        description="Minutes between the heads-up to each owner and the stop, 0 = none (default: NOTICE_MINUTES).",
+    )
 
 
 class PreviewBody(_Body):
@@ -356,6 +360,13 @@ def _expected(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     return _describe(_resolve(node, defs), defs)
 
 
+def _bounds(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[float, float]:
+    """The schema's minimum and maximum of the number at `loc` (a top-level field)."""
+    schema = _schema(model)
+    node = _resolve(schema.get("properties", {}).get(loc[0], {}), schema.get("$defs", {}))
+    return float(node.get("minimum", float("-inf"))), float(node.get("maximum", float("inf")))
+
+
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
         return _resolve(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
@@ -410,6 +421,9 @@ def _message(model: type[BaseModel], error: ErrorDetails) -> tuple[str, str]:
         return path, f"{path}: expected at least one {what} (or leave the field out), got an empty array"
     if kind == "string_too_long":
         return path, f"{path}: expected at most {ctx.get('max_length')} characters, got {len(str(value))}"
+    if kind in ("greater_than_equal", "less_than_equal"):  # a number outside the field's bounds (notice_minutes)
+        low, high = _bounds(model, loc)
+        return path, f"{path}: expected a number from {low:g} to {high:g}, got {shown(value)}"
     if _out_of_range(value):  # beyond a float64: a huge integer (json_body keeps integers exact) or 1e308 * 10
         return path, f"{path}: expected a finite number, got {shown(value)} (beyond a 64-bit float)"
     if kind in ("model_type", "dict_type"):

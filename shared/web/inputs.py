@@ -76,6 +76,8 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
         run = replace(run, include=tuple(contract.strip_blank(p) for p in request.include))
     if "exclude" in given:
         run = replace(run, exclude=tuple(contract.strip_blank(p) for p in request.exclude))
+    if "notice_minutes" in given:
+        run = replace(run, notice_minutes=float(request.notice_minutes))
     return run
 
 

@@ -247,6 +247,41 @@ OPERATIONS: dict[str, Operation] = {
         body="ScoringBody",
         body_required=True,
     ),
+    "notice_link": Operation(
+        "The heads-up's link: see (GET) or change (POST) one instance's planned stop",
+        {
+            "200": _text("GET: the instance, its planned stop and the choices; POST: the confirmation.", "text/html"),
+            "400": _text("POST: a choice outside the rules (minutes not 1 .. POSTPONE_MAX_HOURS x 60).", "text/html"),
+            "403": _text("A link the app did not sign.", "text/html"),
+            "410": _text("A link expired, or spent (its instance is stopped or being stopped).", "text/html"),
+            "429": _text("POST: too many choices for this instance in a short time (Retry-After).", "text/html"),
+            "503": _text("The app cannot read its settings or storage right now; nothing changed.", "text/html"),
+        },
+        description="No function key: the signed token is the credential. GET changes nothing (mail scanners and "
+        "link previews fetch links); a POST with a second identical choice changes nothing either.",
+        parameters=(
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "description": "The signed token of the link.",
+                "schema": {"type": "string"},
+            },
+        ),
+        body_required=True,
+        extra_body={
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["action"],
+                    "properties": {
+                        "action": {"enum": ["postpone", "stop-now"]},
+                        "minutes": {"type": "string", "pattern": r"^\d{1,6}$", "description": "For postpone."},
+                    },
+                }
+            }
+        },
+    ),
     "start_shutdown": Operation(
         "Stop the compute instances the policy selects",
         {"202": STARTED, "400": _error("A bad body (the field is named)."), "500": BAD_SETTINGS},
@@ -321,6 +356,8 @@ def _operation(route: HttpRoute, method: str, configured: Configured) -> dict[st
     if op.body:
         content: dict[str, Any] = {"application/json": {"schema": _ref(op.body)}, **op.extra_body}
         out["requestBody"] = {"required": op.body_required, "content": content}
+    elif op.extra_body and method != "get":  # a body that is no JSON model (the notice link's form)
+        out["requestBody"] = {"required": op.body_required, "content": dict(op.extra_body)}
     responses = dict(op.responses)
     if route.anonymous:
         out["security"] = []

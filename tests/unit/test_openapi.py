@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -67,7 +68,9 @@ def test_its_paths_and_methods_are_exactly_the_apps_http_routes() -> None:
 
 
 def test_every_http_function_is_documented_and_nothing_else() -> None:
-    functions = {op["operationId"] for item in _document()["paths"].values() for op in item.values()}
+    # A function serving two methods has one operation per method, `<function>_<method>`.
+    ids = {op["operationId"] for item in _document()["paths"].values() for op in item.values()}
+    functions = {re.sub(r"_(get|post)$", "", i) if i not in openapi.OPERATIONS else i for i in ids}
     assert functions == set(openapi.OPERATIONS)
 
 

@@ -58,6 +58,20 @@ BAD = [
         "exclude[1]: expected a non-blank string, got null",
     ),
     (
+        "notice negative",
+        '{"notice_minutes": -1}',
+        "notice_minutes",
+        "notice_minutes: expected a number from 0 to 1440, got -1",
+    ),
+    ("notice over a day", '{"notice_minutes": 99999}', "notice_minutes", "from 0 to 1440, got 99999"),
+    (
+        "notice string",
+        '{"notice_minutes": "30"}',
+        "notice_minutes",
+        'notice_minutes: expected a finite number, got "30"',
+    ),
+    ("notice null", '{"notice_minutes": null}', "notice_minutes", "got null"),
+    (
         "too many patterns",
         '{"include": [' + ",".join(['"p"'] * 51) + "]}",
         "include",
@@ -101,3 +115,16 @@ def test_timer_run_uses_settings():
     run = default_run(ShutdownSettings.from_env({**ENV, "SHUTDOWN_DRY_RUN": "true", "SHUTDOWN_MODE": "opt-in"}))
     assert (run.trigger, run.dry_run, run.mode) == ("timer", True, "opt-in")
     assert len(run.workspaces) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "minutes"), [(b"{}", 30.0), (b'{"notice_minutes": 0}', 0.0), (b'{"notice_minutes": 2.5}', 2.5)]
+)
+def test_notice_minutes_come_from_the_body_else_from_notice_minutes(body, minutes):
+    run = parse_shutdown_body(body, ShutdownSettings.from_env({**ENV, "NOTICE_MINUTES": "30"}))
+    assert run.notice_minutes == minutes
+    assert ShutdownRun.from_dict(run.to_dict()) == run
+
+
+def test_the_timer_run_takes_notice_minutes_from_the_settings():
+    assert default_run(ShutdownSettings.from_env({**ENV, "NOTICE_MINUTES": "0.5"})).notice_minutes == 0.5
