@@ -58,7 +58,8 @@ class Route:
             catch_all, name, optional = match.groups()
             body = f"(?P<{name}>.+)" if catch_all else f"(?P<{name}>[^/]+)"
             regex += f"(?:/{body})?" if (optional or catch_all) else f"/{body}"
-        return cls(template, re.compile(f"^{regex}/?$", re.IGNORECASE))
+        # DOTALL and \Z: a parameter may hold a decoded line break, as in the Functions host's routing.
+        return cls(template, re.compile(f"^{regex}/?\\Z", re.IGNORECASE | re.DOTALL))
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.match(path if path.startswith("/") else "/" + path)

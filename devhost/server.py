@@ -152,7 +152,9 @@ class HostServer:
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BODY)
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        # Every path, line breaks included (`.` stops at a decoded %0A, and aiohttp would answer its own 404 where
+        # the Functions host routes the request to the function, e.g. a mangled token of /api/notices/{token}).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.dispatch)
         return app
 
     @staticmethod
