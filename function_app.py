@@ -1,6 +1,7 @@
 """The Functions app: composes the blueprints of triggers, orchestrations and activities, nothing else.
 
-Each module holds its own Blueprint; the only wiring besides is the settings' Key Vault resolver.
+Each module holds its own Blueprint; the only wiring besides is the settings' Key Vault resolver, and handing the
+composed app to the OpenAPI document and the health probe, which describe it.
 """
 
 import azure.durable_functions as df
@@ -14,7 +15,7 @@ from orchestrations import reconcile as reconcile_orchestrations
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
 from shared import keyvault
-from triggers import dashboard, health, model_http, openapi, schedules, scoring, shutdown
+from triggers import dashboard, health, measured, model_http, notices, openapi, schedules, scoring, shutdown
 
 keyvault.install()
 
@@ -22,7 +23,9 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for module in (
     dashboard,
     health,
+    measured,
     model_http,
+    notices,
     openapi,
     schedules,
     scoring,
@@ -37,3 +40,4 @@ for module in (
 ):
     app.register_functions(module.bp)
 openapi.document(app)  # the document lists every HTTP function registered above
+health.report_functions(app)  # /api/health names every function registered above

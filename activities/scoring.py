@@ -30,10 +30,12 @@ _DOMAIN_ERRORS = (ScoringError, InputError, ModelError, NotFoundError)
 def _domain_outcome(activity: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     @functools.wraps(activity)
     def run(payload: dict[str, Any]) -> dict[str, Any]:
+        from shared.scoring.payloads import ActivityRefusal
+
         try:
             return activity(payload)
         except _DOMAIN_ERRORS as err:
-            return {"error": str(err), "error_type": type(err).__name__}
+            return ActivityRefusal(error=str(err), error_type=type(err).__name__).to_dict()
 
     return run
 
@@ -49,22 +51,18 @@ def _model_args() -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload", activity=names.PLAN_SCORING_CHUNKS)
 @_domain_outcome
 def plan_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
-    """{"request"} -> the plan; {"plan", "results"} -> the plan realigned around quoted line breaks."""
+    """PlanTask -> PlannedRun: the chunks planned and kept in the run's wave blobs, the plan without them."""
     from shared import settings
-    from shared.scoring import chunk_scoring
-    from shared.scoring.payloads import ChunkPlan, ChunkResult, ScoringRequest
+    from shared.scoring import chunk_scoring, waves
+    from shared.scoring.payloads import PlanTask
     from shared.telemetry import carrier_span
 
-    with carrier_span(names.PLAN_SCORING_CHUNKS, payload.get("trace"), {"instance_id": payload.get("run_id")}):
-        if "plan" in payload:
-            plan = ChunkPlan.from_dict(payload["plan"])
-            results = [ChunkResult.from_dict(r) for r in payload["results"]]
-            return chunk_scoring.realign_plan(plan, results).to_dict()
+    task = PlanTask.from_dict(payload)
+    with carrier_span(names.PLAN_SCORING_CHUNKS, task.trace, {"instance_id": task.request.run_id}):
         model = _model_args()
         scoring = settings.ScoringSettings.from_env()
-        request = ScoringRequest.from_dict(payload["request"])
         plan = chunk_scoring.plan_scoring(
-            request,
+            task.request,
             chunk_bytes=scoring.chunk_bytes,
             output_container=scoring.output_container,
             errors_container=scoring.errors_container,
@@ -72,24 +70,50 @@ def plan_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
             model_label=model["label"],
         )
         card = model["model"].card
-        return replace(plan, model_name=card.name, model_version=card.version).to_dict()
+        planned = replace(plan, model_name=card.name, model_version=card.version)
+        return waves.save_plan(planned, task.wave_size).to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.REALIGN_SCORING_CHUNKS)
+@_domain_outcome
+def realign_scoring_chunks(payload: dict[str, Any]) -> dict[str, Any]:
+    """RunTask -> RealignedWaves: boundaries inside quoted fields moved to row starts; the waves to score again."""
+    from shared.scoring import waves
+    from shared.scoring.payloads import RealignedWaves, RunTask
+    from shared.telemetry import carrier_span
+
+    task = RunTask.from_dict(payload)
+    with carrier_span(names.REALIGN_SCORING_CHUNKS, task.trace, {"instance_id": task.run.run_id}):
+        return RealignedWaves(waves=tuple(waves.realign_run(task.run))).to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.LOAD_SCORING_WAVE)
+@_domain_outcome
+def load_scoring_wave(payload: dict[str, Any]) -> dict[str, Any]:
+    """WaveTask -> ChunkPlan holding the wave's chunks that have no current result."""
+    from shared.scoring import waves
+    from shared.scoring.payloads import WaveTask
+
+    task = WaveTask.from_dict(payload)
+    return waves.unscored_plan(task.run, task.wave).to_dict()
 
 
 @bp.activity_trigger(input_name="payload", activity=names.SCORE_CHUNK)
 @_domain_outcome
 def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
-    """{"plan" (holding this chunk), "index"} -> the chunk's result (counts and block id, never data)."""
+    """ChunkTask (a plan holding this chunk) -> the chunk's ChunkResult (counts and block id, never data)."""
     from shared.scoring import chunk_scoring
-    from shared.scoring.payloads import ChunkPlan
+    from shared.scoring.payloads import ChunkTask
     from shared.telemetry import carrier_span
 
-    plan = ChunkPlan.from_dict(payload["plan"])
+    task = ChunkTask.from_dict(payload)
+    plan = task.plan
     attributes: dict[str, str | int] = {
         "instance_id": plan.request.run_id,
         "blob": plan.request.source,
-        "chunk": int(payload["index"]),
+        "chunk": task.index,
     }
-    with carrier_span(names.SCORE_CHUNK, payload.get("trace"), attributes):
+    with carrier_span(names.SCORE_CHUNK, task.trace, attributes):
         model = _model_args()
         version = model["model"].card.version
         if plan.model_version and version != plan.model_version:
@@ -100,7 +124,7 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
             )
         result = chunk_scoring.score_chunk(
             plan,
-            int(payload["index"]),
+            task.index,
             features=model["features"],
             prediction_column=model["model"].card.prediction_column,
             predict=model["model"].predict,
@@ -109,60 +133,74 @@ def score_chunk(payload: dict[str, Any]) -> dict[str, Any]:
         return result.to_dict()
 
 
+@bp.activity_trigger(input_name="payload", activity=names.SAVE_SCORING_WAVE)
+@_domain_outcome
+def save_scoring_wave(payload: dict[str, Any]) -> dict[str, Any]:
+    """WaveResults -> WaveSummary: the chunks' results kept in the wave's blob, the wave counted."""
+    from shared.scoring import waves
+    from shared.scoring.payloads import WaveResults
+
+    task = WaveResults.from_dict(payload)
+    return waves.record_results(task.run, task.wave, task.results).to_dict()
+
+
 @bp.activity_trigger(input_name="payload", activity=names.COMMIT_PREDICTIONS)
 @_domain_outcome
 def commit_predictions(payload: dict[str, Any]) -> dict[str, Any]:
-    """{"plan", "results"} -> where the predictions went; raises when bad rows exceed the threshold."""
+    """RunTask -> CommitResult: where the predictions went (or which chunks to score first); raises when bad rows
+    exceed the threshold."""
     from shared import settings
-    from shared.scoring import commit as scoring_commit
-    from shared.scoring.payloads import ChunkPlan, ChunkResult
+    from shared.scoring import waves
+    from shared.scoring.payloads import RunTask
     from shared.telemetry import carrier_span
 
-    plan = ChunkPlan.from_dict(payload["plan"])
+    task = RunTask.from_dict(payload)
+    plan = waves.load_plan(task.run)
     with carrier_span(
-        names.COMMIT_PREDICTIONS,
-        payload.get("trace"),
-        {"instance_id": plan.request.run_id, "blob": plan.request.source},
+        names.COMMIT_PREDICTIONS, task.trace, {"instance_id": plan.request.run_id, "blob": plan.request.source}
     ):
-        result = scoring_commit.commit_predictions(
-            plan,
-            [ChunkResult.from_dict(r) for r in payload["results"]],
-            model_name=plan.model_name,
-            model_version=plan.model_version,
-            error_threshold=settings.SCORING_ERROR_THRESHOLD.get(),
-        )
+        result = waves.commit_run(task.run, error_threshold=settings.SCORING_ERROR_THRESHOLD.get(), plan=plan)
         return result.to_dict()
+
+
+@bp.activity_trigger(input_name="payload", activity=names.DELETE_SCORING_WAVES)
+def delete_scoring_waves(payload: dict[str, Any]) -> dict[str, Any]:
+    """RunTask -> {"deleted": n}: the run's plan and wave blobs, no longer needed once its commit's outcome is
+    known."""
+    from shared.scoring import waves
+    from shared.scoring.payloads import RunTask
+
+    return {"deleted": waves.delete_waves(RunTask.from_dict(payload).run)}
 
 
 @bp.activity_trigger(input_name="payload", activity=names.RECORD_SCORING_ERROR)
 def record_scoring_error(payload: dict[str, Any]) -> dict[str, Any]:
-    """{"request", "error"} of a failed run -> {"error_document": "container/name"}, "" when none was written.
+    """FailedRun -> ErrorDocument ("" when none was written); the run's working blobs are deleted.
 
     Best effort: the run fails with its own error either way, so a problem here is logged, not raised.
     """
     from shared import settings
     from shared.errors import AppError
     from shared.scoring import error_document as scoring_errors
-    from shared.scoring.payloads import ScoringRequest
+    from shared.scoring import waves
+    from shared.scoring.payloads import ErrorDocument, FailedRun
     from shared.telemetry import carrier_span
 
-    request = ScoringRequest.from_dict(payload["request"])
+    failed = FailedRun.from_dict(payload)
+    request = failed.request
     with carrier_span(
-        names.RECORD_SCORING_ERROR, payload.get("trace"), {"instance_id": request.run_id, "blob": request.source}
+        names.RECORD_SCORING_ERROR, failed.trace, {"instance_id": request.run_id, "blob": request.source}
     ):
+        container = settings.SCORING_ERRORS_CONTAINER.get()
         try:
             try:
                 model = _model_args()
                 expected = scoring_errors.expected_input(model["features"], model["label"])
             except ModelError as err:
                 expected = f"a CSV file the model can score (the model cannot be loaded: {err})"
-            written = scoring_errors.write_error_document(
-                request,
-                str(payload["error"]),
-                container=settings.SCORING_ERRORS_CONTAINER.get(),
-                expected=expected,
-            )
+            written = scoring_errors.write_error_document(request, failed.error, container=container, expected=expected)
+            waves.delete_run(container, request.name, request)
         except AppError as err:
             log.warning("%s: no error document for run %s: %s", request.source, request.run_id, err)
             written = ""
-        return {"error_document": written}
+        return ErrorDocument(error_document=written).to_dict()

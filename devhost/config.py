@@ -25,6 +25,10 @@ class HostJson:
     max_concurrent_activities: int = 10
     max_concurrent_orchestrations: int = 10
     function_timeout_seconds: float | None = None
+    # Orchestration versioning (extensions.durableTask): see devhost/durable_catalog.py.
+    default_version: str | None = None
+    version_match_strategy: str = "currentorolder"
+    version_failure_strategy: str = "reject"
 
     @classmethod
     def load(cls, path: Path) -> HostJson:
@@ -43,7 +47,22 @@ class HostJson:
             max_concurrent_activities=int(durable.get("maxConcurrentActivityFunctions", 10)),
             max_concurrent_orchestrations=int(durable.get("maxConcurrentOrchestratorFunctions", 10)),
             function_timeout_seconds=_parse_timespan(data.get("functionTimeout")),
+            default_version=str(durable["defaultVersion"]) if durable.get("defaultVersion") else None,
+            version_match_strategy=_choice(durable, "versionMatchStrategy", ("None", "Strict", "CurrentOrOlder"), 2),
+            version_failure_strategy=_choice(durable, "versionFailureStrategy", ("Reject", "Fail"), 0),
         )
+
+
+def _choice(section: dict[str, Any], name: str, choices: tuple[str, ...], default: int) -> str:
+    """An enum option of extensions.durableTask, lower-cased (`choices[default]` when unset); another value stops
+    devhost at start, as the host refuses an options value it cannot bind."""
+    value = section.get(name)
+    if value is None:
+        return choices[default].lower()
+    text = str(value).strip().lower()
+    if text not in {c.lower() for c in choices}:
+        raise ConfigError(f"host.json extensions.durableTask.{name} is {value!r}; expected one of {', '.join(choices)}")
+    return text
 
 
 def _parse_timespan(text: Any) -> float | None:

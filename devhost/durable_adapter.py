@@ -5,41 +5,38 @@ the history (DTFx events), sends it as one JSON string to the function the worke
 orchestrator (df's `Orchestrator.create` handle), reads back df's `OrchestratorState` and turns its actions into
 DTFx work. This module plays the extension's part over durabletask's engine: the durabletask worker hands us an
 orchestrator work item (protobuf history), we translate it to the extension's JSON (`to_df_history`), run df's
-`Orchestrator.handle` and turn the new tasks back into engine actions (`episode_actions`). The translation and
-what it does not support are documented in devhost/DURABLE.md.
+`Orchestrator.handle` and turn the new tasks back into engine actions (`episode_actions`), checking names and
+versions as the extension does (devhost/durable_catalog.py). The translation and what it does not support are
+documented in devhost/DURABLE.md; what it needs of df's private state is in devhost/df_internals.py.
 
-Activities stay on durabletask's activity executor (`make_activity`): JSON in and out through the worker's
-`ActivityTriggerConverter`, as on the real host.
+Activities and entities have their own bridges (devhost/activity_adapter.py, devhost/entity_adapter.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import azure.functions as func
-from azure.functions.durable_functions import ActivityTriggerConverter
-from durabletask import task as dt
-from durabletask.internal import helpers as ph
-from durabletask.internal import orchestrator_service_pb2 as pb
+from devhost import df_internals
+from devhost.df_internals import Episode, leaf_actions
+from devhost.durable_catalog import ACTIVITY, ENTITY, ORCHESTRATOR, DurableCatalog, FunctionDoesNotExist
+from devhost.durabletask_internals import EpisodeRejected, pb
+from devhost.durabletask_internals import helpers as ph
+from devhost.execution_log import execution
 
-from devhost.index import FunctionSpec
-
-log = logging.getLogger(__name__)
+log = logging.getLogger("devhost.worker")
 
 # The extension (2.x, Azure Storage backend) offers schema V3 and these long-timer limits; df answers with V3
 # actions (a flat list per execution, WhenAll/WhenAny as compound actions).
 UPPER_SCHEMA_VERSION = 2
 MAXIMUM_SHORT_TIMER_DURATION = "6.00:00:00"
 LONG_RUNNING_TIMER_INTERVAL = "3.00:00:00"
-OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
 
 # DTFx HistoryEventType numbers, as the extension serializes them.
 EXECUTION_STARTED, EXECUTION_COMPLETED, EXECUTION_TERMINATED = 0, 1, 3
@@ -53,7 +50,12 @@ EXECUTION_SUSPENDED, EXECUTION_RESUMED = 19, 20
 # df ActionType numbers (azure/durable_functions/models/actions/ActionType.py).
 CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB, CALL_SUB_WITH_RETRY = 0, 1, 2, 3
 CONTINUE_AS_NEW_ACTION, CREATE_TIMER, WAIT_FOR_EVENT = 4, 5, 6
-UNSUPPORTED_ACTIONS = {7: "call_entity", 8: "call_http", 9: "signal_entity"}
+CALL_ENTITY, CALL_HTTP, SIGNAL_ENTITY = 7, 8, 9
+UNSUPPORTED_ACTIONS = {CALL_HTTP: "call_http"}
+# Signals are fire-and-forget: nothing answers them, so their engine ids only need to differ from every task id.
+SIGNAL_ID_BASE = 1_000_000
+# Request ids of entity calls: derived from the instance and the task, so a replayed episode sends the same id.
+_REQUEST_NAMESPACE = uuid.UUID("6f1d9a52-3c0e-4bb1-9a7e-4d2f5c1e8b90")
 
 
 class UnsupportedDurableFeature(Exception):
@@ -200,6 +202,8 @@ def _convert(event: pb.HistoryEvent, played: bool, names: dict[int, str]) -> dic
             "Name": e.name,
             "Input": _text(e.input),
         }
+    if kind in ENTITY_EVENTS:
+        return _entity_event(event, played, stamp)
     if kind == "executionTerminated":
         return _base(EXECUTION_TERMINATED, -1, played, stamp)
     if kind == "executionSuspended":
@@ -210,14 +214,56 @@ def _convert(event: pb.HistoryEvent, played: bool, names: dict[int, str]) -> dic
         return _base(CONTINUE_AS_NEW, -1, played, stamp) | {"Input": _text(event.continueAsNew.input)}
     if kind == "executionCompleted":
         return _base(EXECUTION_COMPLETED, -1, played, stamp)
-    return None  # entity and rewind events: not produced for Durable Functions 1.x apps
+    return None  # rewind and entity-lock events: not produced for Durable Functions 1.x apps
+
+
+# The engine's entity events, as the extension's (DTFx's legacy entities) message events: a call is an EventSent
+# whose Input is the request message (df maps the task to the request's "id"), its answer an EventRaised named by
+# that id whose Input is the response message {"result": <JSON text>[, "exceptionType"]}. A signal expects no answer:
+# df does not need its EventSent, and devhost counts the signals of the history instead (new_signal_actions).
+ENTITY_EVENTS = {
+    "entityOperationCalled",
+    "entityOperationCompleted",
+    "entityOperationFailed",
+    "entityOperationSignaled",
+}
+
+
+def _entity_event(event: pb.HistoryEvent, played: bool, stamp: str) -> dict[str, Any] | None:
+    kind = event.WhichOneof("eventType")
+    if kind == "entityOperationCalled":
+        e = event.entityOperationCalled
+        request = {
+            "id": e.requestId,
+            "op": e.operation,
+            "signal": False,
+            "input": _text(e.input),
+            "parent": _text(e.parentInstanceId),
+        }
+        return _base(EVENT_SENT, event.eventId, played, stamp) | {
+            "InstanceId": _text(e.targetInstanceId),
+            "Name": "op",
+            "Input": json.dumps(request),
+        }
+    if kind == "entityOperationCompleted":
+        e = event.entityOperationCompleted
+        response = {"result": _text(e.output) or "null"}
+        return _base(EVENT_RAISED, -1, played, stamp) | {"Name": e.requestId, "Input": json.dumps(response)}
+    if kind == "entityOperationFailed":
+        f = event.entityOperationFailed
+        failure = {
+            "result": json.dumps(f.failureDetails.errorMessage),
+            "exceptionType": _error_type(f.failureDetails.errorType),
+        }
+        return _base(EVENT_RAISED, -1, played, stamp) | {"Name": f.requestId, "Input": json.dumps(failure)}
+    return None  # entityOperationSignaled
 
 
 def context_json(
     instance_id: str, history: list[dict[str, Any]], past: Iterable[pb.HistoryEvent], new: Iterable[pb.HistoryEvent]
 ) -> str:
     """The orchestration trigger's JSON, as the extension sends it to the Python worker."""
-    started = next((e.executionStarted for e in [*past, *new] if e.HasField("executionStarted")), None)
+    started = _execution_started([*past, *new])
     parent = None
     if started is not None and started.HasField("parentInstance"):
         parent = started.parentInstance.orchestrationInstance.instanceId or None
@@ -235,56 +281,13 @@ def context_json(
     )
 
 
-@dataclass
-class Episode:
-    """One run of df's replay: its `OrchestratorState` JSON and the context it ran with (for new task ids)."""
-
-    state: dict[str, Any]
-    context: Any
-    failed: str | None  # the orchestrator's error (df's `error`), when it raised
+def _execution_started(events: Iterable[pb.HistoryEvent]) -> Any:
+    return next((e.executionStarted for e in events if e.HasField("executionStarted")), None)
 
 
-def run_episode(spec_function: Callable[..., Any], body: str) -> Episode:
-    """Runs df's handle for one episode, as the Python worker does with the orchestration trigger's JSON.
-
-    This is `Orchestrator.create(fn)`'s handle (decorators/durable_app.py registers it for each orchestrator),
-    inlined so we keep the context: the extension learns new task ids by replaying df's actions through DTFx;
-    we read the same ids from df's own open tasks.
-    """
-    from azure.durable_functions.models import DurableOrchestrationContext
-    from azure.durable_functions.orchestrator import Orchestrator
-
-    generator_function = getattr(spec_function, "orchestrator_function", None)
-    if generator_function is None:
-        raise TypeError(f"{spec_function!r} is not a df orchestrator handle (no orchestrator_function)")
-    ctx = DurableOrchestrationContext.from_json(body)
-    ctx._input_expected_type = getattr(spec_function, "_df_input_type", None)  # as the handle does
-    try:
-        state_text = Orchestrator(generator_function).handle(ctx)
-    except Exception as err:
-        text = str(err)
-        if OUT_OF_PROC_MARKER not in text:
-            raise
-        error, _, state = text.partition(OUT_OF_PROC_MARKER)
-        parsed = json.loads(state)
-        return Episode(parsed, ctx, parsed.get("error") or error)
-    return Episode(json.loads(state_text), ctx, None)
-
-
-def _leaf_actions(actions: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(actions, list):
-        for item in actions:
-            yield from _leaf_actions(item)
-    elif isinstance(actions, dict):
-        if "compoundActions" in actions:
-            yield from _leaf_actions(actions["compoundActions"])
-        else:
-            yield actions
-
-
-def _action_json(task: Any) -> dict[str, Any]:
-    action = task.action_repr[0] if isinstance(task.action_repr, list) else task.action_repr
-    return dict(action.to_json())
+def run_episode(handle: Callable[..., Any], body: str) -> Episode:
+    """Runs df's handle for one episode, as the Python worker does with the orchestration trigger's JSON."""
+    return df_internals.run_orchestrator(handle, body)
 
 
 def retry_delay(options: dict[str, Any]) -> timedelta:
@@ -292,72 +295,107 @@ def retry_delay(options: dict[str, Any]) -> timedelta:
     return timedelta(milliseconds=int(options["firstRetryIntervalInMilliseconds"]))
 
 
+@dataclass(frozen=True)
+class Scheduling:
+    """What turning df's actions into engine actions needs besides the actions: who schedules, and what the app has.
+
+    Without a catalog every name is taken as written (tests/durable_history.py steps one orchestrator alone).
+    """
+
+    instance_id: str
+    execution_id: str
+    catalog: DurableCatalog | None = None
+
+    def registered(self, kind: str, name: str) -> str:
+        """The registered spelling of a called function; FunctionDoesNotExist when the app has none."""
+        return self.catalog.require(kind, name).registered if self.catalog is not None else name
+
+
 def episode_actions(
-    episode: Episode, scheduled_ids: set[int], execution_id: str, now: datetime
+    episode: Episode,
+    scheduled_ids: set[int],
+    instance_id: str,
+    now: datetime,
+    *,
+    catalog: DurableCatalog | None = None,
+    execution_id: str | None = None,
+    past_signals: int = 0,
 ) -> list[pb.OrchestratorAction]:
     """Engine actions for the tasks df opened in this episode: what the extension's shim would schedule.
 
-    df numbers its tasks in the order DTFx does (one sequence for activities, timers and sub-orchestrations;
-    a retry adds a timer after every failed attempt and a new attempt after each timer); a task whose id is
-    not yet in the history is new.
+    df numbers its tasks in the order DTFx does (one sequence for activities, timers, sub-orchestrations and entity
+    calls; a retry adds a timer after every failed attempt and a new attempt after each timer); a task whose id is
+    not yet in the history is new. Signals open no task: the ones past the `past_signals` the history holds are new.
     """
-    for action in _leaf_actions(episode.state.get("actions", [])):
+    for action in leaf_actions(episode.state.get("actions", [])):
         feature = UNSUPPORTED_ACTIONS.get(int(action.get("actionType", -1)))
         if feature is not None:
             raise UnsupportedDurableFeature(
-                f"context.{feature} is not supported by devhost (Durable entities and durable HTTP are not "
-                "bridged); call an activity instead"
+                f"context.{feature} is not supported by devhost (durable HTTP is not bridged); call an activity "
+                "that makes the request instead"
             )
-    from azure.durable_functions.models.actions.NoOpAction import NoOpAction
-    from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask
-
+    scheduling = Scheduling(instance_id, execution_id or instance_id, catalog)
     actions: list[pb.OrchestratorAction] = []
-    opened = [
-        (key, task)
-        for key, task in episode.context.open_tasks.items()
-        if isinstance(key, int) and isinstance(task, AtomicTask) and key not in scheduled_ids
-    ]
-    for task_id, task in sorted(opened, key=lambda pair: pair[0]):
-        raw = task.action_repr[0] if isinstance(task.action_repr, list) else task.action_repr
-        if isinstance(raw, NoOpAction):
-            parent = task.parent
-            if not isinstance(parent, RetryAbleTask):
-                raise UnsupportedDurableFeature(f"df opened an internal task {task_id} devhost cannot map")
-            inner = parent.actions[0] if isinstance(parent.actions, list) else parent.actions
-            retried = dict(inner.to_json())
-            if parent.is_waiting_on_timer:  # the "-WithRetry timer" after a failed attempt
-                actions.append(ph.new_create_timer_action(task_id, now + retry_delay(retried["retryOptions"])))
-            else:  # the next attempt
-                actions.append(_schedule(task_id, retried, execution_id))
-            continue
-        actions.append(_schedule(task_id, _action_json(task), execution_id))
+    for task in df_internals.new_work(episode, scheduled_ids, past_signals):
+        if task.signal is not None:
+            actions.append(_signal(task.signal, task.action, scheduling))
+        elif task.retry == "timer":  # the "-WithRetry timer" after a failed attempt
+            actions.append(ph.new_create_timer_action(task.task_id, now + retry_delay(task.action["retryOptions"])))
+        else:
+            actions.append(_schedule(task.task_id, task.action, scheduling))
     return actions
 
 
-def _schedule(task_id: int, action: dict[str, Any], execution_id: str) -> pb.OrchestratorAction:
+def _signal(position: int, action: dict[str, Any], scheduling: Scheduling) -> pb.OrchestratorAction:
+    entity, operation, encoded = _entity_target(action, scheduling)
+    request_id = str(uuid.uuid5(_REQUEST_NAMESPACE, f"{scheduling.execution_id}:signal:{position}"))
+    return ph.new_signal_entity_action(SIGNAL_ID_BASE + position, entity, operation, encoded, request_id)
+
+
+def _entity_target(action: dict[str, Any], scheduling: Scheduling) -> tuple[Any, str, str | None]:
+    """(entity id, operation, operation input as the extension stores it) of a CallEntity/SignalEntity action.
+
+    df sends its own JSON text of the input; the extension serializes that string once more as the operation's
+    input (DurableOrchestrationContext.CallDurableTaskFunctionAsync), which df's entity side decodes twice.
+    """
+    from durabletask.entities import EntityInstanceId
+
+    target = EntityInstanceId.parse(str(action["instanceId"]))
+    scheduling.registered(ENTITY, target.entity)
+    given = action.get("input")
+    return target, str(action.get("operation") or ""), json.dumps(given) if given is not None else None
+
+
+def _schedule(task_id: int, action: dict[str, Any], scheduling: Scheduling) -> pb.OrchestratorAction:
     kind = int(action["actionType"])
     if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
-        return ph.new_schedule_task_action(task_id, action["functionName"], action.get("input"), None)
+        name = scheduling.registered(ACTIVITY, action["functionName"])
+        return ph.new_schedule_task_action(task_id, name, action.get("input"), None)
     if kind in (CALL_SUB, CALL_SUB_WITH_RETRY):
+        name = scheduling.registered(ORCHESTRATOR, action["functionName"])
         # Without an explicit id DTFx names the child `<parent's execution id>:<task id>` (TaskOrchestrationContext).
-        child_id = action.get("instanceId") or f"{execution_id}:{task_id}"
-        return ph.new_create_sub_orchestration_action(
-            task_id, action["functionName"], child_id, action.get("input"), action.get("version") or None
-        )
+        child_id = action.get("instanceId") or f"{scheduling.execution_id}:{task_id}"
+        version = action.get("version")
+        if version is None and scheduling.catalog is not None:
+            version = scheduling.catalog.versions.default_version  # as the samples-v2 versioning app shows
+        return ph.new_create_sub_orchestration_action(task_id, name, child_id, action.get("input"), version)
     if kind == CREATE_TIMER:
         fire_at = datetime.fromisoformat(str(action["fireAt"]).replace("Z", "+00:00"))
         return ph.new_create_timer_action(task_id, fire_at)
+    if kind == CALL_ENTITY:
+        entity, operation, encoded = _entity_target(action, scheduling)
+        request_id = str(uuid.uuid5(_REQUEST_NAMESPACE, f"{scheduling.execution_id}:{task_id}"))
+        return ph.new_call_entity_action(task_id, scheduling.instance_id, entity, operation, encoded, request_id)
     raise UnsupportedDurableFeature(f"df action type {kind} ({action}) is not supported by devhost")
 
 
-def completion_action(episode: Episode, name: str) -> pb.OrchestratorAction | None:
+def completion_action(episode: Episode) -> pb.OrchestratorAction | None:
     """The orchestration's ending, when this episode ended it: output, continue-as-new or failure."""
     if episode.failed is not None:
-        details = pb.TaskFailureDetails(errorType="Exception", errorMessage=episode.failed)
-        return ph.new_complete_orchestration_action(-1, pb.ORCHESTRATION_STATUS_FAILED, None, details)
+        return failed_action("Exception", episode.failed)
     if not episode.state.get("isDone"):
         return None
-    for action in _leaf_actions(episode.state.get("actions", [])):
+    for action in leaf_actions(episode.state.get("actions", [])):
         if int(action.get("actionType", -1)) == CONTINUE_AS_NEW_ACTION:
             return ph.new_complete_orchestration_action(
                 -1, pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW, action.get("input")
@@ -367,44 +405,86 @@ def completion_action(episode: Episode, name: str) -> pb.OrchestratorAction | No
     return ph.new_complete_orchestration_action(-1, pb.ORCHESTRATION_STATUS_COMPLETED, encoded)
 
 
+def failed_action(error_type: str, message: str) -> pb.OrchestratorAction:
+    details = pb.TaskFailureDetails(errorType=error_type, errorMessage=message)
+    return ph.new_complete_orchestration_action(-1, pb.ORCHESTRATION_STATUS_FAILED, None, details)
+
+
 def scheduled_ids(events: Iterable[pb.HistoryEvent]) -> set[int]:
     return {
         e.eventId
         for e in events
-        if e.HasField("taskScheduled") or e.HasField("timerCreated") or e.HasField("subOrchestrationInstanceCreated")
+        if e.HasField("taskScheduled")
+        or e.HasField("timerCreated")
+        or e.HasField("subOrchestrationInstanceCreated")
+        or e.HasField("entityOperationCalled")
     }
 
 
 def execute_orchestrator(
-    handles: dict[str, Callable[..., Any]], request: pb.OrchestratorRequest
+    catalog: DurableCatalog, request: pb.OrchestratorRequest
 ) -> tuple[list[pb.OrchestratorAction], str | None]:
-    """One episode for the engine: (actions, custom status JSON)."""
+    """One episode for the engine: (actions, custom status JSON), logged as the host logs an execution."""
     past, new = list(request.pastEvents), list(request.newEvents)
-    started = next((e.executionStarted for e in past + new if e.HasField("executionStarted")), None)
+    started = _execution_started(past + new)
     name = started.name if started is not None else ""
-    handle = handles.get(name)
-    if handle is None:
-        raise UnsupportedDurableFeature(f"no orchestrator function named {name!r} is registered in this app")
     ended = _terminated_or_suspended(past + new)
     if ended is not None:
         return ended, None
-    history = to_df_history(past, new)
-    episode = run_episode(handle, context_json(request.instanceId, history, past, new))
+    function = catalog.find(ORCHESTRATOR, name)
+    if function is None:  # the extension fails the instance with this message (DurableTaskExtension)
+        return [failed_action("Exception", catalog.missing_message(ORCHESTRATOR, name))], None
+    version = _text(started.version) if started is not None else None
+    refusal = catalog.versions.refusal(version)
+    if refusal is not None:
+        if catalog.versions.failure_strategy == "fail":
+            return [failed_action("VersionMismatch", refusal)], None
+        raise EpisodeRejected(refusal)
+    with execution(function.function) as invocation:
+        episode = run_episode(function.handle, context_json(request.instanceId, to_df_history(past, new), past, new))
+        try:
+            actions = _episode_result(episode, catalog, request, past + new)
+        except FunctionDoesNotExist as missing:  # the extension throws while scheduling: the orchestration fails
+            episode.failed = str(missing)
+            actions = [failed_action("Exception", str(missing))]
+        if episode.failed is not None:
+            invocation.fail(f"Result: Failure\nException: {episode.failed}")
+            log.error(
+                "%s: Function '%s (Orchestrator)' failed with an error. Reason: %s",
+                request.instanceId,
+                name,
+                episode.failed,
+            )
+    status = episode.state.get("customStatus")
+    return actions, json.dumps(status) if status is not None else None
+
+
+def _episode_result(
+    episode: Episode, catalog: DurableCatalog, request: pb.OrchestratorRequest, events: list[pb.HistoryEvent]
+) -> list[pb.OrchestratorAction]:
     now = max(
-        (e.timestamp.ToDatetime(tzinfo=UTC) for e in past + new if e.HasField("orchestratorStarted")),
+        (e.timestamp.ToDatetime(tzinfo=UTC) for e in events if e.HasField("orchestratorStarted")),
         default=datetime.now(UTC),
     )
     actions: list[pb.OrchestratorAction] = []
     if episode.failed is None:
+        started = _execution_started(events)
         execution_id = ""
         if started is not None and started.HasField("orchestrationInstance"):
             execution_id = _text(started.orchestrationInstance.executionId) or ""
-        actions = episode_actions(episode, scheduled_ids(past + new), execution_id or request.instanceId, now)
-    completion = completion_action(episode, name)
+        actions = episode_actions(
+            episode,
+            scheduled_ids(events),
+            request.instanceId,
+            now,
+            catalog=catalog,
+            execution_id=execution_id or request.instanceId,
+            past_signals=sum(1 for e in events if e.HasField("entityOperationSignaled")),
+        )
+    completion = completion_action(episode)
     if completion is not None:
         actions.append(completion)
-    status = episode.state.get("customStatus")
-    return actions, json.dumps(status) if status is not None else None
+    return actions
 
 
 def _terminated_or_suspended(events: list[pb.HistoryEvent]) -> list[pb.OrchestratorAction] | None:
@@ -420,33 +500,3 @@ def _terminated_or_suspended(events: list[pb.HistoryEvent]) -> list[pb.Orchestra
         elif event.HasField("executionResumed"):
             suspended = False
     return [] if suspended else None
-
-
-def make_activity(
-    spec: FunctionSpec, loop: asyncio.AbstractEventLoop | None
-) -> Callable[[dt.ActivityContext, Any], Any]:
-    """An activity callable: JSON in through the worker's converter, JSON out, async functions on `loop`."""
-    arg_name = spec.trigger["name"]
-    wants_context = "context" in spec.parameters
-
-    def activity(ctx: dt.ActivityContext, activity_input: Any) -> Any:
-        # The real worker receives a JSON string and decodes it with the library's converter.
-        datum = func.meta.Datum(type="json", value=json.dumps(activity_input))
-        value = ActivityTriggerConverter.decode(datum, trigger_metadata=None)
-        kwargs: dict[str, Any] = {arg_name: value}
-        if wants_context:
-            from devhost.invocation import DevContext, child_traceparent
-
-            kwargs["context"] = DevContext(spec.name, "", child_traceparent(None))
-        if spec.is_async:
-            if loop is None:
-                raise RuntimeError(f"activity {spec.name} is async but no event loop runs")
-            future: Future[Any] = asyncio.run_coroutine_threadsafe(spec.func(**kwargs), loop)
-            result = future.result()
-        else:
-            result = spec.func(**kwargs)
-        encoded = ActivityTriggerConverter.encode(result, expected_type=None)
-        return json.loads(str(encoded.value)) if encoded.value is not None else None
-
-    activity.__name__ = spec.name
-    return activity

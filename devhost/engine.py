@@ -10,6 +10,11 @@
 - A sub-orchestration's ExecutionStarted names its parent (`parentInstance`), as DTFx records it: df's
   `context.parent_instance_id` reads it.
 - A sub-orchestration that runs longer than 30 s still reports to its parent (the stock watcher gives up then).
+- gRPC messages up to `max_message_bytes` (gRPC's default is 4 MiB); an orchestration whose history no longer fits
+  in one message fails saying so, instead of never reaching a worker.
+- An episode a worker abandons (an orchestration version this app does not run) is offered again after a delay,
+  as an abandoned queue message becomes visible again, not at once in a busy loop.
+- Entity batches are leased too: a batch a dying worker held goes to the next worker.
 
 What this needs of durabletask's private state goes through devhost/durabletask_internals.py (version-checked).
 """
@@ -23,10 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import grpc
-from durabletask.internal import helpers
-from durabletask.internal import orchestrator_service_pb2 as pb
 
-from devhost.durabletask_internals import ActivityWorkItem, BackendInternals
+from devhost.durabletask_internals import ActivityWorkItem, BackendInternals, helpers, pb
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +41,24 @@ class _Stream:
     capacity: int
     activities: dict[tuple[str, int], ActivityWorkItem] = field(default_factory=dict)
     orchestrations: dict[str, str] = field(default_factory=dict)  # instance id -> completion token
+    entities: dict[str, str] = field(default_factory=dict)  # entity instance id -> completion token
     freed: threading.Event = field(default_factory=threading.Event)
 
 
+# How long an abandoned episode waits before it is offered again.
+ABANDON_RETRY_SECONDS = 30.0
+
+
 class DevhostBackend(BackendInternals):
-    def __init__(self, port: int, activity_capacity: int, max_history_size: int = 10000):
+    def __init__(self, port: int, activity_capacity: int, max_message_bytes: int, max_history_size: int = 10000):
         super().__init__(max_history_size=max_history_size, port=port)
         self.activity_capacity = activity_capacity
+        self.max_message_bytes = max_message_bytes
         self.streams: list[_Stream] = []
 
     def start(self) -> str:
-        return self.serve_on_loopback(max_threads=128)  # a server thread for every worker's stream
+        # A server thread for every worker's stream.
+        return self.serve_on_loopback(max_threads=128, max_message_bytes=self.max_message_bytes)
 
     # --- leases ---------------------------------------------------------------------------------------
     def GetWorkItems(  # noqa: N802 (gRPC servicer method)
@@ -61,7 +71,11 @@ class DevhostBackend(BackendInternals):
         try:
             for item in inner:
                 with self.lock:
-                    if item.HasField("activityRequest"):
+                    if item.HasField("orchestratorRequest") and self._too_large(item):
+                        continue
+                    if item.HasField("entityRequestV2"):
+                        stream.entities[item.entityRequestV2.instanceId] = item.completionToken
+                    elif item.HasField("activityRequest"):
                         req = item.activityRequest
                         key = (req.orchestrationInstance.instanceId, req.taskId)
                         stream.activities[key] = ActivityWorkItem(
@@ -82,10 +96,30 @@ class DevhostBackend(BackendInternals):
             inner.close()
             self.release(stream)
 
+    def _too_large(self, item: pb.WorkItem) -> bool:
+        """Fail an orchestration whose episode (its whole history) no longer fits in one gRPC message."""
+        size = item.ByteSize()
+        if size <= self.max_message_bytes:
+            return False
+        instance = self.instance(item.orchestratorRequest.instanceId)
+        if instance is None:
+            return True
+        message = (
+            f"the history of orchestration {instance.instance_id} is {size} bytes and exceeds devhost's gRPC "
+            f"message limit of {self.max_message_bytes} bytes (DEVHOST_GRPC_MAX_MESSAGE_MB): keep large data in "
+            "blob storage and pass references, or raise DEVHOST_GRPC_MAX_MESSAGE_MB"
+        )
+        log.error("%s", message)
+        self.fail_orchestration(instance, "MessageTooLarge", message)
+        return True
+
     def release(self, stream: _Stream) -> None:
         with self.lock:
             if stream in self.streams:
                 self.streams.remove(stream)
+            for entity_id, token in stream.entities.items():
+                log.warning("worker lost the operations of entity %s; dispatching them again", entity_id)
+                self.abandon_entity_batch(token)
             for work in stream.activities.values():
                 if self.instance(work.instance_id) is not None:
                     log.warning("worker lost activity %s of %s; dispatching it again", work.name, work.instance_id)
@@ -109,6 +143,27 @@ class DevhostBackend(BackendInternals):
             del holder.activities[key]
             holder.freed.set()
             return super().CompleteActivityTask(request, context)
+
+    def CompleteEntityTask(  # noqa: N802
+        self, request: pb.EntityBatchResult, context: grpc.ServicerContext
+    ) -> Any:
+        with self.lock:
+            for stream in self.streams:
+                for entity_id, token in list(stream.entities.items()):
+                    if token == request.completionToken:
+                        del stream.entities[entity_id]
+            return super().CompleteEntityTask(request, context)
+
+    def AbandonTaskOrchestratorWorkItem(  # noqa: N802
+        self, request: pb.AbandonOrchestrationTaskRequest, context: grpc.ServicerContext
+    ) -> pb.AbandonOrchestrationTaskResponse:
+        with self.lock:
+            for stream in self.streams:
+                for instance_id, token in list(stream.orchestrations.items()):
+                    if token == request.completionToken:
+                        del stream.orchestrations[instance_id]
+            self.defer_orchestration(request.completionToken, ABANDON_RETRY_SECONDS)
+        return pb.AbandonOrchestrationTaskResponse()
 
     def CompleteOrchestratorTask(  # noqa: N802
         self, request: pb.OrchestratorResponse, context: grpc.ServicerContext

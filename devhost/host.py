@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -12,14 +13,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
 from devhost import logsafe
 from devhost.azurite import Azurite, connection_string, free_port
+from devhost.child_env import exec_environment
 from devhost.config import (
     APP_ROOT,
     ConfigError,
@@ -29,11 +32,19 @@ from devhost.config import (
     missing_sample_settings,
 )
 from devhost.durable_api import DurableApi
+from devhost.entity_api import EntityApi
 from devhost.hooks import AppHooks, load_app_hooks
-from devhost.index import AppIndex, FunctionSpec, index_app, load_app
+from devhost.index import AppIndex, FunctionSpec, index_app, load_app, script_file
+from devhost.keys import DURABLETASK_EXTENSION, EVENTGRID_EXTENSION, HostKeys
 from devhost.relay import BlobRelay, parse_subscriptions
-from devhost.server import FunctionFailed, HostServer, Invoker
-from devhost.settings import DEVHOST_EVENTGRID_SUBSCRIPTIONS, DEVHOST_KEY, FUNCTIONS_WORKER_PROCESS_COUNT
+from devhost.server import STARTED_INSTANCES_HEADER, FunctionFailed, HostServer, Invoker
+from devhost.settings import (
+    DEVHOST_EVENTGRID_SUBSCRIPTIONS,
+    DEVHOST_GRPC_MAX_MESSAGE_MB,
+    DEVHOST_KEY,
+    FUNCTIONS_WORKER_PROCESS_COUNT,
+)
+from devhost.timer_monitor import ScheduleMonitor, ScheduleStatus, uses_monitor
 from devhost.timers import Schedule, ScheduleError, occurrences_log, parse_schedule, resolve_setting_expression
 
 log = logging.getLogger("devhost")
@@ -70,8 +81,17 @@ class _PlatformSettings(Mapping[str, str]):
 class WorkerPool:
     """FUNCTIONS_WORKER_PROCESS_COUNT worker processes running orchestrators and activities; restarts the dead."""
 
-    def __init__(self, count: int, address: str, script_root: str, max_activities: int, max_orchestrations: int):
+    def __init__(
+        self,
+        count: int,
+        address: str,
+        script_root: str,
+        max_activities: int,
+        max_orchestrations: int,
+        state_dir: Path,
+    ):
         self.count = count
+        self.spill_file = state_dir / "worker-settings.json"
         self.address = address
         self.script_root = script_root
         self.max_activities = max_activities
@@ -102,6 +122,7 @@ class WorkerPool:
             # No preexec_fn: forking a process whose gRPC threads are running is unsafe; the worker watches
             # its parent instead and exits when devhost is gone.
             cwd=str(APP_ROOT),
+            env=exec_environment(os.environ, self.spill_file),  # settings too large for exec go in a file
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -158,6 +179,7 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self.spill_file.unlink(missing_ok=True)
 
 
 class DevHost:
@@ -165,7 +187,8 @@ class DevHost:
 
     def __init__(self, options: HostOptions):
         self.options = options
-        self.key = ""
+        self.key = ""  # the master key (DEVHOST_KEY)
+        self.keys: HostKeys | None = None
         self.azurite: Azurite | None = None
         self.backend: Any = None
         self.grpc_client: Any = None
@@ -201,9 +224,12 @@ class DevHost:
         for name, value in opts.extra_env.items():
             os.environ[name] = value
         log.info("settings: %d values from %s", len(applied), settings_file)
+        # Before anything starts: a wrong --script-root or a v1 app stops devhost here, naming the problem.
+        script_file(opts.script_root)
         self.key = DEVHOST_KEY.get() or secrets.token_urlsafe(24)
         os.environ[DEVHOST_KEY.name] = self.key  # what processes started from here see
         opts.state_dir.mkdir(parents=True, exist_ok=True)
+        self.keys = HostKeys.load_or_create(self.key, opts.state_dir / "secrets" / "host.json")
 
         storage = connection_string("127.0.0.1", opts.azurite_port)  # Azurite listens on loopback
         if opts.azurite:
@@ -214,27 +240,52 @@ class DevHost:
             if value.strip() == DEV_STORAGE:
                 os.environ[name] = storage
         os.environ.setdefault("AzureWebJobsStorage", storage)
+        self._heads_up_settings()
         self._start_standins()
+
+    def _heads_up_settings(self) -> None:
+        """What App Service gives the heads-up's links: the app's host name (links are http here, so the base URL
+        too), and a signing key, generated once and kept in the state folder so links survive a restart."""
+        host = self.base_url.split("://", 1)[1]
+        os.environ.setdefault("WEBSITE_HOSTNAME", host)
+        os.environ.setdefault("NOTICE_LINK_BASE_URL", self.base_url)
+        if os.environ.get("NOTICE_SIGNING_KEY", "").strip():
+            return
+        key_file = self.options.state_dir / "notice-signing-key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+            key_file.chmod(0o600)
+        key = key_file.read_text(encoding="utf-8").strip()
+        logsafe.register_secret(key)
+        os.environ["NOTICE_SIGNING_KEY"] = key
 
     def _start_standins(self) -> None:
         from devhost.standins_setup import start_standins
 
         self.standins = start_standins(os.environ, self.options.state_dir)
 
-    def _start_durable(self, index: AppIndex, host_json: HostJson) -> DurableApi | None:
-        orchestrators = index.by_type("orchestrationTrigger")
-        if not orchestrators and not index.by_type("activityTrigger"):
-            return None
+    def _host_keys(self) -> HostKeys:
+        assert self.keys is not None, "keys are made with the environment, before anything serves"
+        return self.keys
+
+    def _start_durable(self, index: AppIndex, host_json: HostJson) -> tuple[DurableApi | None, EntityApi | None]:
+        if not any(index.by_type(kind) for kind in ("orchestrationTrigger", "activityTrigger", "entityTrigger")):
+            return None, None
         from durabletask.client import TaskHubGrpcClient
 
+        from devhost.durable_catalog import DurableCatalog
+        from devhost.durabletask_internals import channel_options
         from devhost.engine import DevhostBackend
 
         port = free_port()
-        self.backend = DevhostBackend(port, activity_capacity=host_json.max_concurrent_activities)
+        max_message = DEVHOST_GRPC_MAX_MESSAGE_MB.get() * 1024 * 1024
+        self.backend = DevhostBackend(port, host_json.max_concurrent_activities, max_message)
         address = self.backend.start()
         engine_log = logging.getLogger("devhost.engine")
         engine_log.setLevel(logging.WARNING)
-        self.grpc_client = TaskHubGrpcClient(host_address=address, logger=engine_log)
+        self.grpc_client = TaskHubGrpcClient(
+            host_address=address, logger=engine_log, channel_options=channel_options(max_message)
+        )
         count = self.options.workers or FUNCTIONS_WORKER_PROCESS_COUNT.get() or os.cpu_count() or 1
         self.workers = WorkerPool(
             count,
@@ -242,9 +293,13 @@ class DevHost:
             str(self.options.script_root),
             host_json.max_concurrent_activities,
             host_json.max_concurrent_orchestrations,
+            self.options.state_dir,
         )
         self.workers.start()
-        return DurableApi(self.grpc_client, host_json.hub_name, {s.name for s in orchestrators}, self.key)
+        orchestrators = {spec.registered_name for spec in index.by_type("orchestrationTrigger")}
+        system_key = self._host_keys().system[DURABLETASK_EXTENSION]
+        durable = DurableApi(self.grpc_client, host_json.hub_name, orchestrators, system_key, host_json.default_version)
+        return durable, EntityApi(self.grpc_client, DurableCatalog.build(index, host_json))
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -258,11 +313,17 @@ class DevHost:
 
         install_span_file(self.hooks)
         self.index = index = index_app(app)
-        durable = await asyncio.get_running_loop().run_in_executor(None, self._start_durable, index, host_json)
+        durable, entities = await asyncio.get_running_loop().run_in_executor(
+            None, self._start_durable, index, host_json
+        )
         rpc_token = secrets.token_hex(16)
-        rpc_base = f"{self.base_url}/_rpc/{rpc_token}/durabletask/"
+        rpc_base = f"{self.base_url}/_rpc/{rpc_token}/"
         invoker = Invoker(str(opts.script_root), durable, rpc_base, host_json.function_timeout_seconds)
-        self.server = HostServer(index, invoker, self.key, host_json.route_prefix, durable, rpc_token)
+        keys = self._host_keys()
+        self.server = HostServer(index, invoker, keys, host_json.route_prefix, durable, rpc_token, entities)
+        from devhost.standins_setup import notify_sink
+
+        self.server.notify_sink = notify_sink(self.standins)
         self._runner = web.AppRunner(self.server.application(), access_log=None, **self.server.runner_options())
         await self._runner.setup()
         await web.TCPSite(self._runner, opts.host, opts.port, backlog=1024).start()
@@ -303,7 +364,11 @@ class DevHost:
             )
         for standin in self.standins:
             lines.append(f"Stand-in: {standin}")
-        lines.append(f"Function key (DEVHOST_KEY): {self.key}")
+        keys = self._host_keys()
+        lines.append(f"Master key (DEVHOST_KEY, opens everything): {keys.master}")
+        lines.append(f"Function key (default, opens /{host_json.route_prefix} functions): {keys.function}")
+        for name, value in keys.system.items():
+            lines.append(f"System key {name}: {value}")
         lines.append(f"Host started in {seconds:.2f} s; listening on {self.base_url}. Press Ctrl+C to stop.")
         print("\n".join(lines), flush=True)
 
@@ -328,12 +393,6 @@ class DevHost:
                 log.error("Function 'Functions.%s' failed indexing and will be disabled. %s", spec.name, reason)
                 self.disabled_functions[spec.name] = reason
                 continue
-            if spec.trigger.get("useMonitor") is not None:
-                log.info(
-                    "timer %s: useMonitor is ignored by devhost (no schedule status is kept between runs; "
-                    "missed occurrences while devhost was down are not run as past due)",
-                    spec.name,
-                )
             label = f"Cron: '{written}', from Key Vault" if secret else None
             log.info("%s", "\n".join(occurrences_log(spec.name, schedule, now, label=label)))
             self._timer_tasks.append(asyncio.create_task(self._run_timer(spec, schedule, invoker)))
@@ -347,24 +406,68 @@ class DevHost:
             log.exception("timer of %s stopped", spec.name)
 
     async def _timer_loop(self, spec: FunctionSpec, schedule: Schedule, invoker: Invoker) -> None:
-        if spec.trigger.get("runOnStartup"):
-            await self._fire(spec, invoker, past_due=False)
+        monitor = None
+        if uses_monitor(spec.trigger, schedule, datetime.now(UTC)):
+            monitor = ScheduleMonitor(self.options.state_dir / "timers", spec.name)
+        status, past_due = self._initial_status(spec, schedule, monitor)
+        # TimerListener.StartAsync: a past-due occurrence runs at once; else runOnStartup does.
+        if past_due:
+            log.info("Function '%s' is past due on startup. Executing now.", spec.name)
+            status = await self._fire(spec, invoker, schedule, monitor, status, past_due=True, scheduled=None)
+        elif spec.trigger.get("runOnStartup"):
+            log.info("Function '%s' is configured to run on startup. Executing now.", spec.name)
+            status = await self._fire(spec, invoker, schedule, monitor, status, past_due=False, scheduled=None)
         due = schedule.next_after(datetime.now(UTC))
         while True:
             await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
             late = (datetime.now(UTC) - due).total_seconds()
-            await self._fire(spec, invoker, past_due=late > 1.0)
+            status = await self._fire(spec, invoker, schedule, monitor, status, past_due=late > 1.0, scheduled=due)
             # Skip occurrences missed while the function ran, as the host's schedule monitor does.
             due = schedule.next_after(max(due, datetime.now(UTC)))
 
-    async def _fire(self, spec: FunctionSpec, invoker: Invoker, past_due: bool) -> None:
+    @staticmethod
+    def _initial_status(
+        spec: FunctionSpec, schedule: Schedule, monitor: ScheduleMonitor | None
+    ) -> tuple[ScheduleStatus | None, bool]:
+        """The monitored status at start (logged as the host logs it) and whether an occurrence was missed."""
+        if monitor is None:
+            return None, False
+        status, overdue = monitor.check_past_due(datetime.now(UTC), schedule)
+        recorded = status.to_json()
+        log.info(
+            "Function '%s' initial status: Last='%s', Next='%s', LastUpdated='%s'",
+            spec.name,
+            recorded["Last"],
+            recorded["Next"],
+            recorded["LastUpdated"],
+        )
+        return status, bool(overdue)
+
+    async def _fire(
+        self,
+        spec: FunctionSpec,
+        invoker: Invoker,
+        schedule: Schedule,
+        monitor: ScheduleMonitor | None,
+        status: ScheduleStatus | None,
+        *,
+        past_due: bool,
+        scheduled: datetime | None,
+    ) -> ScheduleStatus | None:
+        """One invocation with the TimerRequest the worker builds (the schedule status only when monitored), then
+        the monitor's bookkeeping."""
         from azure.functions.timer import TimerRequest
 
-        timer = TimerRequest(past_due=past_due)
+        invoked_at = datetime.now(UTC)
+        shown = status.to_json() if monitor is not None and status is not None else None
+        timer = TimerRequest(past_due=past_due, schedule_status=shown)
         try:
             await invoker.invoke(spec, timer, self.base_url, None)
         except FunctionFailed:
             pass  # logged by the invoker; the next occurrence still fires
+        if monitor is None:
+            return status
+        return monitor.record_run(invoked_at, schedule, scheduled)
 
     # --- Event Grid relay -------------------------------------------------------------------------------
     def _start_relay(self, index: AppIndex) -> None:
@@ -378,20 +481,29 @@ class DevHost:
         if unknown:
             raise ConfigError(f"DEVHOST_EVENTGRID_SUBSCRIPTIONS names unknown function(s): {', '.join(unknown)}")
         storage = os.environ["AzureWebJobsStorage"]
-        self.relay = BlobRelay(
-            storage, subscriptions, self.options.state_dir / "relay-state.json", self._deliver_from_thread
-        )
+        ended = self._instances_ended if self.grpc_client is not None else None
+        self.relay = BlobRelay(storage, subscriptions, self.options.state_dir, self._deliver_from_thread, ended)
         self.relay.start()
 
-    def _deliver_from_thread(self, function: str, event: dict[str, Any]) -> bool:
+    def _instances_ended(self, instance_ids: Sequence[str]) -> bool:
+        from devhost.durable_api import TERMINAL
+
+        for instance_id in instance_ids:
+            state = self.grpc_client.get_orchestration_state(instance_id, fetch_payloads=False)
+            if state is not None and state.runtime_status not in TERMINAL:
+                return False
+        return True
+
+    def _deliver_from_thread(self, function: str, event: dict[str, Any]) -> list[str] | None:
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(self._deliver(function, event), self._loop)
         return future.result()
 
-    async def _deliver(self, function: str, event: dict[str, Any]) -> bool:
+    async def _deliver(self, function: str, event: dict[str, Any]) -> list[str] | None:
+        """Posts one event as an Event Grid subscription does; the instances it started, or None if refused."""
         assert self._session is not None
         url = f"{self.base_url}/runtime/webhooks/eventgrid"
-        params = {"functionName": function, "code": self.key}
+        params = {"functionName": function, "code": self._host_keys().system[EVENTGRID_EXTENSION]}
         headers = {"aeg-event-type": "Notification", "Content-Type": "application/json"}
         async with self._session.post(url, params=params, json=[event], headers=headers) as response:
             if response.status >= 300:
@@ -401,8 +513,9 @@ class DevHost:
                     function,
                     response.status,
                 )
-                return False
-            return True
+                return None
+            started = json.loads(response.headers.get(STARTED_INSTANCES_HEADER) or "[]")
+            return [str(instance_id) for instance_id in started]
 
     # --- shutdown ---------------------------------------------------------------------------------------
     async def stop(self) -> None:

@@ -89,6 +89,19 @@ def _optional_count(raw: str) -> int | None:
     return value
 
 
+def _whole_number_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number >= {minimum}") from None
+        if value < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}")
+        return value
+
+    return parse
+
+
 def _secrets(raw: str) -> dict[str, str]:
     if not raw.strip():
         return {}
@@ -112,8 +125,11 @@ DEVHOST_KEY = DevhostSetting(
     "DEVHOST_KEY",
     _text,
     "text",
-    doc="The function key for `function`/`admin` routes and the Durable HTTP API; unset: a new one at each start "
-    "(printed in the start-up banner). `python -m devhost.upload` reads it too.",
+    doc="The master key: it opens every HTTP function, the Durable HTTP API, the Event Grid webhook and `/admin`, "
+    "as the host's master key does; unset: a new one at each start (printed in the start-up banner). The function "
+    "key `default` (HTTP functions only) and the system keys `durabletask_extension` and `eventgrid_extension` "
+    "(their webhook only) are made once and kept in `<data dir>/secrets/host.json`. `python -m devhost.upload` "
+    "reads it too.",
     secret=True,
 )
 DEVHOST_APP_HOOKS = DevhostSetting(
@@ -152,6 +168,24 @@ DEVHOST_ARM_TRANSITION_SECONDS = DevhostSetting(
     "5",
     doc="How long a compute instance of the ARM stand-in stays Stopping/Starting.",
 )
+DEVHOST_ARM_PAGE_SIZE = DevhostSetting(
+    "DEVHOST_ARM_PAGE_SIZE",
+    _whole_number_at_least(1),
+    "whole number >= 1",
+    "3",
+    doc="Compute instances per page of the ARM stand-in's list operation (ARM pages large lists with a "
+    "`nextLink`); raise it to test large fleets with realistic pages.",
+)
+DEVHOST_GRPC_MAX_MESSAGE_MB = DevhostSetting(
+    "DEVHOST_GRPC_MAX_MESSAGE_MB",
+    _whole_number_at_least(4),
+    "whole number >= 4",
+    "256",
+    doc="The largest message, in MiB, between devhost's Durable engine and its workers: an orchestration's history, "
+    "an episode's actions and output, an activity's result. Azure has no such limit below 2 GiB (the Functions "
+    "host's worker channel; Azure Storage moves large payloads to blobs); past this one, devhost fails the "
+    "instance (or the activity) saying how large the payload was.",
+)
 DEVHOST_KEYVAULT_SECRETS = DevhostSetting(
     "DEVHOST_KEYVAULT_SECRETS",
     _secrets,
@@ -159,6 +193,15 @@ DEVHOST_KEYVAULT_SECRETS = DevhostSetting(
     doc="Secret name -> value: starts a Key Vault stand-in holding them, so a setting may be a "
     "`@Microsoft.KeyVault(...)` reference locally. Unset: no vault stand-in.",
     secret=True,
+)
+DEVHOST_NOTIFY_SINK = DevhostSetting(
+    "DEVHOST_NOTIFY_SINK",
+    _choice("on", "off"),
+    "one of `on`, `off`",
+    "off",
+    doc="`on` starts the notification stand-in: webhook, Teams and Slack endpoints and Azure Communication Services "
+    "Email (with the managed-identity stand-in), reached at https://<any>.devhost.invalid through devhost's proxy; "
+    "it records what the heads-up would have sent, shown at /devhost/notifications (function key).",
 )
 DEVHOST_SPAN_FILE = DevhostSetting(
     "DEVHOST_SPAN_FILE",
@@ -184,7 +227,10 @@ ALL_SETTINGS: dict[str, DevhostSetting[Any]] = {
         DEVHOST_ARM_FLEET,
         DEVHOST_ARM_THROTTLE,
         DEVHOST_ARM_TRANSITION_SECONDS,
+        DEVHOST_ARM_PAGE_SIZE,
+        DEVHOST_GRPC_MAX_MESSAGE_MB,
         DEVHOST_KEYVAULT_SECRETS,
+        DEVHOST_NOTIFY_SINK,
         DEVHOST_SPAN_FILE,
         FUNCTIONS_WORKER_PROCESS_COUNT,
     )

@@ -1,7 +1,7 @@
 """`python -m devhost.upload FILE`: upload a CSV to the local `incoming` container and wait for its predictions.
 
 Shows a progress bar for the upload (bytes) and then one for the scoring (chunks done / total, from the run's
-custom status). Following the run needs the host's function key (`--key` or DEVHOST_KEY, printed by `make run`);
+custom status). Following the run needs the host's master key (`--key` or DEVHOST_KEY, printed by `make run`);
 without it the tool still waits for the predictions file, without chunk counts.
 
 Any storage client works (Azure Storage Explorer, azcopy, the SDKs) with the connection string devhost prints;
@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-container", default="predictions")
     parser.add_argument("--azurite-port", type=int, default=10000)
     parser.add_argument("--host-url", default="http://127.0.0.1:7071", help="devhost's address, to follow the run")
-    parser.add_argument("--key", default=DEVHOST_KEY.get(), help="function key (default $DEVHOST_KEY)")
+    parser.add_argument(
+        "--key",
+        default=DEVHOST_KEY.get(),
+        help="the master key (default $DEVHOST_KEY): the upload follows its run through the Durable HTTP API",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the predictions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in logs)")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""One worker process: imports the app and runs its orchestrators and activities on the Durable Task engine.
+"""One worker process: imports the app and runs its orchestrators, activities and entities on the Durable Task engine.
 
 devhost starts FUNCTIONS_WORKER_PROCESS_COUNT of these (`python -m devhost.worker`), each connected over gRPC to
 the engine in the host process, so CPU-bound activities use every core as on the real Functions host.
@@ -13,28 +13,37 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.worker import ConcurrencyOptions, TaskHubGrpcWorker
 
-from devhost.config import ConfigError
-from devhost.durable_adapter import execute_orchestrator, make_activity
-from devhost.durabletask_internals import EpisodeRunner, EpisodeWorker
+from devhost.activity_adapter import make_activity
+from devhost.child_env import restore_spilled
+from devhost.config import ConfigError, HostJson
+from devhost.durable_adapter import execute_orchestrator
+from devhost.durable_catalog import DurableCatalog
+from devhost.durabletask_internals import EntityBatchRunner, EpisodeRunner, EpisodeWorker, pb
+from devhost.entity_adapter import execute_entity_batch
 from devhost.hooks import load_app_hooks
 from devhost.index import AppIndex, AppLoadError, index_app, load_app
 from devhost.logsafe import SafeFormatter
+from devhost.settings import DEVHOST_GRPC_MAX_MESSAGE_MB
 from devhost.spans import QUIET_LOGGERS, install_span_file
 
 log = logging.getLogger("devhost.worker")
 
 
-def _episode(handles: dict[str, Callable[..., Any]]) -> EpisodeRunner:
+def _episode(catalog: DurableCatalog) -> EpisodeRunner:
     def run(req: pb.OrchestratorRequest) -> tuple[list[pb.OrchestratorAction], str | None]:
-        return execute_orchestrator(handles, req)
+        return execute_orchestrator(catalog, req)
+
+    return run
+
+
+def _entity(catalog: DurableCatalog) -> EntityBatchRunner:
+    def run(req: pb.EntityBatchRequest, infos: list[pb.OperationInfo]) -> pb.EntityBatchResult:
+        return execute_entity_batch(catalog, req, infos)
 
     return run
 
@@ -45,13 +54,17 @@ def build_worker(
     max_activities: int,
     max_orchestrations: int,
     loop: asyncio.AbstractEventLoop | None,
+    host_json: HostJson | None = None,
 ) -> TaskHubGrpcWorker:
     engine_log = logging.getLogger("devhost.engine")
     engine_log.setLevel(logging.WARNING)
-    handles = {spec.name: spec.func for spec in index.by_type("orchestrationTrigger")}
-    # durabletask's worker with orchestrator episodes run by df's replay (devhost.durable_adapter).
+    catalog = DurableCatalog.build(index, host_json)
+    max_message = DEVHOST_GRPC_MAX_MESSAGE_MB.get() * 1024 * 1024
+    # durabletask's worker with orchestrator episodes and entity batches run by df's own code (devhost's adapters).
     worker = EpisodeWorker(
-        _episode(handles),
+        _episode(catalog),
+        _entity(catalog),
+        max_message,
         host_address=address,
         logger=engine_log,
         concurrency_options=ConcurrencyOptions(
@@ -62,7 +75,7 @@ def build_worker(
         ),
     )
     for spec in index.by_type("activityTrigger"):
-        worker.add_activity(make_activity(spec, loop))
+        worker.add_activity(make_activity(spec, loop, max_message))
     return worker
 
 
@@ -73,6 +86,7 @@ def _start_loop() -> asyncio.AbstractEventLoop:
 
 
 def main(argv: list[str] | None = None) -> int:
+    restore_spilled()  # settings too large to pass through exec (devhost/child_env.py)
     parser = argparse.ArgumentParser(prog="python -m devhost.worker")
     parser.add_argument("--address", required=True, help="gRPC address of the Durable Task engine")
     parser.add_argument("--script-root", type=Path, required=True)
@@ -88,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         index = index_app(load_app(args.script_root))
+        host_json = HostJson.load(args.script_root / "host.json")
         install_span_file(load_app_hooks())
     except (AppLoadError, ConfigError) as err:
         log.error("%s", err)
         return 3
     loop = _start_loop()
-    worker = build_worker(index, args.address, args.max_activities, args.max_orchestrations, loop)
+    worker = build_worker(index, args.address, args.max_activities, args.max_orchestrations, loop, host_json)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

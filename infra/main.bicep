@@ -8,8 +8,44 @@ targetScope = 'subscription'
 @description('Name of the azd environment; also seeds the unique names of every resource.')
 param environmentName string
 
-@minLength(1)
-@description('Region of every resource. It must offer the Flex Consumption plan: az functionapp list-flexconsumption-locations.')
+// Regions that offer the Flex Consumption plan, as listed by Microsoft's azd template for a Python Flex app
+// (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep, list last changed 2025-05-07 in 947c194,
+// read 2026-12-07; the docs send to `az functionapp list-flexconsumption-locations` for the current list), without
+// the canary region eastus2euap. A region added since: add it here after checking it with that command.
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@description('Region of every resource; one that offers the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
 @metadata({
   azd: {
     type: 'location'
@@ -30,6 +66,9 @@ param amlWorkspaces string
 ])
 @description('custom: a role with only computes/read and computes/stop/action (needs Owner or User Access Administrator on the subscriptions). builtin: AzureML Compute Operator (also create/delete/start).')
 param amlRoleMode string = 'custom'
+
+@description('Id (GUID) of the custom role; empty: guid(subscription, environment, \'aml-compute-instance-stopper\'). The preprovision hook computes that same value, creates the role first and passes it here.')
+param amlRoleGuid string = ''
 
 @description('NCRONTAB schedule (UTC) of the nightly shutdown.')
 param shutdownSchedule string = '0 0 22 * * *'
@@ -118,7 +157,7 @@ var secretSettings = reduce(
   })
 )
 var amlComputeOperatorRoleId = 'e503ece1-11d0-4e8e-8e2c-7a6c3bf38815'
-var amlCustomRoleId = guid(subscription().id, environmentName, 'aml-compute-instance-stopper')
+var amlCustomRoleId = empty(amlRoleGuid) ? guid(subscription().id, environmentName, 'aml-compute-instance-stopper') : amlRoleGuid
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -159,6 +198,11 @@ module hostStorage 'modules/storage.bicep' = {
     containers: [
       deploymentContainerName
     ]
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    // The host account's requests are the runtime's own: lease renewals, timer state, the task hub polling its
+    // queues every 10 s. Logging each would cost more than the app does at idle (docs/deploy.md, "What it costs");
+    // its Transaction metrics still go to Log Analytics.
+    blobRequestLogs: false
   }
 }
 
@@ -178,6 +222,9 @@ module dataStorage 'modules/storage.bicep' = {
       modelsContainer
       deadLetterContainer
     ]
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    // Who read, wrote or deleted users' data (and every 403), in StorageBlobLogs.
+    blobRequestLogs: true
   }
 }
 
@@ -189,6 +236,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     secrets: appSecrets
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -201,6 +249,7 @@ module eventGrid 'modules/eventgrid.bicep' = {
     tags: tags
     storageAccountName: dataStorage.outputs.name
     deadLetterContainerName: deadLetterContainer
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -228,6 +277,10 @@ module functionApp 'modules/functionapp.bicep' = {
       AML_WORKSPACES: amlWorkspacesSetting
       SHUTDOWN_SCHEDULE: shutdownSchedule
       COMPUTE_SCHEDULES: computeSchedules
+      // Without a schedule the reconciler's minute timer has nothing to do, yet each firing wakes an instance (and
+      // logs): the platform does not fire a disabled function (AzureWebJobs.<function name>.Disabled, "How to disable
+      // functions in Azure Functions"). The function is named in triggers/schedules.py.
+      'AzureWebJobs.reconcile_schedules.Disabled': empty(trim(computeSchedules)) ? 'true' : 'false'
       SHUTDOWN_MODE: shutdownMode
       SHUTDOWN_DRY_RUN: string(shutdownDryRun)
       SCORING_INPUT_CONTAINER: scoringInputContainer
@@ -261,7 +314,7 @@ module amlRole 'modules/aml-role.bicep' = if (amlRoleMode == 'custom') {
   name: 'aml-role'
   params: {
     roleGuid: amlCustomRoleId
-    roleName: 'AML Compute Instance Scheduler (${environmentName}, ${resourceToken})'
+    roleName: 'AML Compute Instance Scheduler (${environmentName}, ${take(amlCustomRoleId, 8)})'
     assignableScopes: workspaceSubscriptionScopes
   }
 }

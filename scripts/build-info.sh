@@ -4,7 +4,11 @@
 # they deployed, so a deployment that reported success but left the old code running fails the pipeline.
 #
 #   scripts/build-info.sh OUTPUT      # BUILD_COMMIT overrides `git rev-parse HEAD`;
-#                                     # SOURCE_DATE_EPOCH (seconds) overrides the build time
+#                                     # SOURCE_DATE_EPOCH (seconds) overrides the build time;
+#                                     # BUILD_FUNCTIONS (names, one a line) lists the functions the package indexes
+#
+# `functions` is what scripts/package.sh --with-deps found by indexing the package in isolation: what the running
+# app must report on /api/health (scripts/wait-for-build.sh --package compares them).
 set -euo pipefail
 out="${1:?usage: $0 OUTPUT}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,5 +23,19 @@ if [[ -n "${SOURCE_DATE_EPOCH:-}" ]]; then
 else
   built_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 fi
-printf '{"commit": "%s", "built_at": "%s"}\n' "$commit" "$built_at" > "$out"
-echo "build-info: $out: commit $commit, built $built_at"
+functions=()
+while read -r name; do
+  [[ -z "$name" ]] && continue
+  if [[ ! "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+    echo "build-info: BUILD_FUNCTIONS must hold function names, one a line, got '$name'" >&2
+    exit 2
+  fi
+  functions+=("\"$name\"")
+done <<<"${BUILD_FUNCTIONS:-}"
+if ((${#functions[@]})); then
+  printf -v listed '%s, ' "${functions[@]}"
+  printf '{"commit": "%s", "built_at": "%s", "functions": [%s]}\n' "$commit" "$built_at" "${listed%, }" > "$out"
+else
+  printf '{"commit": "%s", "built_at": "%s"}\n' "$commit" "$built_at" > "$out"
+fi
+echo "build-info: $out: commit $commit, built $built_at, ${#functions[@]} functions listed"

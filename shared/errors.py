@@ -25,6 +25,10 @@ class RequestFieldError(InputError):
         return {"error": str(self), "field": self.field}
 
 
+class PayloadTooLargeError(InputError):
+    """A request body is larger than the endpoint takes (answered 413)."""
+
+
 class NotFoundError(AppError):
     """Something the caller named does not exist."""
 

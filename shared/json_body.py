@@ -1,5 +1,5 @@
-"""The one JSON body parser of the app's triggers: `json.loads` that turns number extremes into an InputError
-naming the field, instead of a ValueError (a 500) or a silent inf.
+"""The JSON text parser under the app's request bodies: `json.loads` that turns number extremes into an InputError
+naming the field, instead of a ValueError (a 500) or a silent inf (shared.web.inputs reads every body with it).
 
 Python refuses to convert integers of more than `sys.get_int_max_str_digits()` digits (4,300 by default) and
 `json.loads` lets that ValueError escape with no position; NaN/Infinity are not JSON; `1e400` becomes inf. The
@@ -63,19 +63,19 @@ def _parse_int(text: str) -> int | _Extreme:
     limit = sys.get_int_max_str_digits()
     digits = len(text.lstrip("-"))
     if limit and digits > limit:
-        return _Extreme(text, f"an integer of {digits} digits is out of range (the parser's limit is {limit} digits)")
+        return _Extreme(text, f"an integer of {digits} digits (beyond the parser's limit of {limit} digits)")
     return int(text)
 
 
 def _parse_float(text: str) -> float | _Extreme:
     value = float(text)
     if math.isinf(value):
-        return _Extreme(text, f"{_shown(text)} is out of range (beyond a 64-bit float)")
+        return _Extreme(text, f"{_shown(text)} (beyond a 64-bit float)")
     return value
 
 
 def _parse_constant(text: str) -> _Extreme:
-    return _Extreme(text, f"got {text}")
+    return _Extreme(text, f"{text} (JSON has no NaN or Infinity)")
 
 
 def loads(body: bytes | str) -> Any:
@@ -114,14 +114,8 @@ def loads(body: bytes | str) -> Any:
     data = json.loads(body, parse_int=keep_int, parse_float=keep_float, parse_constant=keep_constant)
     if found:
         path, extreme = _first_extreme(data)
-        if extreme.text in {"NaN", "Infinity", "-Infinity"}:
-            message = (
-                f"{path}: got {extreme.text}, expected a finite number "
-                f"(the body contains {extreme.text}; JSON has no NaN or Infinity)"
-            )
-        else:
-            message = f"{path}: {extreme.problem}, expected a finite number"
-        raise JsonNumberError(path, message)
+        # The one wording of the HTTP API's refusals (shared.web.contract): `<path>: expected <what>, got <value>`.
+        raise JsonNumberError(path, f"{path}: expected a finite number, got {extreme.problem}")
     return data
 
 

@@ -32,7 +32,9 @@ def type_of(spec: Setting[Any]) -> str:
     values = _closure(parse)
     kind = owner.removeprefix("_parse_").replace("_", " ")
     if owner == "_parse_int":
-        minimum = values.get("minimum")
+        minimum, maximum = values.get("minimum"), values.get("maximum")
+        if minimum is not None and maximum is not None:
+            return f"integer {minimum}..{maximum}"
         return "integer" + (f" >= {minimum}" if minimum is not None else "")
     if owner == "_parse_float":
         return f"number >= {values.get('minimum', 0):g}"

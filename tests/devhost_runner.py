@@ -39,6 +39,20 @@ class RunningHost:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def _stored_keys(self, section: str) -> dict[str, str]:
+        # devhost keeps its function and system keys in the data dir, like the host's file secrets repository.
+        stored = json.loads((self.data_dir / "state" / "secrets" / "host.json").read_text())
+        return {item["name"]: item["value"] for item in stored[section]}
+
+    @property
+    def function_key(self) -> str:
+        """The default function key: opens the app's `function`-level HTTP functions, not the webhooks."""
+        return self._stored_keys("functionKeys")["default"]
+
+    def system_key(self, extension: str) -> str:
+        """`durabletask_extension` or `eventgrid_extension`: opens that extension's webhook only."""
+        return self._stored_keys("systemKeys")[extension]
+
     def request(
         self, method: str, path: str, *, key: bool = True, timeout: float = 30, **kwargs: Any
     ) -> requests.Response:
@@ -86,7 +100,10 @@ def start_devhost(
     key: str = "test-key-123",
     timeout: float = 90.0,
     env: dict[str, str] | None = None,
+    own_process_group: bool = False,
 ) -> RunningHost:
+    """`own_process_group`: devhost leads a process group of its own, as a shell's job does (`kill -9 %1` signals
+    the whole group)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     azurite_port = azurite_port or free_port()
@@ -128,6 +145,7 @@ def start_devhost(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=child_env,
+            start_new_session=own_process_group,
         )
     host = RunningHost(proc, f"http://127.0.0.1:{port}", key, azurite_port, data_dir, log_path, values)
     deadline = time.monotonic() + timeout

@@ -71,6 +71,7 @@ class OrchestrationReplay:
         self.failure: str | None = None
         self.custom_status: Any = None
         self.episodes = 0
+        self.children: list[OrchestrationReplay] = []  # the sub-orchestrations run_to_end ran
 
     # --- history -----------------------------------------------------------------------------------
     def _event(self, kind: int, event_id: int = -1, **fields: Any) -> dict[str, Any]:
@@ -83,7 +84,7 @@ class OrchestrationReplay:
 
     def fail(self, task: Scheduled, message: str, error_type: str = "Exception") -> None:
         """The activity raised `error_type(message)`: Reason and Details as the extension writes them."""
-        from durabletask.internal import orchestrator_service_pb2 as pb
+        from devhost.durabletask_internals import pb
 
         details = pb.TaskFailureDetails(errorType=error_type, errorMessage=message)
         if task.kind == "suborchestration":
@@ -104,6 +105,21 @@ class OrchestrationReplay:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+    # --- sizes ---------------------------------------------------------------------------------------------
+    def history_bytes(self) -> int:
+        """Bytes of the history as the extension keeps it (JSON): what every episode replays."""
+        return len(json.dumps([*self.past, *self.new]).encode())
+
+    def largest_message_bytes(self) -> int:
+        """The largest single message: the input, an event's payload (a task's input or result) or the output."""
+        payloads = [self.input or "", json.dumps(self.state.get("output"))]
+        payloads += [str(e.get(key) or "") for e in [*self.past, *self.new] for key in ("Input", "Result")]
+        return max(len(p.encode()) for p in payloads)
+
+    def tree(self) -> list[OrchestrationReplay]:
+        """This orchestration and every sub-orchestration below it."""
+        return [self, *(r for child in self.children for r in child.tree())]
 
     # --- episodes ------------------------------------------------------------------------------------
     @property
@@ -202,6 +218,7 @@ class OrchestrationReplay:
                 subs[task.name], task.input, instance_id=task.instance_id or "child", start=self.now
             )
             child.parent_instance_id = self.instance_id
+            self.children.append(child)
             child.run_to_end(respond, subs)
             if child.failure is not None:
                 self.fail(task, child.failure)

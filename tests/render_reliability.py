@@ -18,10 +18,13 @@ TARGET = ROOT / "docs" / "reliability.md"
 NOTES = """## What survives a restart of the host
 
 The Durable engine of devhost is in memory: a running orchestration is lost when devhost stops. Blobs live in
-Azurite's data folder and survive; the input is intact and no partial predictions are ever committed (blocks
-are staged, the block list is committed at the end). The relay remembers the version as delivered, so nothing
-restarts the run on its own: `POST /api/scoring` re-triggers it under the same instance id and the staged
-blocks of the lost run are overwritten. In Azure, the task hub in Storage keeps running orchestrations.
+Azurite's data folder and survive, even a `kill -9` of devhost or of its process group right after a write (Azurite
+is told to shut down and saves its metadata; the next devhost waits for that save); the input is intact and no
+partial predictions are ever committed (blocks are staged, the block list is committed at the end). The relay
+keeps each `BlobCreated` event until the runs it started have ended, and delivers it again after a restart, so a
+file whose run was lost is scored again under the same instance id (the staged blocks of the lost run are
+overwritten). Runs started by `POST /api/scoring`, or by a timer occurrence that had fired, are not started again.
+In Azure, the task hub in Storage keeps running orchestrations.
 
 Compute runs keep their state in blobs too. The reconciler's progress and claims (`reports/reconcile/state/...`)
 survive a restart: the claim of a run lost with the host expires after 3 minutes, and the next minute's run takes

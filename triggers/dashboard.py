@@ -1,8 +1,8 @@
 """`GET /api/dashboard`: the operator's HTML page (runs, savings, schedules, scoring); `?code=` works in a browser.
 
 Reports come from the reports container, scoring runs from the Durable client's instance list; the page itself is
-rendered by shared.web.dashboard. `?run=<id>` shows an older run, `?month=YYYY-MM` another month's savings,
-`?download=<container>/<name>` serves a predictions or bad-rows file.
+rendered by shared.web.dashboard. `?run=<id>` shows an older run (`&format=json`: its whole report), `?month=YYYY-MM`
+another month's savings, `?download=<container>/<name>` serves a predictions or bad-rows file.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import names
-from shared.errors import NotFoundError
-from shared.web import dashboard, dashboard_data
+from shared.errors import AppError
+from triggers.http import error_response, json_response
 
 bp = df.Blueprint()
 
@@ -38,7 +38,6 @@ def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
     when no schedule is configured (the page says so, and nothing is listed)."""
     from shared.compute.schedules_view import dashboard_rows
     from shared.compute.schedules_view import schedules_overview as overview
-    from shared.errors import AppError
     from shared.settings import COMPUTE_SCHEDULES, UNKNOWN_SCHEDULE_POLICY
 
     try:
@@ -51,44 +50,52 @@ def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
         return [{"name": "schedules", "timezone": "", "next_transitions": [], "instances": [], "error": str(err)}]
 
 
-def _text(status: int, message: str) -> func.HttpResponse:
-    return func.HttpResponse(message, status_code=status, mimetype="text/plain", charset="utf-8")
-
-
 @bp.function_name("dashboard")
 @bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def show_dashboard(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    now = datetime.now(UTC)
     try:
-        if req.params.get("download"):
-            file = await asyncio.to_thread(dashboard_data.download, req.params["download"])
-            disposition = f'attachment; filename="{file.name.rsplit("/", 1)[-1].replace(chr(34), "")}"'
-            return func.HttpResponse(
-                file.data, mimetype=file.content_type, headers={"Content-Disposition": disposition}
-            )
-        month = dashboard.parse_month(req.params.get("month"), now)
-        run_id = dashboard.parse_run(req.params.get("run"))
-        loaded, statuses, schedules = await asyncio.gather(
-            asyncio.to_thread(dashboard_data.load_reports, month, run_id),
-            _instance_statuses(client, now),
-            asyncio.to_thread(schedules_overview, now),
-        )
-        selected = dashboard.select_report(loaded.reports, run_id)
-    except dashboard.DashboardInputError as err:
-        return _text(400, str(err))
-    except (NotFoundError, LookupError) as err:
-        return _text(404, str(err))
+        if req.params.get("download") is not None:
+            return await asyncio.to_thread(_download, req.params["download"])
+        return await _page(req, client)
+    except AppError as err:
+        return error_response(err, "GET /api/dashboard", text=True)
+
+
+def _download(target: str) -> func.HttpResponse:
+    from shared.web import dashboard_data, inputs  # pydantic and the page's code load on a request, not at indexing
+
+    container, name = inputs.parse_download(target, dashboard_data.download_containers())
+    file = dashboard_data.download(container, name)
+    return func.HttpResponse(file.data, mimetype=file.content_type, headers={"Content-Disposition": file.disposition})
+
+
+async def _page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from shared.web import dashboard, dashboard_data, inputs
+
+    now = datetime.now(UTC)
+    month = inputs.parse_month(req.params.get("month"), default=now)
+    run_id = inputs.parse_run(req.params.get("run"))
+    if inputs.parse_format(req.params.get("format")) == "json":
+        report = await asyncio.to_thread(dashboard_data.full_report, run_id, now=now)
+        return json_response(report.data, headers={"Content-Disposition": report.disposition_as("inline")})
+    loaded, statuses, schedules = await asyncio.gather(
+        asyncio.to_thread(dashboard_data.load_reports, month, run_id, now=now),
+        _instance_statuses(client, now),
+        asyncio.to_thread(schedules_overview, now),
+    )
     page = dashboard.Page(
         reports=loaded.reports,
-        selected=selected,
+        selected=loaded.selected,
         month=month,
+        savings=loaded.savings,
         scoring=[dashboard.scoring_run_from_status(s) for s in statuses if s.get("name") == names.SCORING_ORCHESTRATOR],
         schedules=schedules,
         now=now,
         live_shutdowns=[s for s in statuses if s.get("name") != names.SCORING_ORCHESTRATOR],
         notes=loaded.notes,
         total_runs=loaded.total,
+        runs_since=loaded.since,
     )
     link = dashboard.page_link({"code": req.params.get("code", ""), "month": req.params.get("month", "")})
     return func.HttpResponse(dashboard.render_page(page, link), mimetype="text/html", charset="utf-8")

@@ -1,6 +1,6 @@
 """`GET /api/weight` and `POST /api/score`: real-time predictions of the model named by MODEL_URI.
 
-Thin: parse (shared.scoring.realtime) -> load_model (cached per process) -> predict -> response. numpy and ONNX
+Thin: parse (shared.web.realtime) -> load_model (cached per process) -> predict -> response. numpy and ONNX
 Runtime are imported on the first call, not when the app is indexed.
 """
 
@@ -9,8 +9,8 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import AppError, InputError
-from triggers.http import json_response
+from shared.errors import AppError
+from triggers.http import error_response, json_response
 
 bp = df.Blueprint()
 
@@ -20,26 +20,23 @@ UNAVAILABLE = "scoring is unavailable: the model or its settings failed to load 
 
 @bp.route(route="weight", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def weight(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.scoring import realtime
     from shared.scoring.model import load_model
+    from shared.web import realtime
 
     try:
         heights = realtime.parse_weight_query(req.url)
         model = load_model()
         predictions = model.predict({realtime.HEIGHT: heights})
-    except InputError as err:
-        return json_response(realtime.error_body(str(err), getattr(err, "field", None)), realtime.error_status(err))
-    except AppError:
-        log.exception("GET /api/weight: model failed")
-        return json_response({"error": UNAVAILABLE}, 500)
+    except AppError as err:
+        return error_response(err, "GET /api/weight")
     return json_response(realtime.weight_body(predictions), headers={"X-Model-Version": model.card.label})
 
 
 @bp.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def score(req: func.HttpRequest) -> func.HttpResponse:
     from shared import settings
-    from shared.scoring import realtime
     from shared.scoring.model import load_model
+    from shared.web import realtime
 
     try:
         model = load_model()
@@ -51,11 +48,8 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
             settings.SCORE_MAX_BODY_BYTES.get(),
         )
         predictions = model.predict(request.columns)
-    except InputError as err:
-        return json_response(realtime.error_body(str(err), getattr(err, "field", None)), realtime.error_status(err))
-    except AppError:
-        log.exception("POST /api/score: model failed")
-        return json_response({"error": UNAVAILABLE}, 500)
+    except AppError as err:
+        return error_response(err, "POST /api/score")
     body, mimetype = realtime.score_answer(
         request,
         predictions,

@@ -10,12 +10,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import names
-from shared.compute.reconcile import ReconcileRun, minute_instance_id, parse_preview_body, parse_reconcile_body
-from shared.compute.shutdown_run import RequestFieldError
-from shared.errors import SettingsError
+from shared.compute.reconcile import ReconcileRun, minute_instance_id
+from shared.errors import AppError
 from shared.settings import COMPUTE_SCHEDULES, RECONCILE_TIMER, ShutdownSettings
 from shared.telemetry import current_trace_carrier, trigger_span
-from triggers.http import json_response
+from triggers.http import error_response, json_response
 
 bp = df.Blueprint()
 
@@ -68,25 +67,22 @@ def list_schedules(req: func.HttpRequest, context: func.Context) -> func.HttpRes
     with trigger_span("list_schedules", context):
         try:
             return _json(schedules_overview(datetime.now(UTC)))
-        except SettingsError as err:
-            log.error("schedules not shown: %s", err)
-            return _json({"error": "the app's settings are incomplete or malformed; see the app's log"}, 500)
+        except AppError as err:
+            return error_response(err, "GET /api/schedules")
 
 
 @bp.function_name("preview_schedules")
 @bp.route(route="schedules/preview", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def preview_schedules(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.compute.schedules_view import preview
+    from shared.web.inputs import parse_preview_body
 
     with trigger_span("preview_schedules", context):
         try:
             at = parse_preview_body(req.get_body())
             return _json(preview(at))
-        except RequestFieldError as err:
-            return _json(err.to_dict(), 400)
-        except SettingsError as err:
-            log.error("preview failed: %s", err)
-            return _json({"error": "the app's settings are incomplete or malformed; see the app's log"}, 500)
+        except AppError as err:
+            return error_response(err, "POST /api/schedules/preview")
 
 
 @bp.function_name("start_reconcile")
@@ -95,14 +91,13 @@ def preview_schedules(req: func.HttpRequest, context: func.Context) -> func.Http
 async def start_reconcile(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
 ) -> func.HttpResponse:
+    from shared.web.inputs import parse_reconcile_body
+
     with trigger_span("start_reconcile", context):
         try:
             run = _run(parse_reconcile_body(req.get_body()), "http")
-        except RequestFieldError as err:
-            return _json(err.to_dict(), 400)
-        except SettingsError as err:
-            log.error("reconcile not started: %s", err)
-            return _json({"error": "the app's settings are incomplete or malformed; see the app's log"}, 500)
+        except AppError as err:
+            return error_response(err, "POST /api/reconcile")
         instance_id = await client.start_new(names.RECONCILE_ORCHESTRATOR, None, run.to_dict())
         log.info("reconcile started: %s (dry_run=%s)", instance_id, run.dry_run)
         response: func.HttpResponse = client.create_check_status_response(req, instance_id)
@@ -113,11 +108,10 @@ async def start_reconcile(
 @bp.route(route="savings", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def month_savings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.compute.savings_month import month_savings as sum_month
-    from shared.compute.savings_month import parse_month
+    from shared.web.inputs import parse_month
 
     with trigger_span("month_savings", context):
         try:
-            year, month = parse_month(req.params.get("month"))
-        except RequestFieldError as err:
-            return _json(err.to_dict(), 400)
-        return _json(sum_month(year, month))
+            return _json(sum_month(parse_month(req.params.get("month"))).to_dict())
+        except AppError as err:
+            return error_response(err, "GET /api/savings")

@@ -3,7 +3,7 @@
 Both start `scoring_orchestrator` under an id derived from the blob version, so a redelivered event or a repeated
 request finds the run that exists instead of starting another; a Failed or Terminated run may be started again.
 `force` starts another run of the version that supersedes the runs before it: their predictions never stay over
-its own (the commit step settles it; see shared/scoring_commit.commit_predictions).
+its own (the commit step settles it; see shared/scoring/commit.py, commit_predictions).
 """
 
 from __future__ import annotations
@@ -17,20 +17,19 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import names
-from shared.errors import InputError, NotFoundError, SettingsError
+from shared.errors import AppError, InputError
 from shared.scoring.events import (
     account_of,
     foreign_reason,
     ignore_reason,
-    not_scored_reason,
     parse_blob_created,
-    parse_scoring_body,
     request_for,
     scoring_instance_id,
 )
+from shared.scoring.payloads import ScoringRequest, ScoringRun
 from shared.settings import SCORING_INPUT_CONTAINER, SCORING_PARALLEL_CHUNKS, SCORING_WAVE_SIZE
 from shared.telemetry import current_trace_carrier, trigger_span
-from triggers.http import json_response
+from triggers.http import error_response
 
 bp = df.Blueprint()
 
@@ -39,14 +38,15 @@ log = logging.getLogger(__name__)
 RESTARTABLE = {"Failed", "Terminated"}
 
 
-def _run_input(request: dict[str, Any]) -> dict[str, Any]:
+def _run_input(request: ScoringRequest) -> dict[str, Any]:
     # The trace context travels in the input: every activity's span joins the trigger's trace.
-    return {
-        "request": request,
-        "parallel": SCORING_PARALLEL_CHUNKS.get(),
-        "wave_size": SCORING_WAVE_SIZE.get(),
-        "trace": current_trace_carrier(),
-    }
+    run = ScoringRun(
+        request=request,
+        parallel=SCORING_PARALLEL_CHUNKS.get(),
+        wave_size=SCORING_WAVE_SIZE.get(),
+        trace=current_trace_carrier(),
+    )
+    return run.to_dict()
 
 
 def _data_account() -> str:
@@ -118,7 +118,7 @@ async def _on_blob_created(event: func.EventGridEvent, client: df.DurableOrchest
             existing,
         )
         return
-    if not await _start_once(client, instance_id, _run_input(request_for(blob, account).to_dict())):
+    if not await _start_once(client, instance_id, _run_input(request_for(blob, account))):
         return
     log.info("event %s: scoring %s/%s (eTag %s) as %s", event.id, blob.container, blob.name, blob.etag, instance_id)
 
@@ -134,25 +134,14 @@ async def start_scoring(
 
 
 async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    try:
-        body = parse_scoring_body(req.get_body())
-        input_container = SCORING_INPUT_CONTAINER.get()
-    except InputError as err:
-        field = getattr(err, "field", None)  # named when a body field is at fault (see the OpenAPI ErrorBody)
-        return json_response({"error": str(err)} if field is None else {"error": str(err), "field": field}, 400)
-    except SettingsError as err:
-        log.error("scoring not started: %s", err)
-        return json_response({"error": "the app's settings are incomplete; see the log"}, 500)
-    reason = not_scored_reason(body.container, body.name, input_container)
-    if reason:
-        return json_response({"error": reason}, 400)
     from shared.blobs import blob_info
-    from shared.scoring.payloads import ScoringRequest
+    from shared.web.inputs import parse_scoring_body
 
     try:
+        body = parse_scoring_body(req.get_body(), SCORING_INPUT_CONTAINER.get())
         info = blob_info(body.container, body.name)
-    except NotFoundError as err:
-        return json_response({"error": str(err)}, 404)
+    except AppError as err:
+        return error_response(err, "POST /api/scoring")
     account = _data_account()
     etag = info.etag.strip('"')
     instance_id = scoring_instance_id(account, body.container, body.name, etag)
@@ -178,10 +167,10 @@ async def _start_scoring(req: func.HttpRequest, client: df.DurableOrchestrationC
         size=info.size,
         force=body.force,
         # Force supersedes: of the runs of this version, the latest forced request's predictions stay (the commit
-        # step compares this stamp; see scoring_commit.commit_predictions).
+        # step compares this stamp; see shared/scoring/commit.py, commit_predictions).
         requested=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if body.force else "",
     )
-    if await _start_once(client, instance_id, _run_input(request.to_dict())):
+    if await _start_once(client, instance_id, _run_input(request)):
         log.info("scoring %s/%s (eTag %s) started as %s", body.container, body.name, etag, instance_id)
     started: func.HttpResponse = client.create_check_status_response(req, instance_id)
     return started

@@ -9,11 +9,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared import names
-from shared.compute.shutdown_run import RequestFieldError, default_run, parse_shutdown_body
-from shared.errors import SettingsError
+from shared.compute.shutdown_run import default_run
+from shared.errors import AppError
 from shared.settings import ShutdownSettings
 from shared.telemetry import current_trace_carrier, trigger_span
-from triggers.http import json_response
+from triggers.http import error_response
 
 bp = df.Blueprint()
 
@@ -43,14 +43,12 @@ async def start_shutdown(
 
 
 async def _start_shutdown(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from shared.web.inputs import parse_shutdown_body
+
     try:
         run = parse_shutdown_body(req.get_body(), ShutdownSettings.from_env())
-    except RequestFieldError as err:
-        return json_response(err.to_dict(), 400)
-    except SettingsError as err:
-        log.error("shutdown not started: %s", err)
-        body = {"error": "the app's settings are incomplete or malformed; see the app's log"}
-        return json_response(body, 500)
+    except AppError as err:
+        return error_response(err, "POST /api/shutdown")
     run = replace(run, trace=current_trace_carrier())
     instance_id = await client.start_new(names.SHUTDOWN_ORCHESTRATOR, None, run.to_dict())
     log.info("shutdown started: %s (workspaces %s, dry_run=%s)", instance_id, ",".join(run.workspaces), run.dry_run)

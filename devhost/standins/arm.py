@@ -297,7 +297,8 @@ def generate_fleet(
     location: str = "westeurope",
     state: str = "Running",
 ) -> dict[str, Any]:
-    """A large fleet for benchmarks: `workspaces` x `per_workspace` untagged instances in `state`."""
+    """A large fleet for benchmarks: `workspaces` x `per_workspace` instances in `state`, tagged only with a team,
+    each created by one of 50 people (ARM's `createdBy`: who is told before a stop)."""
     return {
         "location": location,
         "workspaces": [
@@ -315,6 +316,11 @@ def generate_fleet(
                                 "state": state,
                                 "vmSize": "STANDARD_DS3_V2",
                                 "idleTimeBeforeShutdown": "PT60M",
+                                "createdBy": {
+                                    "userName": f"User {i % 50:02d}",
+                                    "userOrgId": "72f988bf-0000-4000-8000-00000000d001",
+                                    "userId": f"00000000-0000-4000-8000-{i % 50:012d}",
+                                },
                             },
                         },
                     }

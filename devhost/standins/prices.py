@@ -3,6 +3,11 @@
 Its fixture covers every vmSize of the sample fleet, the benchmark fleet and the tests, with the meters a real
 answer mixes in (Windows, Spot, Low Priority) so the app's choice of the Linux pay-as-you-go meter is exercised.
 Like the real API in version 2023-01-01-preview, filter values are compared case-sensitively.
+
+Fault modes, for tests of what the app does with a bad or slow API (attributes, changeable while it runs): `delay`
+(seconds before each answer), `body` (answered as is instead of the price list, e.g. `[]`, `null`, an error object),
+`retail_price` (every Linux pay-as-you-go meter's price, e.g. NaN, -1 or 1e308, written as Python's json writes
+them) and `next_page_link` (the NextPageLink of each first page; a request with `page` in its query is a next page).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -31,7 +37,7 @@ FIXTURE: tuple[tuple[str, float], ...] = (
 _FILTER_RE = re.compile(r"(\w+) eq '([^']*)'")
 
 
-def _items(region: str, currency: str, rate: float) -> list[dict[str, Any]]:
+def _items(region: str, currency: str, rate: float, linux_price: float | None = None) -> list[dict[str, Any]]:
     out = []
     for sku, usd in FIXTURE:
         base = {
@@ -51,6 +57,8 @@ def _items(region: str, currency: str, rate: float) -> list[dict[str, Any]]:
             (f"Virtual Machines {family} Series", f"{sku.split('_', 1)[1]} Low Priority", 0.2),
         ):
             price = round(usd * factor * rate, 4)
+            if linux_price is not None and factor == 1.0:
+                price = linux_price
             out.append({**base, "productName": product, "skuName": sku_name, "retailPrice": price, "unitPrice": price})
     return out
 
@@ -58,8 +66,19 @@ def _items(region: str, currency: str, rate: float) -> list[dict[str, Any]]:
 class PricesStandin:
     """The Retail Prices API on http://127.0.0.1:{port}/api/retail/prices."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, eur_rate: float = 0.92) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        eur_rate: float = 0.92,
+        delay: float = 0.0,
+        body: str | None = None,
+        retail_price: float | None = None,
+        next_page_link: str | None = None,
+    ) -> None:
         self._host, self._port, self.eur_rate = host, port, eur_rate
+        self.delay, self.body, self.retail_price, self.next_page_link = delay, body, retail_price, next_page_link
         self._http = BackgroundServer("prices-standin")
         self.requests: list[str] = []
         self._lock = threading.Lock()
@@ -76,7 +95,7 @@ class PricesStandin:
         region = conditions.get("armRegionName", "westeurope")
         items = [
             item
-            for item in _items(region, currency.upper(), rate)
+            for item in _items(region, currency.upper(), rate, self.retail_price)
             # case-sensitive, as the real API; the filter's `priceType` is the items' `type`
             if all(item.get("type" if k == "priceType" else k) == v for k, v in conditions.items())
         ]
@@ -84,7 +103,7 @@ class PricesStandin:
             "BillingCurrency": currency.upper(),
             "CustomerEntityType": "Retail",
             "Items": items,
-            "NextPageLink": None,
+            "NextPageLink": None if "page" in query else self.next_page_link,
             "Count": len(items),
         }
 
@@ -98,11 +117,13 @@ class PricesStandin:
                 parts = urlsplit(self.path)
                 with standin._lock:
                     standin.requests.append(self.path)
+                if standin.delay:
+                    time.sleep(standin.delay)
                 if parts.path.rstrip("/") != "/api/retail/prices":
                     status, body = 404, {"Error": {"Code": "NotFound", "Message": parts.path}}
                 else:
                     status, body = standin.answer(parse_qs(parts.query))
-                payload = json.dumps(body).encode()
+                payload = json.dumps(body).encode() if standin.body is None else standin.body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))

@@ -20,8 +20,9 @@ def make_local_tls(directory: Path) -> LocalTls:
 
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    # Vault names too: through devhost's forward proxy the app calls https://<name>.vault.azure.net itself.
-    cert = ca.issue_cert("127.0.0.1", "localhost", "*.vault.azure.net")
+    # Vault names too: through devhost's forward proxy the app calls https://<name>.vault.azure.net itself; and the
+    # notification sink's *.devhost.invalid (the channels of local.settings.sample.json).
+    cert = ca.issue_cert("127.0.0.1", "localhost", "*.vault.azure.net", "*.devhost.invalid")
     ca_bundle = directory / "standin-ca.pem"
     ca.cert_pem.write_to_path(str(ca_bundle))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

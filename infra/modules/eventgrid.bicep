@@ -7,6 +7,8 @@ param location string
 param tags object = {}
 param storageAccountName string
 param deadLetterContainerName string
+@description('Log Analytics workspace receiving the topic\'s delivery failures (AegDeliveryFailureLogs); empty: none.')
+param logAnalyticsWorkspaceId string = ''
 
 var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
@@ -43,6 +45,22 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     principalId: systemTopic.identity.principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// A BlobCreated event that cannot reach the app (app down, key rotated, handshake failed) is retried for 24 h and
+// then dead-lettered; each failed delivery is logged here, with the reason.
+resource topicDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: systemTopic
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'DeliveryFailures'
+        enabled: true
+      }
+    ]
   }
 }
 

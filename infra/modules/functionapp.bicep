@@ -59,6 +59,10 @@ var platformSettings = {
   // Not a secret: with local auth off, ingestion also needs an Entra token of the identity below.
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Logs shipped once: the app exports its own (shared/telemetry.py); with this the worker declares
+  // WorkerOpenTelemetryEnabled, and the host (host.json telemetryMode: OpenTelemetry) drops the copies the worker
+  // relays to it, instead of exporting them again. Sources: docs/deploy.md, "Telemetry: every log once".
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {

@@ -8,6 +8,9 @@ param tags object = {}
 @description('{ SETTING_NAME: value }; stored as secret SETTING-NAME (Key Vault names allow letters, digits and hyphens).')
 param secrets object = {}
 
+@description('Log Analytics workspace receiving the vault\'s audit log (every secret read, by whom); empty: none.')
+param logAnalyticsWorkspaceId string = ''
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109: this deployment has no virtual network: the Functions host, Event Grid and operators reach it over its public endpoint, and every request needs an Entra token (RBAC)
   // checkov:skip=CKV_AZURE_189: this deployment has no virtual network: the Functions host, Event Grid and operators reach it over its public endpoint, and every request needs an Entra token (RBAC)
@@ -40,6 +43,20 @@ resource vaultSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [
     }
   }
 ]
+
+resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'AuditEvent'
+        enabled: true
+      }
+    ]
+  }
+}
 
 output id string = vault.id
 output name string = vault.name

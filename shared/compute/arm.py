@@ -49,6 +49,9 @@ class ComputeInstance(Payload):
     last_operation: dict[str, str] | None = None  # operation_name, operation_status, operation_time
     idle_shutdown_minutes: int | None = None
     size: str | None = None
+    # ARM's `properties.properties.createdBy` ({user_name, user_org_id, user_id}): who is told before a stop when
+    # the instance has no owner tag. azure-ai-ml's ComputeInstance entity drops it, so it is read from the REST model.
+    created_by: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,18 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
-def _to_instance(workspace: Workspace, compute: Any) -> ComputeInstance:
+def _created_by(rest: Any) -> dict[str, str] | None:
+    """`createdBy` of a compute resource's REST model as {user_name, user_org_id, user_id} (only the keys given)."""
+    inner = getattr(getattr(rest, "properties", None), "properties", None)
+    creator = getattr(inner, "created_by", None)
+    if creator is None:
+        return None
+    fields = {key: getattr(creator, key, None) for key in ("user_name", "user_org_id", "user_id")}
+    given = {key: str(value) for key, value in fields.items() if value}
+    return given or None
+
+
+def _to_instance(workspace: Workspace, compute: Any, rest: Any = None) -> ComputeInstance:
     last = getattr(compute, "last_operation", None)
     return ComputeInstance(
         workspace=workspace.key,
@@ -114,33 +128,49 @@ def _to_instance(workspace: Workspace, compute: Any) -> ComputeInstance:
         last_operation={_snake(str(k)): _enum_value(v) for k, v in last.items()} if last else None,
         idle_shutdown_minutes=getattr(compute, "idle_time_before_shutdown_minutes", None),
         size=getattr(compute, "size", None),
+        created_by=_created_by(rest),
     )
+
+
+def _is_instance(compute: Any) -> bool:
+    return str(getattr(compute, "type", "")).lower() == "computeinstance"
 
 
 def list_instances(workspace: Workspace, env: Mapping[str, str] | None = None) -> list[ComputeInstance]:
     """Every compute instance of the workspace (other compute types are left out), following ARM's paging."""
+    from azure.ai.ml.entities import Compute
+
     client = ml_client(workspace, env)
     try:
-        computes = list(client.compute.list(compute_type="ComputeInstance"))
+        # The generated operation with the SDK's own conversion, keeping each REST model beside its entity (what
+        # MLClient.compute.list does, converting each once, not twice): the entity drops `createdBy`.
+        pairs = list(
+            client.compute._operation.list(
+                workspace.resource_group,
+                workspace.name,
+                cls=lambda page: [(rest, Compute._from_rest_object(rest)) for rest in page],
+            )
+        )
     except Exception as err:
         if _http_status(err) == 404:
             raise ComputeNotFoundError(f"workspace {workspace.key!r} was not found") from err
         _raise_unexpected(err, f"listing compute instances of {workspace.key}")
-    return [_to_instance(workspace, c) for c in computes]
+    return [_to_instance(workspace, compute, rest) for rest, compute in pairs if _is_instance(compute)]
 
 
 def get_instance(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> ComputeInstance:
     """Current view of one instance; raises ComputeNotFoundError when it does not exist."""
+    from azure.ai.ml.entities import Compute
     from azure.core.exceptions import ResourceNotFoundError
 
     client = ml_client(workspace, env)
     try:
-        compute = client.compute.get(name)
+        rest = client.compute._operation.get(workspace.resource_group, workspace.name, name)
     except ResourceNotFoundError as err:
         raise ComputeNotFoundError(f"compute instance {name!r} not found in {workspace.key}") from err
     except Exception as err:
         _raise_unexpected(err, f"reading compute instance {name} of {workspace.key}")
-    return _to_instance(workspace, compute)
+    return _to_instance(workspace, Compute._from_rest_object(rest), rest)
 
 
 def get_state(workspace: Workspace, name: str, env: Mapping[str, str] | None = None) -> str:

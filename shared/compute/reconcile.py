@@ -1,7 +1,8 @@
 """What one reconcile of the working-hours schedules is asked to do, and the decision per instance.
 
 Pure: the plan activity (shared/compute/workspace_plan.py) and the preview endpoint decide with the same
-`Decider`, with the evaluation instant and each schedule's window passed in.
+`Decider`, with the evaluation instant and each schedule's window passed in (the preview's request is read by
+shared.web.inputs).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from shared.compute.arm import ComputeInstance
 from shared.compute.reconcile_state import TICK
@@ -117,47 +117,3 @@ def plan(
 def minute_instance_id(moment: datetime) -> str:
     """The timer's orchestration instance id: one run per minute, however often the timer fires."""
     return f"reconcile-{utc(moment):%Y%m%dT%H%M}"
-
-
-def _json_object(body: bytes | str | None) -> Any:
-    """The body parsed (an empty body is `{}`); number extremes are named by json_body, as everywhere."""
-    import json
-
-    from shared import json_body
-    from shared.errors import RequestFieldError
-
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else (body or "")
-    if not text.strip():
-        return {}
-    try:
-        return json_body.loads(text)
-    except json_body.JsonNumberError as err:
-        raise RequestFieldError(err.field, str(err)) from None
-    except json.JSONDecodeError as err:
-        raise RequestFieldError("body", f"body is not valid JSON: {err.msg} at line {err.lineno}") from None
-    except RecursionError:
-        raise RequestFieldError("body", "body is nested too deeply; expected a flat JSON object") from None
-
-
-def parse_preview_body(body: bytes | str | None) -> datetime:
-    """`{"at": "<ISO 8601 with offset>"}` -> the instant; RequestFieldError names the field."""
-    from shared.errors import RequestFieldError
-    from shared.web.contract import PreviewBody, validate
-
-    # The model (also the OpenAPI schema) checks the shape; the instant itself is read here.
-    value = validate(PreviewBody, _json_object(body)).at
-    expected = "an ISO 8601 date and time with an offset, e.g. 2026-11-30T08:00:00+01:00"
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise RequestFieldError("at", f"at={value!r} is not {expected}") from None
-    if moment.tzinfo is None:
-        raise RequestFieldError("at", f"at={value!r} has no offset; expected {expected}")
-    return utc(moment)
-
-
-def parse_reconcile_body(body: bytes | str | None) -> bool:
-    """`{"dry_run": bool}` (optional) -> dry_run."""
-    from shared.web.contract import ReconcileBody, validate
-
-    return validate(ReconcileBody, _json_object(body)).dry_run

@@ -72,7 +72,7 @@ def with_savings(
         hours = hours_saved(instance, r.outcome, at, schedules=schedules, tag=tag, shutdown_schedule=shutdown_schedule)
         price = prices.get(instance.size or "")
         if not isinstance(price, Mapping):
-            why = price if isinstance(price, str) else "the instance's VM size is unknown"
+            why = price if isinstance(price, str) else "no price was read" if instance.size else "VM size unknown"
             out.append(
                 replace(r, vm_size=instance.size, estimated_hours_saved=hours, reason=f"{r.reason}; no price: {why}")
             )

@@ -6,28 +6,42 @@ runs over midnight (it belongs to the day it begins on). Local times are turned 
 so an 08:00 begin is 08:00 local on the day of a DST change too. A local time that does not exist (the hour
 skipped in spring) is taken with the offset before the change (zoneinfo's fold=0): 02:30 becomes 03:30 summer
 time; a local time that happens twice (autumn) is its first occurrence.
+
+Every computation is total over datetime's range: near year 1 or 9999 the days that cannot be represented in
+the schedule's zone simply have no periods (no OverflowError reaches a caller).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from shared.errors import SettingsError
 from shared.payloads import Payload
 
 Action = Literal["start", "stop"]
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAYS = {name: index for names in (DAY_NAMES, FULL_DAY_NAMES) for index, name in enumerate(names)}
+DAYS_EXPECTED = (
+    "days named mon..sun (mon, tue, wed, thu, fri, sat, sun) or monday..sunday, exactly: one day, a range "
+    "(mon-fri), a comma list (mon,wed,fri), or daily"
+)
+# In the IANA database but not a place's time: "Local time zone must be set" (tzdata's own words).
+_NOT_ZONES = frozenset({"Factory"})
 _TIME_RE = re.compile(r"^(?P<h>[01]\d|2[0-4]):(?P<m>[0-5]\d)$")
 SCHEDULE_FIELDS = frozenset({"name", "timezone", "periods", "enforced", "description"})
 PERIOD_FIELDS = frozenset({"days", "begin", "end"})
 MAX_SCHEDULES = 100
 MAX_PERIODS = 50
+MAX_NAME = 256  # a schedule name is a tag value: Azure's tag values have at most 256 characters
 
 
 class ScheduleError(SettingsError):
@@ -57,11 +71,14 @@ class Period:
         """The UTC interval this period covers when it begins on local `day` (none when the day is not one)."""
         if day.weekday() not in self.days:
             return []
-        begin = _instant(zone, day, self.begin)
-        end = _instant(zone, day + timedelta(days=1), time(0)) if self.end is None else None
-        if end is None:
-            assert self.end is not None
-            end = _instant(zone, day + timedelta(days=1) if self.overnight else day, self.end)
+        try:
+            begin = _instant(zone, day, self.begin)
+            end = _instant(zone, day + timedelta(days=1), time(0)) if self.end is None else None
+            if end is None:
+                assert self.end is not None
+                end = _instant(zone, day + timedelta(days=1) if self.overnight else day, self.end)
+        except OverflowError:  # the first or last days of datetime's range, not representable in this zone
+            return []
         return [(begin, end)] if end > begin else []
 
     def to_dict(self) -> dict[str, str]:
@@ -84,14 +101,13 @@ class Schedule:
     def intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """Merged UTC running intervals that touch [start, end] (adjacent periods make one interval)."""
         zone = self.zone
-        first = _utc(start).astimezone(zone).date() - timedelta(days=2)
-        last = _utc(end).astimezone(zone).date() + timedelta(days=1)
+        first = _shifted(_local_date(start, zone), -2)
+        last = _shifted(_local_date(end, zone), 1)
         raw: list[tuple[datetime, datetime]] = []
-        day = first
-        while day <= last:
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
             for period in self.periods:
                 raw.extend(period.intervals(zone, day))
-            day += timedelta(days=1)
         raw.sort()
         merged: list[tuple[datetime, datetime]] = []
         for begin, finish in raw:
@@ -122,9 +138,9 @@ class Schedule:
         """The next `count` transitions after `after` (a schedule with no period in the horizon has none)."""
         low = _utc(after)
         found: list[Transition] = []
-        window = low
-        while len(found) < count and window < low + timedelta(days=horizon_days):
-            upper = window + timedelta(days=3)
+        window, horizon = low, _later(low, timedelta(days=horizon_days))
+        while len(found) < count and window < horizon:
+            upper = _later(window, timedelta(days=3))
             found.extend(self.transitions(window, upper))
             window = upper
         return found[:count]
@@ -153,7 +169,44 @@ class Transition:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30+01:00 is before datetime's first UTC instant
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def _later(moment: datetime, step: timedelta) -> datetime:
+    """`moment + step`, or the last representable instant."""
+    return moment + step if _LAST - moment > step else _LAST
+
+
+def _shifted(day: date, days: int) -> date:
+    """`day` moved by `days`, kept within date's range."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.min if days < 0 else date.max
+
+
+def _local_date(moment: datetime, zone: ZoneInfo) -> date:
+    """The local date of an instant, or its UTC date where the local one is out of range (year 1 west of UTC)."""
+    try:
+        return _utc(moment).astimezone(zone).date()
+    except OverflowError:
+        return _utc(moment).date()
+
+
+def local_text(moment: datetime, zone: ZoneInfo) -> str:
+    """`Fri 19:00` in the zone (in UTC where the local time is out of datetime's range)."""
+    try:
+        return f"{_utc(moment).astimezone(zone):%a %H:%M}"
+    except OverflowError:
+        return f"{_utc(moment):%a %H:%M} UTC"
 
 
 def _instant(zone: ZoneInfo, day: date, clock: time) -> datetime:
@@ -161,19 +214,47 @@ def _instant(zone: ZoneInfo, day: date, clock: time) -> datetime:
     return datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
 
 
+class JsonNumber:
+    """A number as COMPUTE_SCHEDULES wrote it, kept as text: no field of a schedule is a number, so it is only ever
+    quoted in an error (and a 5,000-digit integer must not fail json.loads on Python's digit limit instead)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text if len(self.text) <= 24 else f"{self.text[:20]}... ({len(self.text)} characters)"
+
+
+def _shown(value: Any) -> str:
+    """`value` quoted for a message, at most about 60 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:56]}... ({len(text)} characters)"
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, JsonNumber):
+        return "number"
     return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
         type(value), "number" if isinstance(value, int | float) else type(value).__name__
     )
 
 
+def _day(name: str, schedule: str, field_name: str, item: str) -> int:
+    day = _DAYS.get(name)
+    if day is None:
+        raise ScheduleError(schedule, field_name, f"{_shown(item)} is not a day; expected {DAYS_EXPECTED}")
+    return day
+
+
 def parse_days(text: Any, schedule: str, field_name: str) -> frozenset[int]:
-    """`mon-fri`, `sat,sun`, `mon-wed,fri`, `fri-mon` (wraps over the week end), `daily`/`*`."""
-    expected = "weekdays mon..sun as a name, a range (mon-fri) or a comma list (mon,wed,fri)"
+    """`mon-fri`, `sat,sun`, `monday`, `mon-wed,fri`, `fri-mon` (wraps over the week end), `daily`/`*`.
+
+    Names are matched exactly (any letter case): `monkey-fries` is not `mon-fri`.
+    """
     if not isinstance(text, str) or not text.strip():
-        raise ScheduleError(schedule, field_name, f"expected {expected}, got {_type_name(text)} {text!r}")
+        raise ScheduleError(schedule, field_name, f"expected {DAYS_EXPECTED}, got {_type_name(text)} {_shown(text)}")
     value = text.strip().lower()
     if value in ("*", "daily", "all"):
         return frozenset(range(7))
@@ -181,9 +262,9 @@ def parse_days(text: Any, schedule: str, field_name: str) -> frozenset[int]:
     for part in value.split(","):
         item = part.strip()
         bounds = [b.strip() for b in item.split("-")]
-        if len(bounds) > 2 or any(b[:3] not in DAY_NAMES or len(b) < 3 for b in bounds):
-            raise ScheduleError(schedule, field_name, f"{item!r} is not a day; expected {expected}")
-        first, last = DAY_NAMES.index(bounds[0][:3]), DAY_NAMES.index(bounds[-1][:3])
+        if len(bounds) > 2:
+            raise ScheduleError(schedule, field_name, f"{_shown(item)} is not a day; expected {DAYS_EXPECTED}")
+        first, last = (_day(b, schedule, field_name, item) for b in (bounds[0], bounds[-1]))
         day = first
         while True:
             days.add(day)
@@ -196,10 +277,10 @@ def parse_days(text: Any, schedule: str, field_name: str) -> frozenset[int]:
 def _parse_clock(text: Any, schedule: str, field_name: str, allow_24: bool) -> time | None:
     expected = "a local time HH:MM (00:00..23:59" + (", or 24:00)" if allow_24 else ")")
     if not isinstance(text, str):
-        raise ScheduleError(schedule, field_name, f"expected {expected}, got {_type_name(text)} {text!r}")
+        raise ScheduleError(schedule, field_name, f"expected {expected}, got {_type_name(text)} {_shown(text)}")
     match = _TIME_RE.match(text.strip())
     if not match or (match["h"] == "24" and (not allow_24 or match["m"] != "00")):
-        raise ScheduleError(schedule, field_name, f"expected {expected}, got {text!r}")
+        raise ScheduleError(schedule, field_name, f"expected {expected}, got {_shown(text)}")
     if match["h"] == "24":
         return None
     return time(int(match["h"]), int(match["m"]))
@@ -220,7 +301,7 @@ def _parse_period(raw: Any, schedule: str, index: int) -> Period:
     end = _parse_clock(raw["end"], schedule, f"{where}.end", allow_24=True)
     assert begin is not None
     if end == begin:
-        raise ScheduleError(schedule, f"{where}.end", f"equals begin {raw['begin']!r}; expected a different time")
+        raise ScheduleError(schedule, f"{where}.end", f"equals begin {_shown(raw['begin'])}; expected a different time")
     return Period(days, begin, end, f"{raw['days']} {raw['begin']}-{raw['end']}")
 
 
@@ -231,18 +312,26 @@ def _parse_schedule(raw: Any, index: int) -> Schedule:
     if not isinstance(name, str) or not name.strip():
         raise ScheduleError(None, f"[{index}].name", f"expected a non-empty string, got {_type_name(name)}")
     name = name.strip()
+    if len(name) > MAX_NAME:
+        raise ScheduleError(None, f"[{index}].name", f"{_shown(name)} is longer than {MAX_NAME} characters")
     unknown = sorted(set(raw) - SCHEDULE_FIELDS)
     if unknown:
         raise ScheduleError(name, unknown[0], f"unknown field; expected {', '.join(sorted(SCHEDULE_FIELDS))}")
     zone_name = raw.get("timezone")
     if not isinstance(zone_name, str) or not zone_name.strip():
-        raise ScheduleError(name, "timezone", f"expected an IANA time zone such as 'Europe/Berlin', got {zone_name!r}")
+        shown = f"{_type_name(zone_name)} {_shown(zone_name)}"
+        raise ScheduleError(name, "timezone", f"expected an IANA time zone such as 'Europe/Berlin', got {shown}")
+    if zone_name.strip() not in iana_zones():
+        raise ScheduleError(
+            name,
+            "timezone",
+            f"{_shown(zone_name)} is not an IANA time zone; expected a name of the IANA database such as "
+            "'Europe/Berlin' or 'UTC' (exact letter case)",
+        )
     try:
         ZoneInfo(zone_name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(
-            name, "timezone", f"{zone_name!r} is not an IANA time zone; expected e.g. 'Europe/Berlin'"
-        ) from None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ScheduleError(name, "timezone", f"{_shown(zone_name)} cannot be loaded on this host") from None
     periods = raw.get("periods")
     if not isinstance(periods, list) or not periods:
         raise ScheduleError(name, "periods", f"expected a non-empty array of periods, got {_type_name(periods)}")
@@ -250,7 +339,7 @@ def _parse_schedule(raw: Any, index: int) -> Schedule:
         raise ScheduleError(name, "periods", f"{len(periods)} periods; at most {MAX_PERIODS} are accepted")
     enforced = raw.get("enforced", False)
     if not isinstance(enforced, bool):
-        raise ScheduleError(name, "enforced", f"expected true or false, got {_type_name(enforced)} {enforced!r}")
+        raise ScheduleError(name, "enforced", f"expected true or false, got {_type_name(enforced)} {_shown(enforced)}")
     return Schedule(
         name=name,
         timezone=zone_name.strip(),
@@ -264,7 +353,9 @@ def parse_schedules(text: str | None) -> dict[str, Schedule]:
     if text is None or not text.strip():
         return {}
     try:
-        data = json.loads(text)
+        # Numbers stay text (JsonNumber): none is valid anywhere in a schedule, so each is reported where it
+        # stands, with its schedule and field, however long it is.
+        data = json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=JsonNumber)
     except json.JSONDecodeError as err:
         raise ScheduleError(
             None, "(json)", f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
@@ -283,6 +374,19 @@ def parse_schedules(text: str | None) -> dict[str, Schedule]:
             raise ScheduleError(schedule.name, "name", "defined twice; expected unique names (case-insensitive)")
         schedules[key] = schedule
     return schedules
+
+
+@functools.cache
+def iana_zones() -> frozenset[str]:
+    """The zone names of the IANA database (the `tzdata` package's list; the system's when it is missing), less
+    `Factory`. Not `localtime` or `posixrules`, which zoneinfo also opens: files of a system, not zones."""
+    try:
+        from importlib import resources
+
+        names = frozenset(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+    except (ModuleNotFoundError, OSError):
+        names = frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules"}
+    return names - _NOT_ZONES
 
 
 def schedule_tag_value(tags: Mapping[str, str], tag: str) -> str | None:
@@ -339,9 +443,8 @@ class ScheduleVerdict:
 
     @classmethod
     def of(cls, schedule: Schedule, at: datetime, last_evaluated: datetime) -> ScheduleVerdict:
-        local = _utc(at).astimezone(schedule.zone)
         crossed = tuple(schedule.transitions(last_evaluated, at))
-        return cls(schedule, schedule.running_at(at), f"{local:%a %H:%M} {schedule.timezone}", crossed)
+        return cls(schedule, schedule.running_at(at), f"{local_text(at, schedule.zone)} {schedule.timezone}", crossed)
 
     @property
     def boundary(self) -> Transition | None:

@@ -14,9 +14,18 @@ from shared.errors import NotFoundError, ScoringError, SourceChangedError
 from shared.scoring import chunk_slots
 from shared.scoring.chunk_bytes import Predict, ScoredChunk, check_columns, score_chunk_bytes
 from shared.scoring.csv_chunks import ChunkRange, plan_chunks, realign
+from shared.scoring.events import control_character_reason
 from shared.scoring.payloads import ChunkPlan, ChunkResult, ScoringRequest
 
 log = logging.getLogger(__name__)
+
+MAX_BLOCKS = 50_000  # blocks of one block blob (Azure Storage): one chunk is one block of the predictions
+
+
+def minimum_chunk_bytes(size: int) -> int:
+    """The smallest SCORING_CHUNK_BYTES that plan_scoring accepts for a blob of `size` bytes (every chunk but the
+    last is at least that long, so there are at most MAX_BLOCKS)."""
+    return size // MAX_BLOCKS + 1
 
 
 def plan_scoring(
@@ -30,6 +39,9 @@ def plan_scoring(
     env: Mapping[str, str] | None = None,
 ) -> ChunkPlan:
     """Read the blob's properties and header, check the model's columns, and plan line-aligned chunks."""
+    problem = control_character_reason(request.name)
+    if problem:
+        raise ScoringError(problem)
     info = blobs.find_blob(request.container, request.name, env)
     if info is None and request.etag:
         raise SourceChangedError(
@@ -52,6 +64,14 @@ def plan_scoring(
         run_id=request.run_id,
         requested=request.requested,
     )
+
+    if info.size // chunk_bytes >= MAX_BLOCKS:
+        raise ScoringError(
+            f"{request.source}: {info.size} bytes make about {info.size // chunk_bytes} chunks of "
+            f"SCORING_CHUNK_BYTES={chunk_bytes}, but the predictions CSV can hold at most {MAX_BLOCKS} (one block "
+            f"per chunk, Azure's limit for a block blob): set SCORING_CHUNK_BYTES to at least "
+            f"{minimum_chunk_bytes(info.size)}"
+        )
 
     def read(start: int, end: int) -> bytes:
         return blobs.read_range(request.container, request.name, start, end, etag=info.etag, env=env)

@@ -155,7 +155,7 @@ class _Commit:
             lost = [r.index for r in self.ordered if r.output_block and r.output_block not in staged]
             if lost:
                 log.info("%s: %s staged blocks were discarded by another run's commit", req.source, len(lost))
-                return replace(self.result, committed=False, restage=lost)
+                return replace(self.result, committed=False, restage=tuple(lost))
         return None
 
     def write(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from shared.errors import ScoringError
+from shared.payloads import Payload
 
 Reader = Callable[[int, int], bytes]
 """read(start, end) -> bytes [start, end) of the blob."""
@@ -26,7 +27,7 @@ MAX_HEADER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class CsvHeader:
+class CsvHeader(Payload):
     """The header line: its columns and the byte layout the scorers need."""
 
     columns: tuple[str, ...]

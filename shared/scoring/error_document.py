@@ -14,9 +14,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from shared import blobs
 from shared.errors import NotFoundError, OutputChangedError, SourceChangedError
+from shared.scoring.events import CONTROL_CHARACTERS
 from shared.scoring.payloads import ScoringRequest
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,9 @@ _LOOKALIKE_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
 
 
 def document_name(name: str) -> str:
-    return f"{name}{SUFFIX}"
+    """`<name>.error.json`, control characters percent-encoded (`a\r\nb.csv` -> `a%0D%0Ab.csv.error.json`): Azure
+    Storage refuses them in names, and the document of a file named so must still be writable and findable."""
+    return CONTROL_CHARACTERS.sub(lambda m: quote(m.group(), safe=""), name) + SUFFIX
 
 
 def header_hint(columns: Sequence[str], features: Sequence[str]) -> str:

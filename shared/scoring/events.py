@@ -8,18 +8,21 @@ starting another, and an event naming another storage host cannot make a second 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from shared import json_body
-from shared.errors import InputError, RequestFieldError
+from shared.errors import InputError
 from shared.scoring.payloads import ScoringRequest
 
 BLOB_CREATED = "Microsoft.Storage.BlobCreated"
-_SUBJECT_RE = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)$")
+# The name is everything after /blobs/, line breaks included: a name is not a line of text (and `.` without DOTALL
+# would not match a CR or LF, so such an event used to be dropped as "malformed", silently).
+_SUBJECT_RE = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)", re.DOTALL)
+# Control characters: Azure Storage refuses them in blob names; Azurite stores them.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {"\r": "carriage return", "\n": "line feed", "\t": "tab", "\x00": "NUL"}
 # ADLS Gen2 raises CreateFile for the empty file before the data is flushed; FlushWithClose follows with the data.
 _IGNORED_APIS = {"CreateFile"}
 MAX_BLOB_NAME = 1024
@@ -43,7 +46,7 @@ def parse_blob_created(event_id: str, event_type: str, subject: str, data: Any) 
     """A BlobCreated event as a domain object; None for other event types. InputError when it is malformed."""
     if event_type != BLOB_CREATED:
         return None
-    match = _SUBJECT_RE.match(subject or "")
+    match = _SUBJECT_RE.fullmatch(subject or "")
     if match is None:
         raise InputError(
             f"event {event_id}: subject {subject!r} is not /blobServices/default/containers/<container>/blobs/<name>"
@@ -122,6 +125,24 @@ def unsafe_name_reason(name: str) -> str | None:
     return None
 
 
+def control_character_reason(name: str) -> str | None:
+    """Why a blob name cannot be scored for its control characters (None: it has none).
+
+    Azure Storage does not allow control characters in blob names, so such a blob exists only in an emulator
+    (Azurite stores it); its run fails with this reason in the error document, rather than being dropped.
+    """
+    found = CONTROL_CHARACTERS.search(name)
+    if found is None:
+        return None
+    char = found.group()
+    label = f" ({_CONTROL_NAMES[char]})" if char in _CONTROL_NAMES else ""
+    return (
+        f"blob name {name!r} contains the control character U+{ord(char):04X}{label} at position {found.start()}: "
+        "Azure Storage does not allow control characters (U+0000 to U+001F, U+007F to U+009F) in blob names; "
+        "upload the file again under a name without them"
+    )
+
+
 def ignore_reason(blob: BlobCreated, input_container: str) -> str | None:
     """Why the blob of an event is not scored (None: it is)."""
     if blob.api in _IGNORED_APIS:
@@ -144,34 +165,6 @@ def scoring_instance_id(account: str, container: str, name: str, etag: str) -> s
     """Same blob version -> same orchestration id (ids stay short and URL-safe whatever the blob name)."""
     digest = hashlib.sha256(f"{account}\n{container}\n{name}\n{etag.strip(chr(34))}".encode()).hexdigest()
     return f"score-{digest[:40]}"
-
-
-@dataclass(frozen=True)
-class ScoringHttpRequest:
-    container: str
-    name: str
-    force: bool
-
-
-def parse_scoring_body(body: bytes) -> ScoringHttpRequest:
-    """`POST /api/scoring` body: {"container": str, "name": str, "force": bool?}; InputError naming the field."""
-    if not body.strip():
-        raise InputError('body is empty; expected JSON {"container": "...", "name": "..."}')
-    try:
-        data = json_body.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise InputError("body is nested too deeply; expected a flat JSON object") from None
-    from shared.web.contract import ScoringBody, validate  # pydantic: loaded on a request, not at indexing
-
-    request = validate(ScoringBody, data, "field")  # the model is also the OpenAPI schema of the body
-    force = request.force
-    name = request.name
-    unsafe = unsafe_name_reason(name)
-    if unsafe:
-        raise RequestFieldError("name", f"field 'name': {unsafe}")
-    return ScoringHttpRequest(container=request.container, name=name, force=force)
 
 
 def request_for(blob: BlobCreated, account: str) -> ScoringRequest:

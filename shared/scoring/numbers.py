@@ -1,14 +1,16 @@
 """The one parser of feature values (heights) from text, shared by batch scoring and real-time scoring.
 
 Grammar, after stripping spaces, tabs, CR and LF around the value: an optional sign, ASCII digits with an
-optional decimal point (`138`, `138.5`, `.5`, `138.`), and an optional exponent (`1.5e2`), giving a finite
-float64. Everything else is refused with a problem code:
+optional decimal point (`138`, `138.5`, `.5`, `138.`), and an optional exponent (`1.5e2`), with at most 100
+digits before the point and a positive exponent of at most two digits: every such text is a finite float64 (below
+1e199), so the grammar alone says which texts are numbers, and the HTTP contract can state it as a pattern
+(shared.web.contract). Everything else is refused with a problem code:
 
 - `missing`: nothing (empty or only spaces);
 - `non_ascii_digits`: written with digits other than ASCII 0-9 (full-width digits U+FF10..U+FF19, Arabic-Indic
   digits, ...). Refused on purpose: CSV exporters write ASCII, and other tools' `float()`s disagree on these, so
   a file would score differently elsewhere;
-- `out_of_range`: a number beyond float64 (`1e400`);
+- `out_of_range`: a number written beyond those bounds (`1e400`, `1e100`; a height is never near them);
 - `not_a_number`: anything else (`abc`, `1,5`, `0x10`, `1_000`, `inf`, `nan`).
 
 A polars Series (a batch chunk's column) is parsed vectorised, so a chunk of bad rows costs what a chunk of good
@@ -19,6 +21,7 @@ and the same problem rules; tests/unit/test_bad_rows.py checks that they agree o
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -29,12 +32,16 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-# The accepted texts, in the syntax both regex engines (polars' Rust crate and Python's re) read alike.
-GRAMMAR = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+# The accepted texts, in the syntax both regex engines (polars' Rust crate and Python's re) read alike (and
+# ECMA-262, for the OpenAPI document).
+GRAMMAR = r"[+-]?(?:[0-9]{1,100}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE](?:\+?[0-9]{1,2}|-[0-9]+))?"
+# A number, but written beyond GRAMMAR's bounds: out of range.
+_UNBOUNDED = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 # A decimal digit (Unicode category Nd) that is not ASCII: the regex crate's class difference; in Python's re,
 # \d is exactly category Nd for str patterns.
 _NON_ASCII_DIGIT = r"[\p{Nd}--[0-9]]"
 _PY_GRAMMAR = re.compile(GRAMMAR)
+_PY_UNBOUNDED = re.compile(_UNBOUNDED)
 _PY_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 _STRIPPED = " \t\r\n"
 
@@ -75,10 +82,12 @@ def _parse_few(texts: Sequence[str | None]) -> ParsedNumbers:
             problems[i] = MISSING
         elif _PY_GRAMMAR.fullmatch(t):
             value = float(t)
-            if math.isfinite(value):
+            if math.isfinite(value):  # always, within the grammar's bounds; kept as the guarantee's check
                 values[i] = value
             else:
                 problems[i] = OUT_OF_RANGE
+        elif _PY_UNBOUNDED.fullmatch(t):
+            problems[i] = OUT_OF_RANGE
         elif _PY_NON_ASCII_DIGIT.search(t):
             problems[i] = NON_ASCII_DIGITS
         else:
@@ -98,6 +107,8 @@ def _parse_series(texts: pl.Series) -> ParsedNumbers:
         .then(MISSING)
         .when(pl.col("t").str.contains(anchored))
         .then(pl.lit(OUT_OF_RANGE))  # provisional: cleared below where the float is finite
+        .when(pl.col("t").str.contains(f"^{_UNBOUNDED}$"))
+        .then(pl.lit(OUT_OF_RANGE))
         .when(pl.col("t").str.contains(_NON_ASCII_DIGIT))
         .then(NON_ASCII_DIGITS)
         .otherwise(NOT_A_NUMBER)
@@ -112,12 +123,16 @@ def _parse_series(texts: pl.Series) -> ParsedNumbers:
 
 
 def describe(problem: int, text: str | None, where: str) -> str:
-    """The message a person reads for one refused value, naming where it was (`query parameter 'height'`)."""
-    shown = text or ""
+    """The message a person reads for one refused value, naming where it was (`height[1]`, `CSV row 3, column
+    'height'`), in the HTTP API's wording: `<where>: expected <what>, got <value>`."""
+    shown = json.dumps(text or "")
     if problem == MISSING:
-        return f"{where}: empty value, expected a number such as {EXAMPLE}"
+        return f"{where}: expected a number such as {EXAMPLE}, got an empty value"
     if problem == NON_ASCII_DIGITS:
-        return f"{where}: {shown!r} has non-ASCII digits, expected ASCII digits 0-9 such as {EXAMPLE}"
+        return f"{where}: expected ASCII digits 0-9 such as {EXAMPLE}, got {shown} (non-ASCII digits)"
     if problem == OUT_OF_RANGE:
-        return f"{where}: {shown!r} is out of range, expected a finite number"
-    return f"{where}: expected a finite number such as {EXAMPLE}, got {shown!r}"
+        return (
+            f"{where}: expected a number with at most 100 digits before the point and an exponent of at most 99, "
+            f"got {shown} (out of range)"
+        )
+    return f"{where}: expected a number such as {EXAMPLE}, got {shown}"

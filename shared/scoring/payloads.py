@@ -1,16 +1,25 @@
-"""What crosses the scoring orchestration's boundaries: blob ids, ranges, counts, block ids; never data."""
+"""What crosses the scoring orchestration's boundaries: blob ids, ranges, counts, block ids; never data.
+
+Every payload is a `shared.payloads.Payload` dataclass: the trigger, the orchestrations and the activities pass
+these, never dicts with string keys. A large file's plan, chunk ranges and results stay in the run's blobs
+(shared/scoring/waves.py); orchestrations pass a reference to them (`RunRef`) and per-wave counts.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
 
+from shared.payloads import Payload
 from shared.scoring.csv_chunks import ChunkRange, CsvHeader
+
+Trace = Mapping[str, str]  # W3C trace context of the trigger: every activity's span joins the run's trace
 
 
 @dataclass(frozen=True)
-class ScoringRequest:
+class ScoringRequest(Payload):
     """One input blob version to score; `run_id` (the orchestration id) keeps concurrent runs apart."""
 
     account: str
@@ -34,25 +43,9 @@ class ScoringRequest:
         text = f"{self.account}/{self.container}/{self.name}@{self.etag}#{self.run_id}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ScoringRequest:
-        return cls(
-            account=str(data.get("account", "")),
-            container=str(data["container"]),
-            name=str(data["name"]),
-            etag=str(data.get("etag", "")),
-            size=int(data.get("size", 0)),
-            force=bool(data.get("force", False)),
-            run_id=str(data.get("run_id", "")),
-            requested=str(data.get("requested", "")),
-        )
-
 
 @dataclass(frozen=True)
-class ChunkPlan:
+class ChunkPlan(Payload):
     """The header and the byte ranges of one input blob, plus where the outputs go."""
 
     request: ScoringRequest
@@ -68,48 +61,21 @@ class ChunkPlan:
     model_version: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "request": self.request.to_dict(),
-            "header": {
-                "columns": list(self.header.columns),
-                "line_ending": self.header.line_ending,
-                "bom_length": self.header.bom_length,
-                "header_length": self.header.header_length,
-            },
-            "chunks": [[c.index, c.start, c.end] for c in self.chunks],
-            "output_container": self.output_container,
-            "output_name": self.output_name,
-            "errors_container": self.errors_container,
-            "errors_name": self.errors_name,
-            "content_type": self.content_type,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-        }
+        # Chunks travel as [index, start, end] triples rather than objects: a third of the bytes per chunk.
+        return {**super().to_dict(), "chunks": [[c.index, c.start, c.end] for c in self.chunks]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChunkPlan:
-        h = data["header"]
-        return cls(
-            request=ScoringRequest.from_dict(data["request"]),
-            header=CsvHeader(
-                columns=tuple(str(c) for c in h["columns"]),
-                line_ending=str(h["line_ending"]),
-                bom_length=int(h["bom_length"]),
-                header_length=int(h["header_length"]),
-            ),
-            chunks=tuple(ChunkRange(int(i), int(s), int(e)) for i, s, e in data["chunks"]),
-            output_container=str(data["output_container"]),
-            output_name=str(data["output_name"]),
-            errors_container=str(data["errors_container"]),
-            errors_name=str(data["errors_name"]),
-            content_type=str(data.get("content_type", "text/csv")),
-            model_name=str(data.get("model_name", "")),
-            model_version=str(data.get("model_version", "")),
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        chunks = tuple(ChunkRange(int(i), int(s), int(e)) for i, s, e in data["chunks"])
+        return super().from_dict({**data, "chunks": chunks})
+
+    def with_chunks(self, chunks: Sequence[ChunkRange]) -> ChunkPlan:
+        """The same plan holding only `chunks`: what one activity or wave needs, and no more."""
+        return replace(self, chunks=tuple(chunks))
 
 
 @dataclass(frozen=True)
-class ChunkResult:
+class ChunkResult(Payload):
     """What scoring one chunk produced; `misaligned` means it must be realigned and scored again.
 
     `lines` counts the line breaks in the chunk's bytes, so the commit step can turn the chunk-relative line
@@ -128,16 +94,13 @@ class ChunkResult:
     errors_part: str = ""
     misaligned: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChunkResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+    def scored(self, chunk: ChunkRange) -> bool:
+        """Whether this result is the scoring of `chunk` as it is now planned (not of a range moved since)."""
+        return (self.index, self.start, self.end) == (chunk.index, chunk.start, chunk.end)
 
 
 @dataclass(frozen=True)
-class CommitResult:
+class CommitResult(Payload):
     """The committed outcome of a run: where the predictions (or only the errors) went, and the counts."""
 
     output_container: str
@@ -152,11 +115,163 @@ class CommitResult:
     reason: str = ""
     chunks: int = 0
     # Chunks whose staged blocks another run's commit discarded: score them again, then commit again.
-    restage: list[int] = field(default_factory=list)
+    restage: tuple[int, ...] = ()
+
+
+# --- the orchestrations' own payloads -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringRun(Payload):
+    """The scoring orchestration's input, built by the trigger from the request and the settings."""
+
+    request: ScoringRequest
+    parallel: int = 4  # chunks of this file scored at once (SCORING_PARALLEL_CHUNKS)
+    wave_size: int = 64  # chunks per wave (SCORING_WAVE_SIZE): each wave's results are kept in one blob
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanTask(Payload):
+    """Input of `plan_scoring_chunks`: plan the request's chunks and keep them in wave blobs of `wave_size`."""
+
+    request: ScoringRequest
+    wave_size: int
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRef(Payload):
+    """Where a planned run's plan and waves are (shared/scoring/waves.py) and how many: what orchestrations pass
+    to waves and activities, a few hundred bytes whatever the file's size or its name's length."""
+
+    errors_container: str
+    run_key: str
+    chunks: int
+    wave_size: int
+    run_id: str = ""  # the scoring orchestration's id, for the activities' spans and logs
+
+    @property
+    def waves(self) -> int:
+        return max(1, -(-self.chunks // self.wave_size))
+
+    def wave_of(self, index: int) -> int:
+        return index // self.wave_size
+
+
+@dataclass(frozen=True)
+class PlannedRun(Payload):
+    """The planner's answer: the plan without its chunk ranges (they are in the run's wave blobs), and how many
+    chunks in waves of how many. The scoring orchestration keeps it; its waves get only `ref`."""
+
+    plan: ChunkPlan
+    chunks: int
+    wave_size: int
+
+    @property
+    def ref(self) -> RunRef:
+        request = self.plan.request
+        return RunRef(self.plan.errors_container, request.run_key, self.chunks, self.wave_size, request.run_id)
+
+
+@dataclass(frozen=True)
+class RunTask(Payload):
+    """Input of the activities that work on a whole planned run (realign, commit, delete)."""
+
+    run: RunRef
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaveTask(Payload):
+    """One wave of a run: score its chunks that have no current result (the wave orchestration's input, and its
+    loading activity's)."""
+
+    run: RunRef
+    wave: int
+    parallel: int = 4
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkTask(Payload):
+    """Input of `score_chunk`: a plan holding only this chunk."""
+
+    plan: ChunkPlan
+    index: int
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaveResults(Payload):
+    """Input of `save_scoring_wave`: the results of the chunks a wave scored, to keep in its blob."""
+
+    run: RunRef
+    wave: int
+    results: tuple[ChunkResult, ...]
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaveSummary(Payload):
+    """What a wave's blob holds, counted: all an orchestration keeps of a wave."""
+
+    wave: int
+    chunks: int
+    scored: int  # chunks with a current result
+    rows: int = 0
+    bad_rows: int = 0
+    misaligned: int = 0
+
+
+@dataclass(frozen=True)
+class RealignedWaves(Payload):
+    """Output of the realigning `plan_scoring_chunks`: the waves whose chunk ranges moved (to score again)."""
+
+    waves: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class FailedRun(Payload):
+    """Input of `record_scoring_error`: the run that failed and why."""
+
+    request: ScoringRequest
+    error: str
+    trace: Trace = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErrorDocument(Payload):
+    """Output of `record_scoring_error`: where the error document went ("" when none was written)."""
+
+    error_document: str = ""
+
+
+@dataclass(frozen=True)
+class ActivityRefusal(Payload):
+    """What an activity returns instead of its payload for a failure the same input always reproduces (bad input):
+    not retried, the run fails with this message."""
+
+    error: str
+    error_type: str = ""
+
+
+@dataclass(frozen=True)
+class ScoringOutcome(Payload):
+    """The scoring orchestration's output: the source, when it ran, and the commit's outcome."""
+
+    source: str
+    source_etag: str
+    chunks: int
+    started: str
+    finished: str
+    commit: CommitResult
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The commit's fields sit beside the run's, flat, as the status output has always shown them.
+        head = {f: getattr(self, f) for f in ("source", "source_etag", "chunks", "started", "finished")}
+        return head | self.commit.to_dict()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CommitResult:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return super().from_dict({**data, "commit": dict(data)})  # the commit's fields sit in the same dict

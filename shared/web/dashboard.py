@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import html
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from shared.compute.savings_month import MonthSavings, savings_by_currency
+from shared.web.contract import YEARS
+
 REPORT_KINDS = ("shutdown", "reconcile")
 # Outcomes a person reads as "failed": a stop that did not end in time failed as much as one ARM refused.
 FAILED_OUTCOMES = ("failed", "timed_out")
+OUTCOMES = ("stopped", "started", "already_stopped", "skipped", "failed", "timed_out")
 LIVE_STATUSES = ("Pending", "Running", "ContinueAsNew")
-MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
-
-
-class DashboardInputError(ValueError):
-    """A query parameter of the dashboard is malformed; the message names it and what was expected."""
 
 
 @dataclass(frozen=True)
 class SavedReport:
-    """One shutdown or reconcile report as saved in the reports container."""
+    """One shutdown or reconcile report as saved in the reports container: its head (every field but `instances`,
+    shared.compute.report_head)."""
 
     kind: str
     blob: str
@@ -53,29 +51,19 @@ class SavedReport:
         return sum(_int(self.totals.get(o)) for o in outcomes)
 
     @property
-    def savings(self) -> float | None:
-        """The run's estimated savings, or None when the report carries no estimate (older reports)."""
-        value = self.totals.get("estimated_savings")
-        if value is None:
-            entries = [i.get("estimated_savings") for i in self.instances if isinstance(i, Mapping)]
-            known = [v for v in entries if isinstance(v, int | float)]
-            return float(sum(known)) if known else None
-        return _float(value)
+    def savings(self) -> dict[str, float] | None:
+        """The run's estimated savings per currency, or None when the report carries no estimate (older reports):
+        the rule of the month's savings (shared.compute.savings_month)."""
+        return savings_by_currency(self.totals)
 
-    @property
-    def currency(self) -> str:
-        currency = self.totals.get("currency")
-        if currency:
-            return str(currency)
-        for entry in self.instances:
-            if isinstance(entry, Mapping) and entry.get("currency"):
-                return str(entry["currency"])
-        return ""
 
-    @property
-    def instances(self) -> list[Mapping[str, Any]]:
-        items = self.data.get("instances")
-        return [i for i in items if isinstance(i, Mapping)] if isinstance(items, list) else []
+@dataclass(frozen=True)
+class SelectedRun:
+    """The run shown in detail: its head and the first rows of its instance table."""
+
+    report: SavedReport
+    instances: Sequence[Mapping[str, Any]]
+    more: bool  # the report lists more instances than these
 
 
 def _run_id_of_blob(blob: str) -> str:
@@ -85,26 +73,6 @@ def _run_id_of_blob(blob: str) -> str:
 def report_kind_prefix(kind: str) -> str:
     """Where reports of `kind` are saved in the reports container: `shutdown/` and `reconcile/`."""
     return f"{kind}/"
-
-
-def parse_month(raw: str | None, now: datetime) -> str:
-    """`?month=YYYY-MM`, default the current month (UTC)."""
-    if raw is None or raw == "":
-        return f"{now.astimezone(UTC):%Y-%m}"
-    if not MONTH_RE.match(raw):
-        raise DashboardInputError(f"query parameter month={raw!r} is malformed: expected YYYY-MM, e.g. 2026-11")
-    return raw
-
-
-def parse_run(raw: str | None) -> str | None:
-    """`?run=<instance id>` of a saved report, or None for the latest run."""
-    if raw is None or raw == "":
-        return None
-    if not RUN_ID_RE.match(raw):
-        raise DashboardInputError(
-            f"query parameter run={raw!r} is malformed: expected the instance id of a shutdown or reconcile run"
-        )
-    return raw
 
 
 # --- scoring runs from the Durable client's status dicts ------------------------------------------------------
@@ -181,7 +149,7 @@ class Page:
     """Everything the page shows, gathered by the trigger."""
 
     reports: Sequence[SavedReport]  # newest first
-    selected: SavedReport | None
+    selected: SelectedRun | None
     month: str
     scoring: Sequence[ScoringRun]
     schedules: Sequence[Mapping[str, Any]] | None  # None: the app has no schedules feature configured
@@ -189,7 +157,9 @@ class Page:
     live_shutdowns: Sequence[Mapping[str, Any]] = ()
     notes: Sequence[str] = ()  # problems reading a source, shown instead of that section's data
     max_runs: int = 100
-    total_runs: int = 0  # runs saved in all (the page reads only the recent ones and the month's)
+    total_runs: int = 0  # runs saved since `runs_since` (the page reads the months back to the recent runs)
+    runs_since: str = ""  # YYYY-MM
+    savings: MonthSavings | None = None  # the month's (shared.compute.savings_month); None: nothing saved
 
 
 LinkFn = Callable[[Mapping[str, str]], str]
@@ -245,6 +215,15 @@ def _money(value: float | None, currency: str) -> str:
     return f"{value:,.2f} {currency}".strip()
 
 
+def _amounts(by_currency: Mapping[str, float] | None) -> str:
+    """`12.30 USD, 4.10 EUR`: amounts per currency, never added together; a dash when there is no estimate."""
+    if by_currency is None:
+        return "—"
+    if not by_currency:
+        return _money(0.0, "")
+    return ", ".join(_money(amount, code) for code, amount in sorted(by_currency.items()))
+
+
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#1b1f24;background:#fff}
 h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem;border-bottom:1px solid #d0d7de}
@@ -277,7 +256,7 @@ def render_page(page: Page, link: LinkFn) -> str:
     ]
     parts += [f"<p class=note>{_e(n)}</p>" for n in page.notes]
     parts.append(_runs_section(page, link))
-    parts.append(_selected_section(page))
+    parts.append(_selected_section(page, link))
     parts.append(_savings_section(page, link))
     parts.append(_schedules_section(page.schedules))
     parts.append(_scoring_section(page.scoring, link))
@@ -305,7 +284,7 @@ def _runs_section(page: Page, link: LinkFn) -> str:
         + ("<th>ARM requests</th>" if has_arm else "")
         + "<th>Duration</th><th></th></tr></thead><tbody>"
     )
-    selected = page.selected.run_id if page.selected else None
+    selected = page.selected.report.run_id if page.selected else None
     for report in page.reports[: page.max_runs]:
         failed = report.count(*FAILED_OUTCOMES)
         arm = report.totals.get("arm_requests")
@@ -325,14 +304,15 @@ def _runs_section(page: Page, link: LinkFn) -> str:
             f"<td class=n>{report.count('stopped')}</td><td class=n>{report.count('started')}</td>"
             f"<td class=n>{report.count('skipped')}</td><td class=n>{report.count('already_stopped')}</td>"
             f"<td class=n{' bad' if failed else ''}>{failed}</td>"
-            f"<td class=n>{_e(_money(report.savings, report.currency))}</td>{arm_cell}"
+            f"<td class=n>{_e(_amounts(report.savings))}</td>{arm_cell}"
             f"<td class=n>{'' if seconds is None else f'{seconds:.1f} s'}</td>"
             f"<td><a href='{_e(link({'run': report.run_id}))}'>details</a></td></tr>"
         )
     out.append("</tbody></table>")
     total = max(page.total_runs, len(page.reports))
     if total > page.max_runs:
-        out.append(f"<p class=muted>The {page.max_runs} most recent of {total} runs.</p>")
+        since = f" saved since {_e(page.runs_since)}" if page.runs_since else ""
+        out.append(f"<p class=muted>The {page.max_runs} most recent of {total} runs{since}.</p>")
     out.append("</section>")
     return "".join(out)
 
@@ -355,10 +335,10 @@ SAVINGS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _selected_section(page: Page) -> str:
-    report = page.selected
-    if report is None:
+def _selected_section(page: Page, link: LinkFn) -> str:
+    if page.selected is None:
         return ""
+    report, instances = page.selected.report, page.selected.instances
     data = report.data
     title = "Latest run" if page.reports and report.run_id == page.reports[0].run_id else "Run"
     out = [
@@ -366,7 +346,8 @@ def _selected_section(page: Page) -> str:
         f"<p>Started {_e(_when(report.started_at))}, finished {_e(_when(str(data.get('finished_at') or '')))}; "
         f"trigger {_e(data.get('trigger', ''))}, mode {_e(data.get('mode', ''))}"
         + (", <strong>dry run</strong> (nothing was changed)" if data.get("dry_run") else "")
-        + f". Saved as <code>{_e(report.blob)}</code>.</p>",
+        + f". Saved as <code>{_e(report.blob)}</code> "
+        f"(<a href='{_e(link({'run': report.run_id, 'format': 'json'}))}'>full report, JSON</a>).</p>",
     ]
     workspaces = data.get("workspaces")
     for ws in workspaces if isinstance(workspaces, list) else []:
@@ -378,35 +359,39 @@ def _selected_section(page: Page) -> str:
     for problem in state_errors if isinstance(state_errors, list) else []:  # the reconciler's progress, repaired
         if isinstance(problem, Mapping) and problem.get("error"):
             out.append(f"<p class=note>{_e(problem['error'])}</p>")
-    instances = report.instances
+    counts = [f"{_e(o.replace('_', ' '))}: {report.count(o)}" for o in OUTCOMES if report.count(o)]
+    if counts:
+        out.append(f"<p>Instances by outcome: {' · '.join(counts)}.</p>")
     if not instances:
         out.append("<p class=muted>No compute instances in this run.</p></section>")
         return "".join(out)
     extra = [(k, label) for k, label in SAVINGS_COLUMNS if any(k in i for i in instances)]
     columns = INSTANCE_COLUMNS + tuple(extra)
     out.append("<table><thead><tr>" + "".join(f"<th>{_e(label)}</th>" for _, label in columns) + "</tr></thead><tbody>")
-    for entry in instances:
-        cells = []
-        for key, _ in columns:
-            value = entry.get(key)
-            if key == "outcome":
-                cls = (
-                    " class=bad"
-                    if value in FAILED_OUTCOMES
-                    else (" class=ok" if value in ("stopped", "started") else "")
-                )
-                cells.append(f"<td{cls}>{_e(value)}</td>")
-            elif key in ("hourly_price", "estimated_savings"):
-                number = _float(value)
-                cells.append(f"<td class=n>{_e(_money(number, str(entry.get('currency') or '')))}</td>")
-            elif key == "estimated_hours_saved":
-                number = _float(value)
-                cells.append(f"<td class=n>{'—' if number is None else f'{number:.1f}'}</td>")
-            else:
-                cells.append(f"<td>{_e(value if value is not None else '')}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table></section>")
+    out += ["<tr>" + "".join(_instance_cell(entry, key) for key, _ in columns) + "</tr>" for entry in instances]
+    out.append("</tbody></table>")
+    if page.selected.more:
+        total = _int(report.totals.get("instances")) or report.count(*OUTCOMES)
+        of = f" of {total}" if total else ""
+        out.append(
+            f"<p class=muted>The first {len(instances)}{of} instances; every one is in the "
+            f"<a href='{_e(link({'run': report.run_id, 'format': 'json'}))}'>full report</a>.</p>"
+        )
+    out.append("</section>")
     return "".join(out)
+
+
+def _instance_cell(entry: Mapping[str, Any], key: str) -> str:
+    value = entry.get(key)
+    if key == "outcome":
+        cls = " class=bad" if value in FAILED_OUTCOMES else (" class=ok" if value in ("stopped", "started") else "")
+        return f"<td{cls}>{_e(value)}</td>"
+    if key in ("hourly_price", "estimated_savings"):
+        return f"<td class=n>{_e(_money(_float(value), str(entry.get('currency') or '')))}</td>"
+    if key == "estimated_hours_saved":
+        number = _float(value)
+        return f"<td class=n>{'—' if number is None else f'{number:.1f}'}</td>"
+    return f"<td>{_e(value if value is not None else '')}</td>"
 
 
 def month_days(month: str) -> list[str]:
@@ -418,24 +403,6 @@ def month_days(month: str) -> list[str]:
         days.append(f"{day:%Y-%m-%d}")
         day += timedelta(days=1)
     return days
-
-
-def daily_savings(reports: Iterable[SavedReport], month: str) -> tuple[dict[str, float], str, int]:
-    """Estimated savings per day of `month` (UTC start of the run), the currency, and runs without an estimate."""
-    per_day = dict.fromkeys(month_days(month), 0.0)
-    currency = ""
-    unestimated = 0
-    for report in reports:
-        day = report.started_at[:10]
-        if day not in per_day or report.data.get("dry_run"):
-            continue
-        savings = report.savings
-        if savings is None:
-            unestimated += report.count("stopped") > 0
-            continue
-        per_day[day] += savings
-        currency = currency or report.currency
-    return per_day, currency, unestimated
 
 
 def _nice_step(value: float) -> float:
@@ -490,23 +457,31 @@ def savings_chart_svg(per_day: Mapping[str, float], currency: str) -> str:
     return "".join(parts)
 
 
+def _shift_month(month: str, by: int) -> str | None:
+    """The month `by` months from `month`, None outside the years the API takes."""
+    year, mon = (int(p) for p in month.split("-"))
+    index = year * 12 + mon - 1 + by
+    year, mon = divmod(index, 12)
+    return f"{year:04d}-{mon + 1:02d}" if YEARS[0] <= year <= YEARS[1] else None
+
+
 def _savings_section(page: Page, link: LinkFn) -> str:
-    per_day, currency, unestimated = daily_savings(page.reports, page.month)
-    total = sum(per_day.values())
-    year, mon = (int(p) for p in page.month.split("-"))
-    previous = f"{year - (mon == 1)}-{12 if mon == 1 else mon - 1:02d}"
-    following = f"{year + (mon == 12)}-{1 if mon == 12 else mon + 1:02d}"
+    savings = page.savings or MonthSavings(page.month)
+    days = month_days(page.month)
+    neighbours = [m for m in (_shift_month(page.month, -1), _shift_month(page.month, 1)) if m]
+    nav = " · ".join(f"<a href='{_e(link({'month': m}))}'>{_e(m)}</a>" for m in neighbours)
     out = [
         f"<section id=savings><h2>Estimated savings in {_e(page.month)}</h2>",
-        f"<p>Total: <strong>{_e(_money(total, currency))}</strong> "
-        f"<span class=muted>(<a href='{_e(link({'month': previous}))}'>{_e(previous)}</a> · "
-        f"<a href='{_e(link({'month': following}))}'>{_e(following)}</a>)</span></p>",
-        savings_chart_svg(per_day, currency),
+        f"<p>Total: <strong>{_e(_amounts(savings.by_currency))}</strong> <span class=muted>({nav})</span></p>",
     ]
-    if unestimated:
+    # One chart per currency: amounts in different currencies are never added or drawn on one axis.
+    for currency in sorted(savings.by_currency) or [""]:
+        per_day = {day: savings.by_day.get(day, {}).get(currency, 0.0) for day in days}
+        out.append(savings_chart_svg(per_day, currency))
+    if savings.without_estimate:
         out.append(
-            f"<p class=muted>{unestimated} run(s) of this month stopped instances without a savings estimate "
-            "in their report (reports of older app versions, or no price known).</p>"
+            f"<p class=muted>{savings.without_estimate} run(s) of this month stopped or started instances without a "
+            "savings estimate in their report (reports of older app versions, or no price known).</p>"
         )
     out.append("</section>")
     return "".join(out)
@@ -589,13 +564,3 @@ def page_link(base_params: Mapping[str, str]) -> LinkFn:
         return "?" + "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in merged.items() if v)
 
     return link
-
-
-def select_report(reports: Sequence[SavedReport], run_id: str | None) -> SavedReport | None:
-    """The report of `run_id`, or the latest one; DashboardInputError when that run has no saved report."""
-    if run_id is None:
-        return reports[0] if reports else None
-    for report in reports:
-        if report.run_id == run_id:
-            return report
-    raise LookupError(f"no saved shutdown or reconcile report has run id {run_id!r}")

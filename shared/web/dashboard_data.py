@@ -1,90 +1,128 @@
-"""What the dashboard shows, read from storage: saved run reports (cached by ETag) and files to download.
+"""What the dashboard shows, read from storage: the runs by their reports' heads, the selected run's first rows,
+the month's savings, the whole report of a run, and files to download.
 
-Reports never change once saved, so a process keeps the parsed ones it has read and asks storage only for the
-listing plus the reports it has not seen: after the first view a page costs two listings, not a read per run.
+Heads come from shared.compute.run_reports (kept in the process and in a per-month index): after the first view a
+page costs the listings of a few months by name; the selected run costs one or two ranged reads. A run of 10,000
+instances is never parsed whole for a page; `?run=<id>&format=json` serves its whole report as saved.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 from shared import blobs, settings
-from shared.compute.reconcile_state import is_state_blob
-from shared.web.dashboard import REPORT_KINDS, DashboardInputError, SavedReport
+from shared.compute import run_reports
+from shared.compute.report_head import ReportFormatError, read_head
+from shared.compute.run_reports import UNREADABLE, MonthHeads
+from shared.compute.savings_month import MonthSavings, savings_of
+from shared.errors import NotFoundError, RequestFieldError
+from shared.web.contract import MAX_BLOB_NAME
+from shared.web.dashboard import SavedReport, SelectedRun
 
 log = logging.getLogger(__name__)
 
 RECENT_RUNS = 100
+MONTHS_BACK = 12  # months read back from the current one to find the recent runs
+INSTANCE_ROWS = 200  # rows of the selected run's instance table on the page (the full report is a link away)
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-
-_cache: dict[tuple[str, str], tuple[str, SavedReport]] = {}  # (container, blob) -> (etag, report)
-_lock = threading.Lock()
+SERVED_TYPES = ("text/csv", "application/json")
 
 
 @dataclass(frozen=True)
 class LoadedReports:
-    reports: list[SavedReport]  # newest first: the recent runs, the month's and the asked-for run
-    total: int  # runs saved in all
+    reports: list[SavedReport]  # newest first: the recent runs (and the asked-for run)
+    selected: SelectedRun | None  # the asked-for run, else the latest
+    savings: MonthSavings
+    total: int  # runs saved in the months read
+    since: str  # the earliest of those months (YYYY-MM)
     notes: list[str]
 
 
-def _month_of(blob: str) -> str:
-    # `shutdown/YYYY/MM/DD/{id}.json` -> `YYYY-MM`
-    parts = blob.split("/")
-    return f"{parts[1]}-{parts[2]}" if len(parts) >= 5 else ""
+def _previous(month: str) -> str:
+    year, mon = (int(p) for p in month.split("-"))
+    return f"{year - (mon == 1):04d}-{12 if mon == 1 else mon - 1:02d}"
+
+
+def _recent_months(container: str, now: datetime, recent: int, env: Mapping[str, str] | None) -> list[MonthHeads]:
+    """The months from the current one back, until they hold `recent` runs (or MONTHS_BACK months)."""
+    month = f"{now.astimezone(UTC):%Y-%m}"
+    months = []
+    for _ in range(MONTHS_BACK):
+        months.append(run_reports.month_heads(container, month, env))
+        if sum(len(m.reports) for m in months) >= recent:
+            break
+        month = _previous(month)
+    return months
+
+
+def _saved(months: list[MonthHeads]) -> list[SavedReport]:
+    """Every readable report of `months`, newest start first."""
+    out = {
+        r.blob: SavedReport(r.kind, r.blob, m.heads[r.blob])
+        for m in months
+        for r in m.reports
+        if UNREADABLE not in m.heads.get(r.blob, {UNREADABLE: "not read"})
+    }
+    return sorted(out.values(), key=lambda r: (_sort_time(r.started_at), r.blob), reverse=True)
 
 
 def load_reports(
-    month: str, run_id: str | None, env: Mapping[str, str] | None = None, *, recent: int = RECENT_RUNS
+    month: str,
+    run_id: str | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    now: datetime | None = None,
+    recent: int = RECENT_RUNS,
 ) -> LoadedReports:
-    """The reports the page needs: the `recent` newest, those of `month`, and the one of `run_id`."""
+    """The recent runs by their heads, the savings of `month`, and the run of `run_id` (NotFoundError when no
+    report has it; the latest run without it) with its first rows."""
     container = settings.REPORTS_CONTAINER.get(env)
-    listed: list[tuple[str, blobs.BlobListing]] = []
-    for kind in REPORT_KINDS:
-        listed += [
-            (kind, b)
-            for b in blobs.list_blobs(container, f"{kind}/", env)
-            if b.name.endswith(".json") and not is_state_blob(b.name)  # the reconciler's progress is no run
-        ]
-    listed.sort(key=lambda kb: (kb[1].last_modified, kb[1].name), reverse=True)
-    wanted = [
-        kb
-        for i, kb in enumerate(listed)
-        if i < recent or _month_of(kb[1].name) == month or (run_id and kb[1].name.endswith(f"/{run_id}.json"))
+    months = _recent_months(container, now or datetime.now(UTC), recent, env)
+    shown = next((m for m in months if m.month == month), None) or run_reports.month_heads(container, month, env)
+    saved = _saved(months)
+    chosen = _chosen(container, saved, run_id, env)
+    reports = saved[:recent]
+    if chosen is not None and chosen.blob not in {r.blob for r in reports}:
+        reports.append(chosen)
+    notes = [
+        f"report {container}/{blob} is not a readable run report; it is left out"
+        for m in [*months, shown]
+        for blob in m.unreadable
     ]
-    with _lock:
-        stale = [b.name for _, b in wanted if _cache.get((container, b.name), ("",))[0] != b.etag]
-    contents = blobs.read_blobs(container, stale, env)
-    notes: list[str] = []
-    reports: list[SavedReport] = []
-    with _lock:
-        for kind, listing in wanted:
-            key = (container, listing.name)
-            if listing.name in contents:
-                raw = contents[listing.name]
-                if raw is None:
-                    continue
-                try:
-                    data = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                    notes.append(f"report {container}/{listing.name} is not valid JSON ({err}); it is left out")
-                    continue
-                if not isinstance(data, dict):
-                    notes.append(f"report {container}/{listing.name} is not a JSON object; it is left out")
-                    continue
-                _cache[key] = (listing.etag, SavedReport(kind, listing.name, data))
-            if key in _cache:
-                reports.append(_cache[key][1])
-        keep = {(container, b.name) for _, b in wanted}
-        for key in [k for k in _cache if k[0] == container and k not in keep]:
-            del _cache[key]
-    reports.sort(key=lambda r: (_sort_time(r.started_at), r.blob), reverse=True)
-    return LoadedReports(reports, len(listed), notes)
+    selected = _selected(container, chosen, env) if chosen is not None else None
+    return LoadedReports(
+        reports, selected, savings_of(shown), sum(len(m.reports) for m in months), months[-1].month, sorted(set(notes))
+    )
+
+
+def _chosen(
+    container: str, saved: list[SavedReport], run_id: str | None, env: Mapping[str, str] | None
+) -> SavedReport | None:
+    if run_id is None:
+        return saved[0] if saved else None
+    for report in saved:
+        if report.run_id == run_id:
+            return report
+    found = run_reports.find_report(container, run_id, env)  # an older run: every report's name is listed
+    if found is None:
+        raise NotFoundError(f"no saved shutdown or reconcile report has run id {run_id!r}")
+    head = run_reports.head_of(container, found, env)
+    if UNREADABLE in head:
+        raise NotFoundError(f"the report of run {run_id!r} ({found.blob}) is not readable: {head[UNREADABLE]}")
+    return SavedReport(found.kind, found.blob, head)
+
+
+def _selected(container: str, report: SavedReport, env: Mapping[str, str] | None) -> SelectedRun | None:
+    try:
+        head = read_head(container, report.blob, env, rows=INSTANCE_ROWS)
+    except (ReportFormatError, UnicodeDecodeError) as err:
+        log.warning("report %s/%s is not readable: %s", container, report.blob, err)
+        return None
+    return SelectedRun(SavedReport(report.kind, report.blob, head.fields), head.first_instances, head.more_instances)
 
 
 def _sort_time(iso: str) -> str:
@@ -102,20 +140,56 @@ class Download:
     data: bytes
     content_type: str
 
+    @property
+    def disposition(self) -> str:
+        return content_disposition(self.name)
 
-def download(target: str, env: Mapping[str, str] | None = None) -> Download:
-    """`?download=container/name`: a predictions or bad-rows file; only those two containers are served."""
-    container, _, name = target.partition("/")
-    allowed = (settings.SCORING_OUTPUT_CONTAINER.get(env), settings.SCORING_ERRORS_CONTAINER.get(env))
-    if container not in allowed or not name:
-        raise DashboardInputError(
-            f"query parameter download={target!r} is not allowed: expected '<container>/<blob name>' in "
-            f"{' or '.join(allowed)}"
+    def disposition_as(self, kind: str) -> str:
+        return content_disposition(self.name, kind)
+
+
+def content_disposition(name: str, kind: str = "attachment") -> str:
+    """RFC 6266: the file's own name as `filename*` (RFC 8187 UTF-8, percent-encoded) and an ASCII `filename`
+    for clients that predate it (non-ASCII, quotes, backslashes and control characters become `_`)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1] or "download"
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in base)
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
+
+
+def download(container: str, name: str, env: Mapping[str, str] | None = None) -> Download:
+    """A predictions or error file (the caller checked `container` is one of them: shared.web.inputs)."""
+    if len(name) > MAX_BLOB_NAME:  # storage would refuse the name itself (400): no such file can exist
+        raise NotFoundError(
+            f"no blob {container}/{name[:40]}... exists: a blob name has at most {MAX_BLOB_NAME} characters"
         )
     info = blobs.blob_info(container, name, env)  # NotFoundError names the blob
     if info.size > MAX_DOWNLOAD_BYTES:
-        raise DashboardInputError(
+        raise RequestFieldError(
+            "download",
             f"{container}/{name} has {info.size} bytes, more than the dashboard serves ({MAX_DOWNLOAD_BYTES}); "
-            "download it with a storage client (Azure Storage Explorer, azcopy, az storage blob download)"
+            "download it with a storage client (Azure Storage Explorer, azcopy, az storage blob download)",
         )
-    return Download(container, name, blobs.read_blob(container, name, env), info.content_type or "text/csv")
+    # The media types the OpenAPI document states for a file: what predictions, bad rows and error documents are.
+    served = info.content_type.split(";")[0].strip().lower() or "text/csv"  # none stated: our CSVs
+    media = served if served in SERVED_TYPES else "application/octet-stream"
+    return Download(container, name, blobs.read_blob(container, name, env), media)
+
+
+def download_containers(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    return (settings.SCORING_OUTPUT_CONTAINER.get(env), settings.SCORING_ERRORS_CONTAINER.get(env))
+
+
+def full_report(run_id: str | None, env: Mapping[str, str] | None = None, *, now: datetime | None = None) -> Download:
+    """`?run=<id>&format=json`: the run's whole report as saved (the latest run's without `run`)."""
+    container = settings.REPORTS_CONTAINER.get(env)
+    if run_id is None:
+        saved = _saved(_recent_months(container, now or datetime.now(UTC), 1, env))
+        if not saved:
+            raise NotFoundError("no shutdown or reconcile run has saved a report yet")
+        blob = saved[0].blob
+    else:
+        found = run_reports.find_report(container, run_id, env)
+        if found is None:
+            raise NotFoundError(f"no saved shutdown or reconcile report has run id {run_id!r}")
+        blob = found.blob
+    return Download(container, blob, blobs.read_blob(container, blob, env), "application/json")

@@ -1,19 +1,24 @@
 """The OpenAPI 3.1 document of the HTTP API, built from the app's own function metadata.
 
 Paths, methods and auth levels come from the registered functions (whatever is registered is documented); request
-bodies are the pydantic models that validate them (shared.web.contract); what each operation answers is written
-once here, per function name. A function without an entry is still listed, with its generic answers, and a test
-fails on it (tests/unit/test_openapi.py), so a new route cannot go undocumented unnoticed.
+bodies are the pydantic models that validate them and query parameters the patterns the readers apply
+(shared.web.contract); values that are configuration (the workspaces, the scoring containers) are enums built from
+the running app's settings, the same lists the readers accept. What each operation answers is written once here,
+per function name. A function without an entry is still listed, with its generic answers, and a test fails on it
+(tests/unit/test_openapi.py), so a new route cannot go undocumented unnoticed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from shared.errors import SettingsError
+from shared.web import contract
 
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
 DEFAULT_PREFIX = "api"  # the Functions host's routePrefix when host.json sets none
@@ -48,6 +53,37 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
 
 STARTED = _json(_ref("CheckStatus"), "Started (or found already running): the Durable status-query URLs.")
 BAD_SETTINGS = _error("The app's settings are incomplete or malformed (the log names the setting).")
+STORAGE_FAILED = _error("Blob storage failed or refused the request (the answer names the blob and the error code).")
+
+
+@dataclass(frozen=True)
+class Configured:
+    """The settings the document states as enums, read from the running app; None where a setting cannot be read
+    (the document then states the type alone, and the endpoint answers 500 until the setting is fixed)."""
+
+    workspaces: str | None  # a pattern: the keys and unambiguous names of AML_WORKSPACES, any case
+    input_container: str | None  # SCORING_INPUT_CONTAINER
+    download_containers: tuple[str, ...] | None  # SCORING_OUTPUT_CONTAINER, SCORING_ERRORS_CONTAINER
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Configured:
+        from shared import settings
+
+        def read(get: Callable[[], Any]) -> Any:
+            try:
+                return get()
+            except SettingsError:
+                return None
+
+        workspaces = read(lambda: settings.AML_WORKSPACES.get(env))
+        choices = contract.workspace_choices([(w.key, w.name) for w in workspaces]) if workspaces else None
+        return cls(
+            workspaces=choices.pattern() if choices else None,
+            input_container=read(lambda: settings.SCORING_INPUT_CONTAINER.get(env)),
+            download_containers=read(
+                lambda: (settings.SCORING_OUTPUT_CONTAINER.get(env), settings.SCORING_ERRORS_CONTAINER.get(env))
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,14 +95,28 @@ class Operation:
     body: str | None = None  # a model of shared.web.contract
     body_required: bool = False
     extra_body: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # other media types of the body
+    # Parameters whose values are configuration, built per document from the settings.
+    configured_parameters: Callable[[Configured], tuple[dict[str, Any], ...]] | None = None
 
 
 def _query(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
 
-MONTH = {"type": "string", "pattern": r"^\d{4}-\d{2}$", "examples": ["2026-11"]}
+def _parameter(parameter: Any, description: str, required: bool = False) -> dict[str, Any]:
+    """A query parameter of shared.web.contract (a QueryParameter), with its pattern or enum."""
+    return _query(parameter.name, description, parameter.schema(), required)
+
+
 OBJECT = {"type": "object"}
+DOWNLOAD = "`<container>/<name>`: serve a predictions or errors file, named exactly."
+
+
+def _download_parameter(containers: tuple[str, ...] | None) -> tuple[dict[str, Any], ...]:
+    if containers is None:
+        return (_query("download", DOWNLOAD + " (containers not configured)", {"type": "string"}),)
+    return (_parameter(contract.download_parameter(containers), DOWNLOAD),)
+
 
 OPERATIONS: dict[str, Operation] = {
     "health": Operation(
@@ -81,18 +131,27 @@ OPERATIONS: dict[str, Operation] = {
         "The operator's dashboard (HTML)",
         {
             "200": {
-                "description": "The page; with `download`, the file (predictions or bad-rows CSV).",
-                "content": {"text/html": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}},
+                "description": "The page; with `format=json`, the run's whole report; with `download`, the file "
+                "(a predictions or bad-rows CSV, an error document).",
+                "content": {
+                    "text/html": {"schema": {"type": "string"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/json": {"schema": OBJECT},
+                    "application/octet-stream": {"schema": {"type": "string"}},
+                },
             },
-            "400": _text("A malformed `month` or `run`."),
+            "400": _text("A malformed `month`, `run`, `format` or `download`."),
             "404": _text("No such run or file."),
+            "500": _text("The app's settings are incomplete or malformed (the log names the setting)."),
+            "502": _text("Blob storage failed or refused the request."),
         },
         description="Open in a browser with `?code=<function key>`.",
         parameters=(
-            _query("run", "Show this older run (its report id).", {"type": "string"}),
-            _query("month", "Savings of this month (YYYY-MM); default: the current month.", MONTH),
-            _query("download", "`<container>/<name>`: serve a predictions or errors file.", {"type": "string"}),
+            _parameter(contract.RUN, "Show this older run (its report id)."),
+            _parameter(contract.MONTH, "Savings of this month (YYYY-MM); default: the current month (UTC)."),
+            _parameter(contract.FORMAT, "`json`: the selected run's whole report as saved, instead of the page."),
         ),
+        configured_parameters=lambda configured: _download_parameter(configured.download_containers),
     ),
     "weight": Operation(
         "Predicted weight for heights (the original's `/weight`)",
@@ -108,8 +167,9 @@ OPERATIONS: dict[str, Operation] = {
             {
                 **_query(
                     "height",
-                    "Height(s) in cm: repeat the parameter or separate by commas (?height=150,180).",
-                    {"type": "array", "items": {"type": "string"}},
+                    "Height(s) in cm: repeat the parameter or separate by commas (?height=150,180); at most "
+                    f"{contract.MAX_ROWS} values in all.",
+                    {"type": "array", "minItems": 1, "items": contract.HEIGHT.schema()},
                     required=True,
                 ),
                 "style": "form",
@@ -134,7 +194,17 @@ OPERATIONS: dict[str, Operation] = {
         },
         body="ScoreBody",
         body_required=True,
-        extra_body={"text/csv": {"schema": {"type": "string", "description": "A header row with `height`."}}},
+        extra_body={
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "pattern": contract.CSV_BODY_PATTERN,
+                    "description": "A header row naming a `height` column, then one row per prediction (at most "
+                    f"{contract.MAX_ROWS}). The pattern states the one-column form; rows with more columns, as many "
+                    "as the header names, are taken too and echoed in the answer.",
+                }
+            }
+        },
     ),
     "list_schedules": Operation(
         "The working-hours schedules, their next transitions and the instances following each",
@@ -144,7 +214,7 @@ OPERATIONS: dict[str, Operation] = {
         "What a reconcile at a given instant would do (changes nothing)",
         {
             "200": _json(OBJECT, "The decision per scheduled instance."),
-            "400": _error("A bad body."),
+            "400": _error("A bad body (`at` is named, with what it must be)."),
             "500": BAD_SETTINGS,
         },
         body="PreviewBody",
@@ -157,8 +227,13 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "month_savings": Operation(
         "Savings of a month, summed from the reports",
-        {"200": _json(OBJECT, "Totals by kind and currency."), "400": _error("`month` is not YYYY-MM.")},
-        parameters=(_query("month", "The month, YYYY-MM.", MONTH, required=True),),
+        {
+            "200": _json(OBJECT, "Totals per currency (never added across currencies), by kind and by day."),
+            "400": _error("`month` is missing or not a month YYYY-MM of the years the API takes."),
+            "500": BAD_SETTINGS,
+            "502": STORAGE_FAILED,
+        },
+        parameters=(_parameter(contract.MONTH, "The month, YYYY-MM.", required=True),),
     ),
     "start_scoring": Operation(
         "Score a stored blob of the input container",
@@ -167,9 +242,45 @@ OPERATIONS: dict[str, Operation] = {
             "400": _error("A bad body, or a blob this app does not score."),
             "404": _error("No such blob."),
             "500": BAD_SETTINGS,
+            "502": STORAGE_FAILED,
         },
         body="ScoringBody",
         body_required=True,
+    ),
+    "notice_link": Operation(
+        "The heads-up's link: see (GET) or change (POST) one instance's planned stop",
+        {
+            "200": _text("GET: the instance, its planned stop and the choices; POST: the confirmation.", "text/html"),
+            "400": _text("POST: a choice outside the rules (minutes not 1 .. POSTPONE_MAX_HOURS x 60).", "text/html"),
+            "403": _text("A link the app did not sign.", "text/html"),
+            "410": _text("A link expired, or spent (its instance is stopped or being stopped).", "text/html"),
+            "429": _text("POST: too many choices for this instance in a short time (Retry-After).", "text/html"),
+            "503": _text("The app cannot read its settings or storage right now; nothing changed.", "text/html"),
+        },
+        description="No function key: the signed token is the credential. GET changes nothing (mail scanners and "
+        "link previews fetch links); a POST with a second identical choice changes nothing either.",
+        parameters=(
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "description": "The signed token of the link.",
+                "schema": {"type": "string"},
+            },
+        ),
+        body_required=True,
+        extra_body={
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["action"],
+                    "properties": {
+                        "action": {"enum": ["postpone", "stop-now"]},
+                        "minutes": {"type": "string", "pattern": r"^\d{1,6}$", "description": "For postpone."},
+                    },
+                }
+            }
+        },
     ),
     "start_shutdown": Operation(
         "Stop the compute instances the policy selects",
@@ -232,36 +343,51 @@ def path_of(route: str, prefix: str) -> str:
     return "/" + "/".join(part for part in (prefix, route.strip("/")) if part)
 
 
-def _operation(route: HttpRoute, method: str) -> dict[str, Any]:
+def _operation(route: HttpRoute, method: str, configured: Configured) -> dict[str, Any]:
     known = OPERATIONS.get(route.function)
     op = known or Operation(f"{route.function} (undocumented)", {"200": {"description": "OK"}})
     out: dict[str, Any] = {"operationId": route.function if len(route.methods) == 1 else f"{route.function}_{method}"}
     out["summary"] = op.summary
     if op.description:
         out["description"] = op.description
-    if op.parameters:
-        out["parameters"] = list(op.parameters)
+    parameters = list(op.parameters) + list(op.configured_parameters(configured) if op.configured_parameters else ())
+    if parameters:
+        out["parameters"] = parameters
     if op.body:
         content: dict[str, Any] = {"application/json": {"schema": _ref(op.body)}, **op.extra_body}
         out["requestBody"] = {"required": op.body_required, "content": content}
+    elif op.extra_body and method != "get":  # a body that is no JSON model (the notice link's form)
+        out["requestBody"] = {"required": op.body_required, "content": dict(op.extra_body)}
     responses = dict(op.responses)
     if route.anonymous:
         out["security"] = []
     else:
         responses.setdefault("401", {"description": "No or a wrong function key (the host answers, body empty)."})
+    responses.setdefault("414", {"description": "A request line over 8 KiB: a long query string (the host answers)."})
     out["responses"] = responses
     return out
 
 
-def build(routes: Iterable[HttpRoute], prefix: str, version: str = "unknown") -> dict[str, Any]:
-    """The document: one path per route, one operation per method."""
-    from shared.web.contract import body_schemas
+def _schemas(configured: Configured) -> dict[str, Any]:
+    """The bodies' schemas, with the configured values as enums (the readers accept exactly these)."""
+    schemas = contract.body_schemas()
+    if configured.workspaces is not None:
+        schemas["ShutdownBody"]["properties"]["workspaces"]["items"]["pattern"] = configured.workspaces
+    if configured.input_container is not None:
+        schemas["ScoringBody"]["properties"]["container"]["enum"] = [configured.input_container]
+    return {**schemas, **EXTRA_SCHEMAS}
 
+
+def build(
+    routes: Iterable[HttpRoute], prefix: str, version: str = "unknown", configured: Configured | None = None
+) -> dict[str, Any]:
+    """The document: one path per route, one operation per method; `configured` defaults to the settings."""
+    configured = configured or Configured.from_env()
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(routes, key=lambda r: r.route):
         item = paths.setdefault(path_of(route.route, prefix), {})
         for method in route.methods:
-            item[method.lower()] = _operation(route, method.lower())
+            item[method.lower()] = _operation(route, method.lower(), configured)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -272,7 +398,7 @@ def build(routes: Iterable[HttpRoute], prefix: str, version: str = "unknown") ->
         },
         "paths": paths,
         "components": {
-            "schemas": {**body_schemas(), **EXTRA_SCHEMAS},
+            "schemas": _schemas(configured),
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
@@ -282,7 +408,12 @@ def build(routes: Iterable[HttpRoute], prefix: str, version: str = "unknown") ->
     }
 
 
-@cache
 def document_text(routes: tuple[HttpRoute, ...], prefix: str, version: str) -> str:
-    """The document as JSON text, built once per process (the routes do not change under a running host)."""
-    return json.dumps(build(routes, prefix, version), indent=1)
+    """The document as JSON text for the settings of now (Key Vault references may change them while the host
+    runs), built once per distinct set of them."""
+    return _document_text(routes, prefix, version, Configured.from_env())
+
+
+@cache
+def _document_text(routes: tuple[HttpRoute, ...], prefix: str, version: str, configured: Configured) -> str:
+    return json.dumps(build(routes, prefix, version, configured), indent=1)

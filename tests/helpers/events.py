@@ -75,13 +75,14 @@ def post_events(
     key: bool = True,
     session: requests.Session | None = None,
 ) -> requests.Response:
-    """Posts `body` (events, or raw bytes) to the Event Grid webhook as Event Grid does: the key in the query
-    string, `aeg-event-type` on Event Grid schema deliveries (`event_type=None` leaves it out, as CloudEvents do)."""
+    """Posts `body` (events, or raw bytes) to the Event Grid webhook as Event Grid does: the `eventgrid_extension`
+    system key in the query string and `aeg-event-type` on every delivery, CloudEvents included (`event_type=None`
+    leaves the header out, which Event Grid never does)."""
     headers = {"Content-Type": content_type}
     if event_type is not None:
         headers["aeg-event-type"] = event_type
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    url = host.base_url + webhook_path(function) + (f"&code={host.key}" if key else "")
+    url = host.base_url + webhook_path(function) + (f"&code={host.system_key('eventgrid_extension')}" if key else "")
     return (session or requests).post(url, data=data, headers=headers, timeout=30)
 
 
@@ -97,5 +98,5 @@ def deliver(
 ) -> requests.Response:
     """Delivers events to the app's `on_blob_created` (Event Grid schema, or one CloudEvent if `cloud`)."""
     if cloud:
-        return post_events(host, events, event_type=None, content_type="application/cloudevents+json", session=session)
+        return post_events(host, events, content_type="application/cloudevents+json", session=session)
     return post_events(host, events, session=session)

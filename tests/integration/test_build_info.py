@@ -1,9 +1,10 @@
-"""The deployment package reports its build through devhost, and scripts/wait-for-build.sh (run by both CI
-pipelines after a deploy) passes only when the app reports the expected commit."""
+"""The deployment package reports its build and its functions through devhost, and scripts/wait-for-build.sh (run
+by both CI pipelines after a deploy) passes only when the app reports the expected commit with every function the
+package indexed when it was built."""
 
 from __future__ import annotations
 
-import shutil
+import json
 import subprocess
 import time
 import zipfile
@@ -13,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
+from tests.integration.conftest import PACKAGE_BUILT_AT, PACKAGE_COMMIT, DeploymentPackage
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("zip") is None, reason="the zip command is not installed"),
-]
+pytestmark = pytest.mark.integration
 
-COMMIT = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+COMMIT = PACKAGE_COMMIT
 APP_SETTINGS = {
     "DATA_STORAGE": "UseDevelopmentStorage=true",
     # The nightly timer's schedule must be set for the app to start; 1 January never comes during a test.
@@ -28,24 +27,22 @@ APP_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def packaged_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
-    """devhost running the app from its deployment package (scripts/package.sh), not from the checkout."""
-    work = tmp_path_factory.mktemp("package")
-    subprocess.run(
-        ["bash", str(APP_ROOT / "scripts" / "package.sh"), "--output", str(work / "app.zip")],
-        check=True,
-        capture_output=True,
-        env={"PATH": "/usr/bin:/bin", "BUILD_COMMIT": COMMIT, "SOURCE_DATE_EPOCH": "1767225600"},
-    )
-    zipfile.ZipFile(work / "app.zip").extractall(work / "wwwroot")
-    host = start_devhost(work / "host", APP_SETTINGS, script_root=work / "wwwroot", workers=1)
+def packaged_host(
+    deployment_package: DeploymentPackage, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningHost]:
+    """devhost running the app from its deployment package (scripts/package.sh --with-deps), not from the checkout."""
+    work = tmp_path_factory.mktemp("packaged-host")
+    host = start_devhost(work / "host", APP_SETTINGS, script_root=deployment_package.root, workers=1)
     yield host
     host.stop()
 
 
-def _wait_for_build(url: str, commit: str, timeout: int, interval: int) -> subprocess.CompletedProcess[str]:
+def _wait_for_build(
+    url: str, commit: str, timeout: int, interval: int, package: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    options = ["--package", str(package)] if package else []
     return subprocess.run(
-        ["bash", str(APP_ROOT / "scripts" / "wait-for-build.sh"), url, commit, str(timeout), str(interval)],
+        ["bash", str(APP_ROOT / "scripts" / "wait-for-build.sh"), *options, url, commit, str(timeout), str(interval)],
         capture_output=True,
         text=True,
         timeout=timeout + 60,
@@ -53,10 +50,65 @@ def _wait_for_build(url: str, commit: str, timeout: int, interval: int) -> subpr
     )
 
 
-def test_health_of_the_package_reports_the_commit_and_build_time(packaged_host: RunningHost) -> None:
+def _package_listing(tmp_path: Path, functions: list[str]) -> Path:
+    """A package whose build.json lists these functions (wait-for-build reads nothing else from it)."""
+    path = tmp_path / "app.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "build.json", json.dumps({"commit": COMMIT, "built_at": PACKAGE_BUILT_AT, "functions": functions})
+        )
+    return path
+
+
+def test_health_of_the_package_reports_the_commit_build_time_and_functions(
+    packaged_host: RunningHost, deployment_package: DeploymentPackage
+) -> None:
     response = packaged_host.request("GET", "/api/health", key=False)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "commit": COMMIT, "built_at": "2026-01-01T00:00:00Z"}
+    built = json.loads((deployment_package.root / "build.json").read_text())
+    assert response.json() == {
+        "status": "ok",
+        "commit": COMMIT,
+        "built_at": PACKAGE_BUILT_AT,
+        "functions": built["functions"],
+    }
+
+
+def test_wait_for_build_passes_when_the_app_runs_the_package_with_every_function(
+    packaged_host: RunningHost, deployment_package: DeploymentPackage
+) -> None:
+    result = _wait_for_build(packaged_host.base_url, COMMIT, timeout=10, interval=1, package=deployment_package.zip)
+    assert result.returncode == 0, result.stderr
+    count = len(json.loads((deployment_package.root / "build.json").read_text())["functions"])
+    assert f"with its {count} functions" in result.stdout
+
+
+def test_wait_for_build_reads_the_package_directory_azd_ships(
+    packaged_host: RunningHost, deployment_package: DeploymentPackage
+) -> None:
+    # azd ships a directory (azure.yaml `dist`), not a zip: its build.json names the functions just the same.
+    result = _wait_for_build(packaged_host.base_url, COMMIT, timeout=10, interval=1, package=deployment_package.root)
+    assert result.returncode == 0, result.stderr
+
+
+def test_wait_for_build_fails_while_a_function_of_the_package_is_missing(
+    packaged_host: RunningHost, deployment_package: DeploymentPackage, tmp_path: Path
+) -> None:
+    # As after a deploy whose new Event Grid trigger did not register: the right commit answers, one function short.
+    functions = json.loads((deployment_package.root / "build.json").read_text())["functions"]
+    package = _package_listing(tmp_path, [*functions, "on_new_event"])
+    result = _wait_for_build(packaged_host.base_url, COMMIT, timeout=2, interval=1, package=package)
+    assert result.returncode == 1
+    assert f"still reports {COMMIT} without the functions ['on_new_event']" in result.stderr
+    assert "waiting for commit" in result.stdout
+
+
+def test_wait_for_build_refuses_a_package_that_lists_no_functions(tmp_path: Path) -> None:
+    result = _wait_for_build(
+        "http://127.0.0.1:9", COMMIT, timeout=1, interval=1, package=_package_listing(tmp_path, [])
+    )
+    assert result.returncode == 2
+    assert "lists no functions in its build.json" in result.stderr
 
 
 def test_wait_for_build_passes_when_the_app_reports_the_deployed_commit(packaged_host: RunningHost) -> None:

@@ -251,6 +251,10 @@ def test_a_person_sees_the_runs_the_instances_and_the_scoring_in_a_real_browser(
     links = dict(dom.links["scoring"])
     predictions = requests.get(f"{host.base_url}/api/dashboard{links['predictions']}", timeout=10)
     assert predictions.status_code == 200 and predictions.text.splitlines()[0] == "height,predicted_weight"
+    # RFC 6266: the file's own name, percent-encoded as filename*, and an ASCII fallback.
+    assert predictions.headers["Content-Disposition"] == (
+        f"attachment; filename=\"{EVIL_FILE}\"; filename*=UTF-8''{quote(EVIL_FILE, safe='')}"
+    )
     bad = requests.get(f"{host.base_url}/api/dashboard{links['bad rows']}", timeout=10)
     assert bad.status_code == 200 and "tall" in bad.text
 
@@ -305,12 +309,24 @@ def test_a_shutdown_in_progress_is_shown_and_the_page_refreshes_itself(site: Sit
 
 def test_bad_parameters_are_named_and_files_outside_the_scoring_containers_are_refused(site: Site) -> None:
     host = site.host
-    month = host.request("GET", "/api/dashboard?month=2026-13")
-    assert month.status_code == 400 and "month='2026-13'" in month.text and "YYYY-MM" in month.text
+    for query in ("month=2026-13", "month=", "month=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%96-12"):  # ２０２６-12
+        month = host.request("GET", f"/api/dashboard?{query}")
+        assert month.status_code == 400 and month.text.startswith("month: expected a month YYYY-MM"), month.text
     run = host.request("GET", "/api/dashboard?run=no-such-run")
     assert run.status_code == 404 and "no-such-run" in run.text
-    secret = host.request("GET", "/api/dashboard?download=reports/shutdown/x.json")
-    assert secret.status_code == 400 and "download=" in secret.text
+    for target in (
+        "reports/shutdown/x.json",
+        "predictions/../incoming/x.csv",
+        "predictions/..%2Fincoming%2Fx.csv",
+        "predictions%2F..%5Cincoming%5Cx.csv",
+        "predictions/./x.csv",
+    ):
+        refused = host.request("GET", f"/api/dashboard?download={target}")
+        assert refused.status_code == 400, (target, refused.status_code, refused.text)
+        assert refused.text.startswith("download: expected '<container>/<blob name>' in predictions or scoring-errors")
+        assert "Traceback" not in refused.text
+    missing = host.request("GET", "/api/dashboard?download=predictions/no-such-file.csv")
+    assert missing.status_code == 404 and "predictions/no-such-file.csv" in missing.text
     assert host.request("GET", "/api/dashboard", key=False).status_code == 401
 
 

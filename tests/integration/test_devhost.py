@@ -292,12 +292,14 @@ def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: R
         "time": "2026-11-26T00:00:00Z",
         "data": {"url": "http://a/c/b", "eTag": "0x2"},
     }
-    assert (
-        _on_event(sample_host, cloud, event_type=None, content_type="application/cloudevents+json").status_code == 202
-    )
+    # Event Grid sends aeg-event-type with CloudEvents too; without it the extension answers 400 (HttpRequestProcessor).
+    cloud_type = "application/cloudevents+json"
+    assert _on_event(sample_host, cloud, content_type=cloud_type).status_code == 202
+    assert _on_event(sample_host, {**cloud, "id": "ce-2"}, event_type=None, content_type=cloud_type).status_code == 400
     by_id = {e["id"]: e for e in _events(sample_host)}
     assert by_id["eg-1"]["schema"] == "eventgrid" and by_id["eg-1"]["data"]["eTag"] == "0x1"
     assert by_id["ce-1"]["schema"] == "cloudevents" and by_id["ce-1"]["data"]["eTag"] == "0x2"
+    assert "ce-2" not in by_id
 
 
 @pytest.mark.parametrize(
@@ -311,7 +313,11 @@ def test_eventgrid_notification_and_cloudevent_reach_the_function(sample_host: R
             "Bogus",
             "aeg-event-type",
         ),
-        ({"id": "1"}, "Notification", "JSON array"),
+        (
+            {"id": "1"},
+            "Notification",
+            "events[0] lacks eventType",
+        ),  # one object: a delivery of one, as the extension reads it
         (["string-event"], "Notification", "not a JSON object"),
     ],
 )

@@ -417,6 +417,34 @@ def test_odd_blob_names_are_scored_into_the_same_name_and_nowhere_else(
     )
 
 
+def test_a_blob_named_with_a_line_break_is_refused_with_an_error_document(
+    host: RunningHost, reliability: TestRecorder
+) -> None:
+    """Issue 19: Azurite stores `a\r\nb.csv` (Azure Storage refuses control characters in names); its event used to
+    be dropped as malformed, so nothing was scored and nothing said why."""
+    name = f"names/line\r\nbreak-{os.getpid()}.csv"
+    before = inventory(host)
+    etag = upload(host, name, make_csv(20, seed=3))
+    ended = wait_terminal(host, instance_id(name, etag))
+    assert ended["runtimeStatus"] == "Failed"
+    assert "contains the control character U+000D (carriage return)" in json.dumps(ended["output"])
+    document_name = f"names/line%0D%0Abreak-{os.getpid()}.csv.error.json"
+    assert ended["customStatus"] == {"stage": "failed", "error_document": f"scoring-errors/{document_name}"}
+    document = json.loads(blob_service(host).get_blob_client("scoring-errors", document_name).download_blob().readall())
+    assert document["blob"] == f"incoming/{name}"
+    assert "upload the file again under a name without them" in document["error"]
+    new = {c: set(b) - set(before.get(c, {})) for c, b in inventory(host).items()}
+    assert new.get("predictions", set()) == set()
+    assert new["scoring-errors"] == {document_name}  # the run's working blobs are gone
+    reliability.record(
+        "bad input",
+        "blob name with CR/LF (`names/line\\r\\nbreak.csv`; Azurite stores it, Azure refuses it)",
+        tries=1,
+        outcome="the run fails naming the control character; error document at the name with %0D%0A; "
+        "nothing in predictions",
+    )
+
+
 def dot_dot_event_writes_nothing(host: RunningHost, name: str, before: dict[str, dict[str, str]]) -> None:
     from azure.core.exceptions import HttpResponseError
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 
-from shared.scoring.realtime import MAX_ROWS
+from shared.web.realtime import MAX_ROWS
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
 
 pytestmark = pytest.mark.integration
@@ -130,17 +130,17 @@ def test_key_in_the_code_parameter_works_like_the_original_curl(host: RunningHos
 @pytest.mark.parametrize(
     ("query", "fragment"),
     [
-        ("", "query parameter 'height' is missing: expected e.g. ?height=138"),
-        ("weight=60", "query parameter 'height' is missing"),
-        ("height=", "query parameter 'height': empty value, expected a number"),
-        ("height=tall", "query parameter 'height': expected a finite number such as 138, got 'tall'"),
-        ("height=NaN", "expected a finite number such as 138, got 'NaN'"),
-        ("height=inf", "expected a finite number such as 138, got 'inf'"),
-        ("height=-Infinity", "got '-Infinity'"),
-        ("height=1e999", "query parameter 'height': '1e999' is out of range, expected a finite number"),
-        ("height=0x8A", "got '0x8A'"),
-        ("height=150,,180", "query parameter 'height' (value 2): empty value"),
-        ("height=150&height=abc", "query parameter 'height' (value 2): expected a finite number"),
+        ("", "height: missing; expected e.g. ?height=138"),
+        ("weight=60", "height: missing"),
+        ("height=", "height: expected a number such as 138, got an empty value"),
+        ("height=tall", 'height: expected a number such as 138, got "tall"'),
+        ("height=NaN", 'expected a number such as 138, got "NaN"'),
+        ("height=inf", 'expected a number such as 138, got "inf"'),
+        ("height=-Infinity", 'got "-Infinity"'),
+        ("height=1e999", "height: expected a number with at most 100 digits before the point and an exponent of at"),
+        ("height=0x8A", 'got "0x8A"'),
+        ("height=150,,180", "height[1]: expected a number such as 138, got an empty value"),
+        ("height=150&height=abc", 'height[1]: expected a number such as 138, got "abc"'),
     ],
 )
 def test_bad_weight_query_is_400_naming_the_parameter(host: RunningHost, query: str, fragment: str) -> None:
@@ -220,34 +220,34 @@ def test_score_accepts_exactly_max_rows(host: RunningHost, content_type: str) ->
 @pytest.mark.parametrize(
     ("body", "content_type", "fragment"),
     [
-        (b"", "application/json", "empty body: expected JSON such as"),
-        (b"", "text/csv", "empty body"),
-        (b"{not json", "application/json", "body is not valid JSON"),
-        (b'[{"height": 138}]', "application/json", "field 'rows' is missing: expected a JSON object such as"),
-        (b'{"rows": []}', "application/json", "field 'rows': expected a non-empty list of objects"),
-        (b'{"rows": {"height": 138}}', "application/json", "field 'rows': expected a non-empty list"),
-        (b'{"rows": [138]}', "application/json", "rows[0]: expected an object such as"),
-        (b'{"rows": [{"height": 150}, {"weight": 60}]}', "application/json", "rows[1].height is missing"),
+        (b"", "application/json", "rows: missing; expected an array of objects"),
+        (b"", "text/csv", "body: expected a CSV header such as 'height'"),
+        (b"{not json", "application/json", 'body: expected JSON such as {"rows": [{"height": 138}]}'),
+        (b'[{"height": 138}]', "application/json", "body: expected a JSON object, got an array"),
+        (b'{"rows": []}', "application/json", "rows: expected at least one item"),
+        (b'{"rows": {"height": 138}}', "application/json", "rows: expected an array of objects, got an object"),
+        (b'{"rows": [138]}', "application/json", 'rows[0]: expected a JSON object such as {"height": 138}, got 138'),
+        (b'{"rows": [{"height": 150}, {"weight": 60}]}', "application/json", "rows[1].height: missing"),
         (b'{"rows": [{"height": "tall"}]}', "application/json", 'rows[0].height: expected a finite number, got "tall"'),
         (b'{"rows": [{"height": null}]}', "application/json", "rows[0].height: expected a finite number, got null"),
-        (b'{"rows": [{"height": 150}, {"height": NaN}]}', "application/json", "rows[1].height: got NaN, expected"),
-        (b'{"rows": [{"height": Infinity}]}', "application/json", "rows[0].height: got Infinity, expected"),
-        (b'{"rows": [{"height": 1e999}]}', "application/json", "rows[0].height: 1e999 is out of range"),
-        (b'{"rows": [{"height": 1, "x": NaN}]}', "application/json", "body contains NaN"),
+        (b'{"rows": [{"height": 150}, {"height": NaN}]}', "application/json", "rows[1].height: expected a finite"),
+        (b'{"rows": [{"height": Infinity}]}', "application/json", "rows[0].height: expected a finite number, got Inf"),
+        (b'{"rows": [{"height": 1e999}]}', "application/json", "rows[0].height: expected a finite number, got 1e999"),
+        (b'{"rows": [{"height": 1, "x": NaN}]}', "application/json", "rows[0].x: expected a finite number, got NaN"),
         (
             _rows(*[170] * (MAX_ROWS + 1)).encode(),
             "application/json",
-            f"field 'rows': {MAX_ROWS + 1} rows, at most {MAX_ROWS} per request",
+            f"rows: expected at most {MAX_ROWS} rows (upload a CSV for batch scoring), got {MAX_ROWS + 1}",
         ),
-        (b"weight\n60\n", "text/csv", "CSV header ['weight'] lacks column 'height'"),
-        (b"height\n", "text/csv", "CSV body has a header but no rows"),
-        (b"height\n138\nnan\n", "text/csv", "CSV row 2, column 'height': expected a finite number"),
-        (b"id,height\n1,inf\n", "text/csv", "CSV row 1, column 'height': expected a finite number"),
-        (b"id,height\n1,\n", "text/csv", "CSV row 1, column 'height': empty value"),
+        (b"weight\n60\n", "text/csv", "body: expected a CSV header naming column 'height' once, got ['weight']"),
+        (b"height\n", "text/csv", "body: expected one CSV row per prediction after the header, got none"),
+        (b"height\n138\nnan\n", "text/csv", "CSV row 2, column 'height': expected a number such as 138, got \"nan\""),
+        (b"id,height\n1,inf\n", "text/csv", "CSV row 1, column 'height': expected a number such as 138, got \"inf\""),
+        (b"id,height\n1,\n", "text/csv", "CSV row 1, column 'height': expected a number such as 138, got an empty"),
         (
             ("height\n" + "170\n" * (MAX_ROWS + 1)).encode(),
             "text/csv",
-            f"CSV body: {MAX_ROWS + 1} rows, at most {MAX_ROWS} per request",
+            f"body: expected at most {MAX_ROWS} rows (upload a CSV for batch scoring), got {MAX_ROWS + 1}",
         ),
     ],
 )
@@ -266,8 +266,9 @@ def test_body_over_the_limit_is_413_and_at_the_limit_is_scored(host: RunningHost
     assert _score(host, at_limit).json()["predictions"] == pytest.approx([GOLDEN[138.0]], rel=EXACT)
     response = _score(host, at_limit + " ")
     assert response.status_code == 413
-    assert response.json()["error"].startswith(
-        f"body of {MAX_BODY + 1} bytes is larger than the limit of {MAX_BODY} bytes (SCORE_MAX_BODY_BYTES)"
+    assert response.json()["error"] == (
+        f"body: expected at most {MAX_BODY} bytes (SCORE_MAX_BODY_BYTES; upload large files for batch scoring), "
+        f"got {MAX_BODY + 1}"
     )
 
 
@@ -313,4 +314,5 @@ def test_missing_model_directory_is_500_with_a_clear_message_and_the_cause_in_th
         assert "Traceback" not in response.text and "UseDevelopmentStorage" not in response.text
     assert bad_input.status_code == 400
     assert f"model directory {missing} does not exist" in log
-    assert "GET /api/weight: model failed" in log and "POST /api/score: model failed" in log
+    assert f"GET /api/weight failed: model directory {missing} does not exist" in log
+    assert f"POST /api/score failed: model directory {missing} does not exist" in log

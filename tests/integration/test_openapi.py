@@ -65,7 +65,8 @@ def test_each_post_endpoint_refuses_a_wrong_body_naming_the_field_its_schema_nam
     host: RunningHost, document: dict[str, Any]
 ) -> None:
     posts = {path for path, item in document["paths"].items() if "post" in item}
-    assert posts == set(WRONG)
+    # The heads-up's link takes a form, not JSON: its refusals are pages (tests/unit/test_notice_page.py).
+    assert posts - {"/api/notices/{token}"} == set(WRONG)
     for path, body in WRONG.items():
         named = _schema_field(document, path, body)
         response = host.request("POST", path, json=body)

@@ -3,6 +3,7 @@ process; schedules in Europe/Berlin (DST), preview at chosen instants, reconcile
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Iterator
@@ -412,6 +413,29 @@ def test_an_invalid_schedule_is_reported_and_nothing_else_stops(bench: Bench) ->
         assert (untagged["hourly_price"], untagged["price_source"]) == (0.5, "override")
         assert untagged["estimated_savings"] == round(0.5 * untagged["estimated_hours_saved"], 2)
         assert bench.arm.state_of(WS, "ci-strict") == "Running"
+    finally:
+        host.stop()
+
+
+def test_a_5000_digit_number_in_the_schedules_is_a_clear_error_everywhere(bench: Bench) -> None:
+    """Issue 19: it gave 500 on /api/schedules, the preview and the dashboard, and every reconcile failed."""
+    bench.arm.reload(FLEET)
+    broken = json.dumps([{**SCHEDULES[0], "enforced": "@N@"}]).replace('"@N@"', "9" * 5000)
+    settings = {**bench.settings, "COMPUTE_SCHEDULES": broken}
+    host = start_devhost(
+        bench.data / "digits", settings, workers=1, azurite=False, azurite_port=bench.host.azurite_port
+    )
+    try:
+        words = "schedule 'berlin-office', field 'enforced': expected true or false, got number 99999"
+        listed = host.request("GET", "/api/schedules")
+        assert listed.status_code == 200 and words in listed.json()["error"]
+        preview = host.request("POST", "/api/schedules/preview", json={"at": "2026-03-27T07:00:30Z"})
+        assert preview.status_code == 200 and words in preview.json()["error"]
+        page = host.request("GET", "/api/dashboard")
+        assert page.status_code == 200 and words in html.unescape(page.text)
+        report = _reconcile(host)
+        assert words in report["schedules_error"]
+        assert {r["outcome"] for r in report["instances"]} == {"skipped"}
     finally:
         host.stop()
 

@@ -458,15 +458,20 @@ def test_http_start_finds_the_run_the_upload_started(host: RunningHost) -> None:
     ("body", "status", "expected"),
     [
         ({"container": INPUT, "name": "no-such-file.csv"}, 404, f"{INPUT}/no-such-file.csv does not exist"),
-        ({"container": "predictions", "name": "x.csv"}, 400, "is not the input container 'incoming'"),
-        ({"container": INPUT, "name": "notes.txt"}, 400, "does not end in .csv"),
-        ({"name": "x.csv"}, 400, "'container'"),
-        ({"container": INPUT, "name": ""}, 400, "'name'"),
-        ({"container": INPUT, "name": "x.csv", "force": "yes"}, 400, "'force'"),
-        ({"container": INPUT, "name": "x.csv", "priority": 1}, 400, "priority"),
-        (b"{not json", 400, "not valid JSON"),
-        (b"", 400, "body is empty"),
-        ([INPUT, "x.csv"], 400, "JSON object"),
+        (
+            {"container": "predictions", "name": "x.csv"},
+            400,
+            "container: expected one of the containers this app scores (SCORING_INPUT_CONTAINER): incoming, "
+            'got "predictions"',
+        ),
+        ({"container": INPUT, "name": "notes.txt"}, 400, "name: expected a blob name ending in .csv, without"),
+        ({"name": "x.csv"}, 400, "container: missing; expected a string"),
+        ({"container": INPUT, "name": ""}, 400, "name: expected a blob name ending in .csv, without '.' or '..' path"),
+        ({"container": INPUT, "name": "x.csv", "force": "yes"}, 400, 'force: expected true or false, got "yes"'),
+        ({"container": INPUT, "name": "x.csv", "priority": 1}, 400, "priority: unknown field; accepted fields:"),
+        (b"{not json", 400, "body: expected JSON such as"),
+        (b"", 400, "container: missing"),
+        ([INPUT, "x.csv"], 400, "body: expected a JSON object, got an array"),
     ],
 )
 def test_http_start_refuses_what_it_cannot_score(
@@ -488,15 +493,17 @@ def test_workers_killed_mid_run_lose_nothing(host: RunningHost) -> None:
     source = people(120_000, seed=21)
     data = source.data()
     name = unique("killed")
+    seen = len(host.log_text())
     etag = upload(host, name, data)
     workers = worker_pids(host)
     assert workers
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = runs(host, name)
-        if found and (found[0].get("customStatus") or {}).get("stage") == "scoring":
+    while time.monotonic() < deadline:  # until a chunk of this run is being scored (its wave loaded it first)
+        log = host.log_text()[seen:]
+        if log.count("Executing 'Functions.score_chunk'") > log.count("Executed 'Functions.score_chunk'"):
             break
-        time.sleep(0.02)
+        time.sleep(0.005)
+    found = runs(host, name)
     assert found and found[0]["runtimeStatus"] == "Running", found
     assert found[0]["customStatus"]["chunks_total"] > 2 * WAVE
     # Every worker dies at once: the chunks in flight are certainly lost, and must be scored again.

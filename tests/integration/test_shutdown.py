@@ -351,15 +351,15 @@ def test_include_and_exclude_globs_narrow_the_run(fleet: Bench) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        ('{"dry_run": tru', "body", "not valid JSON"),
-        ('["ws-alpha"]', "body", "must be a JSON object, got array"),
-        ('{"force": true}', "force", "unknown field 'force'"),
-        ('{"dry_run": "yes"}', "dry_run", "dry_run must be true or false, got string 'yes'"),
-        ('{"workspaces": "ws-alpha"}', "workspaces", "workspaces must be an array of strings, got string"),
-        ('{"include": ["ci-*", 7]}', "include[1]", "include[1] must be a non-empty string, got number"),
-        ('{"exclude": [""]}', "exclude[0]", "exclude[0] must be a non-empty string"),
-        ('{"workspaces": []}', "workspaces", "at least one workspace"),
-        ('{"workspaces": ["ws-alpha", "ws-nope"]}', "workspaces[1]", "workspace 'ws-nope' is not configured"),
+        ('{"dry_run": tru', "body", 'body: expected JSON such as {"dry_run": true}, got text that is not JSON'),
+        ('["ws-alpha"]', "body", "body: expected a JSON object, got an array"),
+        ('{"force": true}', "force", "force: unknown field; accepted fields: dry_run, workspaces, include"),
+        ('{"dry_run": "yes"}', "dry_run", 'dry_run: expected true or false, got "yes"'),
+        ('{"workspaces": "ws-alpha"}', "workspaces", 'workspaces: expected an array of strings, got "ws-alpha"'),
+        ('{"include": ["ci-*", 7]}', "include[1]", "include[1]: expected a non-blank string, got 7"),
+        ('{"exclude": [""]}', "exclude[0]", 'exclude[0]: expected a non-blank string, got ""'),
+        ('{"workspaces": []}', "workspaces", "workspaces: expected at least one workspace"),
+        ('{"workspaces": ["ws-alpha", "ws-nope"]}', "workspaces[1]", 'got "ws-nope"'),
     ],
 )
 def test_a_bad_body_is_refused_with_400_naming_the_field(bench: Bench, body: str, field: str, words: str) -> None:

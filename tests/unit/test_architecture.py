@@ -116,13 +116,6 @@ SHARED_MAY_IMPORT: dict[str, set[str]] = {
     "shared.scoring": {"platform"},
     "shared.web": {"platform", "shared.compute", "shared.scoring"},
 }
-# Imports that break the rules above today, each to be removed (none may be added).
-SHARED_RULE_EXCEPTIONS: set[tuple[str, str]] = {
-    ("shared.compute.reconcile", "shared.web.contract"),
-    ("shared.compute.shutdown_run", "shared.web.contract"),
-    ("shared.scoring.events", "shared.web.contract"),
-    ("shared.scoring.realtime", "shared.web.contract"),
-}
 MAX_SHARED_TOP_LEVEL_MODULES = 12
 
 
@@ -136,9 +129,10 @@ def _shared_part(module: str) -> str | None:
     return "platform"
 
 
-def test_shared_packages_import_only_what_their_rules_allow():
+def _rule_violations(graph: dict[str, set[str]]) -> list[str]:
+    """`a -> b` for every import inside shared/ that SHARED_MAY_IMPORT does not allow (no exceptions)."""
     wrong = []
-    for name, imported in GRAPH.items():
+    for name, imported in graph.items():
         part = _shared_part(name)
         if part is None:
             continue
@@ -146,14 +140,26 @@ def test_shared_packages_import_only_what_their_rules_allow():
             target_part = _shared_part(target)
             if target_part is None or target_part == part or target_part in SHARED_MAY_IMPORT[part]:
                 continue
-            if (name, target) not in SHARED_RULE_EXCEPTIONS:
-                wrong.append(f"{name} -> {target}")
-    assert not wrong, f"imports across shared/ packages that the rules forbid: {wrong}"
+            wrong.append(f"{name} -> {target}")
+    return wrong
 
 
-def test_the_rule_exceptions_are_still_needed():
-    stale = [pair for pair in SHARED_RULE_EXCEPTIONS if pair[1] not in GRAPH.get(pair[0], set())]
-    assert not stale, f"exceptions no longer used, remove them: {stale}"
+def test_shared_packages_import_only_what_their_rules_allow():
+    assert _rule_violations(GRAPH) == [], "imports across shared/ packages that the rules forbid"
+
+
+def test_the_package_rule_check_sees_a_job_importing_the_web_side_or_the_other_job():
+    graph = {
+        "shared.compute.x": {"shared.web.contract", "shared.settings", "shared.compute.y"},
+        "shared.scoring.z": {"shared.compute.y"},
+        "shared.web.page": {"shared.compute.y", "shared.scoring.z"},
+        "shared.settings": {"shared.web.page"},
+    }
+    assert sorted(_rule_violations(graph)) == [
+        "shared.compute.x -> shared.web.contract",
+        "shared.scoring.z -> shared.compute.y",
+        "shared.settings -> shared.web.page",
+    ]
 
 
 def test_shared_keeps_a_small_platform_at_its_top_level():
@@ -252,3 +258,22 @@ def test_no_function_in_triggers_orchestrations_activities_is_over_60_lines():
                 if (relative, name) not in LONG_FUNCTIONS_ALLOWED:
                     found.append(f"{relative}:{name} ({lines} lines)")
     assert not found, f"functions over {MAX_FUNCTION_LINES} lines: {found}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in tests/helpers/: a test module importing another drags in its fixtures and its
+    collection side effects, and breaks when that module's tests move."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            # Another test module (a conftest is pytest's own place for fixtures; importing it is the fixtures' owner's
+            # call, not this rule's).
+            found += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.startswith(("tests.unit.test_", "tests.integration.test_"))
+            ]
+    assert found == []

@@ -16,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import InputError
-from shared.scoring import numbers, realtime
+from shared.scoring import numbers
 from shared.scoring.chunk_bytes import ScoredChunk, score_chunk_bytes
 from shared.scoring.csv_chunks import plan_chunks
 from shared.scoring.model import load_model
-from tests.unit.test_chunk_scoring import error_rows, per_line, score_whole
+from shared.web import realtime
+from tests.helpers.chunks import error_rows, per_line, score_whole
 from triggers import model_http
 
 FULL_WIDTH_150 = "\uff11\uff15\uff10"  # １５０
@@ -158,13 +159,13 @@ def test_full_width_digits_are_a_400_on_api_weight_naming_the_problem() -> None:
     response = weight(func.HttpRequest("GET", f"http://127.0.0.1:7071/api/weight?{query}", body=b""))
     assert response.status_code == 400
     assert json.loads(response.get_body()) == {
-        "error": f"query parameter 'height': {FULL_WIDTH_150!r} has non-ASCII digits, "
-        "expected ASCII digits 0-9 such as 138"
+        "error": f"height: expected ASCII digits 0-9 such as 138, got {json.dumps(FULL_WIDTH_150)} (non-ASCII digits)",
+        "field": "height",
     }
 
 
 def test_full_width_digits_are_a_400_in_a_csv_body_too() -> None:
-    with pytest.raises(InputError, match=r"CSV row 2, column 'height': .* has non-ASCII digits"):
+    with pytest.raises(InputError, match=r"CSV row 2, column 'height': expected ASCII digits .* \(non-ASCII digits\)"):
         realtime.parse_score_body(
             f"height\n150\n{FULL_WIDTH_150}\n".encode(), "text/csv", ("height",), max_bytes=1 << 20
         )

@@ -8,7 +8,8 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from triggers.health import health, read_build_info
+import function_app
+from triggers.health import health, read_build_info, report_functions
 
 
 def test_missing_build_file_reports_unknown(tmp_path: Path) -> None:
@@ -31,9 +32,41 @@ def test_unusable_build_file_reports_unknown_and_says_so_in_the_log(
     assert "build.json is unreadable (JSONDecodeError)" in caplog.text
 
 
-def test_health_answers_ok_with_the_build_fields() -> None:
+def test_health_answers_ok_with_the_build_fields_and_the_indexed_functions() -> None:
     request = func.HttpRequest(method="GET", url="/api/health", body=b"")
     response = health(request)
     assert response.status_code == 200 and response.mimetype == "application/json"
     body = json.loads(response.get_body())
-    assert body["status"] == "ok" and set(body) == {"status", "commit", "built_at"}
+    assert body["status"] == "ok" and set(body) == {"status", "commit", "built_at", "functions"}
+
+
+def _app_with(*names: str) -> func.FunctionApp:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    for name in names:
+
+        def handler(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("ok")
+
+        app.function_name(name)(app.route(route=name)(handler))
+    return app
+
+
+def _health_functions() -> list[str]:
+    response = health(func.HttpRequest(method="GET", url="/api/health", body=b""))
+    functions: list[str] = json.loads(response.get_body())["functions"]
+    return functions
+
+
+def test_health_names_the_functions_the_worker_indexed() -> None:
+    app = _app_with("zeta", "alpha")
+    report_functions(app)
+    try:
+        assert _health_functions() == []  # not indexed yet: nothing to claim
+        app.get_functions()  # what the worker (or devhost) does when it loads the app
+        assert _health_functions() == ["alpha", "zeta"]
+        # Asking again does not index again: a second get_functions() on the same app raises in azure-functions.
+        assert _health_functions() == ["alpha", "zeta"]
+        with pytest.raises(ValueError, match="does not have a unique function name"):
+            app.get_functions()
+    finally:
+        report_functions(function_app.app)

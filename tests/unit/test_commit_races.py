@@ -84,8 +84,8 @@ def test_a_forced_run_whose_blocks_were_discarded_scores_them_again_and_wins(pla
     assert commit(place, first, first_results).committed
     # The first run's commit discarded every block the forced run had staged: it is told which, not failed.
     lost = commit(place, forced, forced_results)
-    assert not lost.committed and lost.restage == [c.index for c in forced.chunks]
-    redone = {r.index: r for r in score(place, forced, lost.restage)}
+    assert not lost.committed and lost.restage == tuple(c.index for c in forced.chunks)
+    redone = {r.index: r for r in score(place, forced, list(lost.restage))}
     final = commit(place, forced, [redone[r.index] for r in forced_results])
     assert final.committed
     assert place.read_output() == EXPECTED

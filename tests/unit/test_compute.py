@@ -64,6 +64,22 @@ def test_list_follows_paging_and_keeps_only_compute_instances(arm):
     assert len(arm.requests("GET", r"/ws-research/computes$")) == 3
 
 
+def test_list_and_get_carry_the_creator_from_arm(arm):
+    """ARM's `properties.properties.createdBy` reaches the app (azure-ai-ml's entity drops it): the heads-up before a
+    stop goes to the creator when the instance has no owner tag."""
+    creator = {"user_name": "Alice Martin", "user_org_id": "72f988bf-0000-4000-8000-00000000d001"}
+    listed = {i.name: i for i in compute.list_instances(RESEARCH)}
+    assert listed["ci-alice"].created_by is not None
+    assert {k: listed["ci-alice"].created_by[k] for k in creator} == creator
+    assert listed["ci-alice"].created_by["user_id"]
+    assert compute.get_instance(RESEARCH, "ci-alice").created_by == listed["ci-alice"].created_by
+
+
+def test_an_instance_arm_gives_no_creator_has_none(arm):
+    arm.reload({**FLEET, "workspaces": [{**FLEET["workspaces"][0], "computes": [{"name": "ci-x"}]}]})
+    assert compute.list_instances(RESEARCH)[0].created_by is None
+
+
 def test_instances_round_trip_through_json(arm):
     for instance in compute.list_instances(PROD):
         assert compute.ComputeInstance.from_dict(instance.to_dict()) == instance

@@ -1,4 +1,5 @@
-"""The dashboard page rendered from plain data: escaping, reconcile fields when present, old reports, inputs."""
+"""The dashboard page rendered from plain data: escaping, reconcile fields when present, old reports, a long run's
+first rows, savings per currency."""
 
 from __future__ import annotations
 
@@ -6,20 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
-from shared.web.dashboard import (
-    DashboardInputError,
-    Page,
-    SavedReport,
-    daily_savings,
-    page_link,
-    parse_month,
-    parse_run,
-    render_page,
-    scoring_run_from_status,
-    select_report,
-)
+from shared.compute.savings_month import RunSavings, summarize
+from shared.web.dashboard import Page, SavedReport, SelectedRun, page_link, render_page, scoring_run_from_status
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 EVIL = "<script>alert('x')</script>"
@@ -38,9 +27,9 @@ def _entry(name: str, outcome: str = "stopped", **extra: Any) -> dict[str, Any]:
     }
 
 
-def _report(kind: str, run_id: str, at: str, instances: list[dict[str, Any]], **totals: Any) -> SavedReport:
+def _report(kind: str, run_id: str, at: str, instances: list[dict[str, Any]], **totals: Any) -> SelectedRun:
     counts: dict[str, Any] = {"stopped": sum(i["outcome"] == "stopped" for i in instances), **totals}
-    data = {
+    head = {
         "instance_id": run_id,
         "trigger": "timer",
         "dry_run": False,
@@ -50,15 +39,15 @@ def _report(kind: str, run_id: str, at: str, instances: list[dict[str, Any]], **
         "seconds": 3.0,
         "totals": counts,
         "workspaces": [{"workspace": "sub/rg/ws", "instances": len(instances), "error": None}],
-        "instances": instances,
     }
-    return SavedReport(kind, f"{kind}/{at[:10].replace('-', '/')}/{run_id}.json", data)
+    # A report as the page reads it: its head (every field but `instances`) and the first rows of its instances.
+    return SelectedRun(SavedReport(kind, f"{kind}/{at[:10].replace('-', '/')}/{run_id}.json", head), instances, False)
 
 
-def _page(reports: list[SavedReport], **kwargs: Any) -> str:
+def _page(runs: list[SelectedRun], **kwargs: Any) -> str:
     page = Page(
-        reports=reports,
-        selected=kwargs.pop("selected", reports[0] if reports else None),
+        reports=[run.report for run in runs],
+        selected=kwargs.pop("selected", runs[0] if runs else None),
         month="2026-11",
         scoring=kwargs.pop("scoring", []),
         schedules=kwargs.pop("schedules", None),
@@ -126,18 +115,32 @@ def test_reconcile_fields_are_shown_when_present_and_old_reports_render_without_
     assert "VM size" not in old_html and "—" in old_html and "ARM requests" not in old_html
 
 
-def test_month_savings_sum_per_day_and_skip_dry_runs() -> None:
-    a = _report("shutdown", "a", "2026-11-03T22:00:00+00:00", [_entry("x")], estimated_savings=5.5, currency="EUR")
-    b = _report("reconcile", "b", "2026-11-03T07:00:00+00:00", [_entry("y")], estimated_savings=1.0)
-    c = _report("shutdown", "c", "2026-11-04T22:00:00+00:00", [_entry("z")])
-    dry = _report("shutdown", "d", "2026-11-05T22:00:00+00:00", [_entry("w")], estimated_savings=9.0)
-    dry = SavedReport(dry.kind, dry.blob, {**dry.data, "dry_run": True})
-    other_month = _report("shutdown", "e", "2026-10-31T22:00:00+00:00", [_entry("v")], estimated_savings=7.0)
-    per_day, currency, unestimated = daily_savings([a, b, c, dry, other_month], "2026-11")
-    assert len(per_day) == 30 and per_day["2026-11-03"] == 6.5 and per_day["2026-11-05"] == 0.0
-    assert currency == "EUR" and unestimated == 1
-    html = _page([a, b, c])
-    assert "6.50 EUR" in html and "<svg" in html and "2026-11-03: 6.50 EUR" in html
+def test_the_month_shows_one_total_and_one_chart_per_currency_never_their_sum() -> None:
+    runs = [
+        RunSavings("shutdown", "2026-11-03", False, 1, 0, {"EUR": 5.5}),
+        RunSavings("reconcile", "2026-11-03", False, 1, 0, {"EUR": 1.0, "USD": 2.25}),
+        RunSavings("shutdown", "2026-11-04", False, 1, 0, None),  # an old report: no estimate
+        RunSavings("shutdown", "2026-11-05", True, 1, 0, {"EUR": 9.0}),  # a dry run saved nothing
+    ]
+    html = _page([], savings=summarize("2026-11", runs))
+    section = html[html.index("<section id=savings>") :]
+    assert "Total: <strong>6.50 EUR, 2.25 USD</strong>" in section
+    assert section.count("<svg") == 2 and ">EUR</text>" in section and ">USD</text>" in section
+    assert "2026-11-03: 6.50 EUR" in section and "2026-11-03: 2.25 USD" in section
+    assert "8.75" not in section  # EUR and USD are never added
+    assert "1 run(s) of this month stopped or started instances without a savings estimate" in section
+
+
+def test_a_long_run_shows_its_first_rows_its_counts_by_outcome_and_a_link_to_the_whole_report() -> None:
+    run = _report("shutdown", "big-1", "2026-11-28T22:00:00+00:00", [_entry(f"ci-{i:05d}") for i in range(3)])
+    head = {**run.report.data, "totals": {"stopped": 9_990, "failed": 10, "instances": 10_000}}
+    big = SelectedRun(SavedReport(run.report.kind, run.report.blob, head), run.instances, True)
+    html = _page([big])
+    detail = html.split("<section id=run>")[1].split("</section>")[0]
+    assert "Instances by outcome: stopped: 9990 · failed: 10." in detail
+    assert detail.count("<td class=ok>stopped</td>") == 3
+    assert "The first 3 of 10000 instances; every one is in the" in detail
+    assert "?code=k%26y&amp;run=big-1&amp;format=json" in detail
 
 
 def test_scoring_runs_show_progress_while_running_and_files_when_done() -> None:
@@ -175,16 +178,6 @@ def test_scoring_runs_show_progress_while_running_and_files_when_done() -> None:
     assert "No shutdown or reconcile run has saved a report yet." in html
     assert "No schedules configured." in html
     assert "http-equiv=refresh" not in _page([], scoring=[done])
-
-
-def test_bad_query_parameters_name_the_parameter_and_what_was_expected() -> None:
-    with pytest.raises(DashboardInputError, match=r"month='2026-1' is malformed: expected YYYY-MM"):
-        parse_month("2026-1", NOW)
-    assert parse_month(None, NOW) == "2026-11"
-    with pytest.raises(DashboardInputError, match=r"run='\.\./x y'"):
-        parse_run("../x y")
-    with pytest.raises(LookupError, match="nope"):
-        select_report([], "nope")
 
 
 def test_each_schedule_shows_its_next_transitions_and_the_instances_following_it() -> None:

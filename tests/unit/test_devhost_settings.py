@@ -65,6 +65,12 @@ def test_only_the_registry_spells_a_setting_name_as_a_string() -> None:
             "FUNCTIONS_WORKER_PROCESS_COUNT='0' is malformed: expected a whole number >= 1",
         ),
         ("FUNCTIONS_WORKER_PROCESS_COUNT", "two", "expected a whole number >= 1"),
+        ("DEVHOST_ARM_PAGE_SIZE", "0", "DEVHOST_ARM_PAGE_SIZE='0' is malformed: expected a whole number >= 1"),
+        (
+            "DEVHOST_GRPC_MAX_MESSAGE_MB",
+            "2",
+            "DEVHOST_GRPC_MAX_MESSAGE_MB='2' is malformed: expected a whole number >= 4",
+        ),
         ("DEVHOST_APP_HOOKS", "local_hooks", "DEVHOST_APP_HOOKS='local_hooks' is malformed: expected module:function"),
         (
             "DEVHOST_KEYVAULT_SECRETS",
@@ -91,6 +97,21 @@ def test_defaults_and_types() -> None:
     assert ALL_SETTINGS["FUNCTIONS_WORKER_PROCESS_COUNT"].get({}) is None
     assert ALL_SETTINGS["FUNCTIONS_WORKER_PROCESS_COUNT"].get({"FUNCTIONS_WORKER_PROCESS_COUNT": "3"}) == 3
     assert ALL_SETTINGS["DEVHOST_KEYVAULT_SECRETS"].get({"DEVHOST_KEYVAULT_SECRETS": '{"a": 1}'}) == {"a": "1"}
+    assert ALL_SETTINGS["DEVHOST_ARM_PAGE_SIZE"].get({}) == 3  # the ARM stand-in's page size before the setting
+    assert ALL_SETTINGS["DEVHOST_GRPC_MAX_MESSAGE_MB"].get({}) == 256
+
+
+def test_the_arm_page_size_setting_reaches_the_arm_standin(tmp_path: Path) -> None:
+    from devhost.standins_setup import start_standins
+
+    env = {"DEVHOST_ARM_FLEET": "devhost/standins/fleet.sample.json", "DEVHOST_ARM_PAGE_SIZE": "7"}
+    started = start_standins(env, tmp_path)
+    try:
+        [arm] = [s for s in started if "Azure Resource Manager" in str(s)]
+        assert arm.target.page_size == 7 and str(arm).endswith("7 per page")
+    finally:
+        for standin in started:
+            standin.stop()
 
 
 def test_a_new_setting_makes_the_check_fail_until_regenerated(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import azure.durable_functions as df
 import pytest
-from durabletask.internal import helpers as ph
-from durabletask.internal import orchestrator_service_pb2 as pb
 
 from devhost import durable_adapter as bridge
+from devhost.durabletask_internals import helpers as ph
+from devhost.durabletask_internals import pb
 from tests.durable_history import OrchestrationReplay
 
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
@@ -106,3 +106,35 @@ def test_durable_http_is_refused_with_a_clear_error() -> None:
 
     with pytest.raises(bridge.UnsupportedDurableFeature, match=r"context\.call_http is not supported by devhost"):
         OrchestrationReplay(_handle(orchestrator)).step()
+
+
+def test_entity_calls_become_the_extensions_request_and_response_messages() -> None:
+    called = pb.EntityOperationCalledEvent(
+        requestId="r-1",
+        operation="add",
+        input=ph.get_string_value('"1"'),
+        parentInstanceId=ph.get_string_value("run-1"),
+        targetInstanceId=ph.get_string_value("@counter@k"),
+    )
+    past = [
+        ph.new_orchestrator_started_event(T0),
+        ph.new_execution_started_event("counter", "run-1", None),
+        pb.HistoryEvent(eventId=0, entityOperationCalled=called),
+        pb.HistoryEvent(eventId=1_000_000, entityOperationSignaled=pb.EntityOperationSignaledEvent(requestId="s")),
+    ]
+    done = pb.EntityOperationCompletedEvent(requestId="r-1", output=ph.get_string_value("6"))
+    failure = pb.TaskFailureDetails(errorType="Exception", errorMessage="This entity failed")
+    new = [
+        ph.new_orchestrator_started_event(T0),
+        pb.HistoryEvent(eventId=-1, entityOperationCompleted=done),
+        pb.HistoryEvent(
+            eventId=-1, entityOperationFailed=pb.EntityOperationFailedEvent(requestId="r-2", failureDetails=failure)
+        ),
+    ]
+    history = bridge.to_df_history(past, new)
+    # DTFx's legacy entity messages: the call is an EventSent whose Input is the request (df keys the task by its id),
+    # the answer an EventRaised named by that id; a signal needs no event (nothing answers it).
+    assert [e["EventType"] for e in history] == [12, 0, 14, 12, 15, 15]
+    assert history[2]["EventId"] == 0 and json.loads(history[2]["Input"])["id"] == "r-1"
+    assert history[4]["Name"] == "r-1" and json.loads(history[4]["Input"]) == {"result": "6"}
+    assert json.loads(history[5]["Input"]) == {"result": '"This entity failed"', "exceptionType": "Exception"}

@@ -32,6 +32,7 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 PIPELINE = ROOT / "azure-pipelines.yml"
 HOOK = INFRA / "hooks" / "postdeploy.sh"
+HOOKS = sorted((INFRA / "hooks").glob("*.sh"))
 
 _PARSER = Parser(Language(tree_sitter_bicep.language()))
 
@@ -45,6 +46,10 @@ PLATFORM_SETTINGS = {
     "DATA_STORAGE__credential",
     "AZURE_CLIENT_ID",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # The worker declares WorkerOpenTelemetryEnabled, so the host does not export its relayed logs a second time.
+    "PYTHON_ENABLE_OPENTELEMETRY",
+    # Read by the host: a disabled function is not triggered (its timer does not fire).
+    "AzureWebJobs.reconcile_schedules.Disabled",
 }
 REQUIRED_SETTINGS = PLATFORM_SETTINGS | {
     "DATA_STORAGE__serviceUri",
@@ -465,14 +470,33 @@ def test_role_is_granted(role: str) -> None:
 
 def test_custom_aml_role_allows_only_listing_stopping_and_starting(decls: list[Declaration]) -> None:
     # Start is the reconciler's (working-hours schedules); without it every scheduled start answers 403 in Azure.
+    # The permissions live in infra/aml-role.json, read by the template and by the preprovision hook alike.
     (definition,) = _resources(decls, "Microsoft.Authorization/roleDefinitions")
     (permissions,) = _get(definition.body, "properties", "permissions")
-    assert sorted(_get(permissions, "actions")) == [
+    assert _get(permissions, "actions") == Expr("role.actions")
+    assert "loadJsonContent('../aml-role.json')" in definition.file.read_text()
+    role = json.loads((INFRA / "aml-role.json").read_text())
+    assert sorted(role["actions"]) == [
         "Microsoft.MachineLearningServices/workspaces/computes/read",
         "Microsoft.MachineLearningServices/workspaces/computes/start/action",
         "Microsoft.MachineLearningServices/workspaces/computes/stop/action",
     ]
     assert _get(permissions, "dataActions") == []
+    assert 'role["actions"]' in (INFRA / "hooks" / "preprovision.sh").read_text()
+
+
+def test_preprovision_hook_writes_the_role_the_template_assigns(decls: list[Declaration]) -> None:
+    # Same id (ARM guid() = UUID v5 of the arguments joined by "-"), same name; the template takes the hook's id.
+    main = (INFRA / "main.bicep").read_text()
+    hook = (INFRA / "hooks" / "preprovision.sh").read_text()
+    assert "guid(subscription().id, environmentName, 'aml-compute-instance-stopper') : amlRoleGuid" in main
+    assert 'f"/subscriptions/{subscription}-{env_name}-aml-compute-instance-stopper"' in hook
+    assert 'uuid.UUID("11fb06fb-712d-4ddd-98c7-e71bbd588830")' in hook
+    assert "roleName: 'AML Compute Instance Scheduler (${environmentName}, ${take(amlCustomRoleId, 8)})'" in main
+    assert '"roleName": f"AML Compute Instance Scheduler ({env_name}, {role_id[:8]})"' in hook
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["amlRoleGuid"] == {"value": "${AML_ROLE_GUID=}"}
+    assert "azd env set AML_ROLE_GUID" in hook
 
 
 def test_aml_role_is_assigned_on_each_workspace(decls: list[Declaration]) -> None:
@@ -510,6 +534,49 @@ def test_data_containers_match_the_app_defaults(decls: list[Declaration]) -> Non
     }
 
 
+def test_location_is_limited_to_regions_with_flex_consumption(decls: list[Declaration]) -> None:
+    location = _one(decls, "param", "location", "main.bicep")
+    text = (INFRA / "main.bicep").read_text()
+    allowed = re.search(r"@allowed\(\[(.*?)\]\)\n@description\('Region of every resource", text, re.S)
+    assert allowed and location.target == "string"
+    regions = re.findall(r"'([a-z0-9]+)'", allowed.group(1))
+    assert len(regions) >= 30 and len(set(regions)) == len(regions)
+    assert {"swedencentral", "eastus", "westeurope"} <= set(regions)  # the docs' examples among them
+    assert "eastus2euap" not in regions  # a canary region, not for customers
+    assert "list last changed 2025-05-07 in 947c194" in text  # where the list comes from, and when
+
+
+# Diagnostic settings to Log Analytics: (module, resource symbol, what it sends).
+DIAGNOSTICS = [
+    ("storage.bicep", "accountDiagnostics", {"metrics": ["Transaction"]}),
+    ("storage.bicep", "blobDiagnostics", {"logs": ["StorageRead", "StorageWrite", "StorageDelete"]}),
+    ("keyvault.bicep", "vaultDiagnostics", {"logs": ["AuditEvent"]}),
+    ("eventgrid.bicep", "topicDiagnostics", {"logs": ["DeliveryFailures"]}),
+]
+
+
+@pytest.mark.parametrize(("module", "symbol", "sends"), DIAGNOSTICS, ids=[d[1] for d in DIAGNOSTICS])
+def test_diagnostics_go_to_log_analytics(
+    decls: list[Declaration], module: str, symbol: str, sends: dict[str, list[str]]
+) -> None:
+    setting = _one(decls, "resource", symbol, module)
+    assert setting.target == "Microsoft.Insights/diagnosticSettings@2021-05-01-preview"
+    properties = _get(setting.body, "properties")
+    assert _get(properties, "workspaceId") == Expr("logAnalyticsWorkspaceId")
+    for kind, categories in sends.items():
+        assert [entry["category"] for entry in _get(properties, kind)] == categories
+        assert all(entry["enabled"] is True for entry in _get(properties, kind))
+
+
+def test_main_wires_every_diagnostic_setting_to_the_workspace(decls: list[Declaration]) -> None:
+    for symbol in ("hostStorage", "dataStorage", "keyVault", "eventGrid"):
+        module = _one(decls, "module", symbol, "main.bicep")
+        assert _get(module.body, "params", "logAnalyticsWorkspaceId") == Expr("monitoring.outputs.logAnalyticsId")
+    # Users' data is logged request by request; the host account's own traffic (leases, queue polling) is not.
+    assert _get(_one(decls, "module", "dataStorage", "main.bicep").body, "params", "blobRequestLogs") is True
+    assert _get(_one(decls, "module", "hostStorage", "main.bicep").body, "params", "blobRequestLogs") is False
+
+
 def test_task_hub_is_named() -> None:
     host = json.loads((ROOT / "host.json").read_text())
     hub = host["extensions"]["durableTask"]["hubName"]
@@ -540,6 +607,29 @@ def test_every_required_setting_is_set(app_settings: dict[str, Any]) -> None:
     required_by_code = {name for name, spec in ALL_SETTINGS.items() if spec.default is None}
     missing = (required_by_code | REQUIRED_SETTINGS) - set(app_settings)
     assert not missing, f"app settings the deployed app needs but infra does not set: {sorted(missing)}"
+
+
+def test_reconcile_timer_is_disabled_when_no_schedule_is_configured(app_settings: dict[str, Any]) -> None:
+    setting = "AzureWebJobs.reconcile_schedules.Disabled"
+    assert app_settings[setting] == Expr("empty(trim(computeSchedules)) ? 'true' : 'false'")
+    # The setting names the function as the host knows it: the timer's function_name in triggers/schedules.py.
+    timer = re.search(
+        r'@bp\.function_name\("(\w+)"\)\n(?:#.*\n)*@bp\.timer_trigger\(',
+        (ROOT / "triggers" / "schedules.py").read_text(),
+    )
+    assert timer and setting == f"AzureWebJobs.{timer.group(1)}.Disabled"
+
+
+def test_logs_are_shipped_once(app_settings: dict[str, Any]) -> None:
+    # The app exports its own logs (configure_azure_monitor); the host, in OpenTelemetry mode, drops the copies the
+    # worker relays once the worker declares WorkerOpenTelemetryEnabled (PYTHON_ENABLE_OPENTELEMETRY).
+    assert app_settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    # The worker would call configure_azure_monitor too: a second exporter of every record.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in app_settings
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert "applicationInsights" not in host["logging"], "the Application Insights SDK settings do not apply"
+    assert "configure_azure_monitor(" in (ROOT / "shared" / "telemetry.py").read_text()
 
 
 def test_every_setting_set_is_read_by_someone(app_settings: dict[str, Any]) -> None:
@@ -596,7 +686,7 @@ DEPLOYMENT_FILES = [
     PIPELINE,
     ROOT / "azure.yaml",
     ROOT / "Dockerfile",
-    ROOT / "scripts" / "package.sh",
+    *sorted((ROOT / "scripts").glob("*.sh")),
 ]
 
 
@@ -617,21 +707,62 @@ def test_azure_yaml_deploys_the_function_app_and_runs_the_hook() -> None:
     assert (ROOT / service["project"] / "function_app.py").is_file()
     assert config["infra"]["path"] == "infra" and config["infra"]["module"] == "main"
     assert "infra/hooks/postdeploy.sh" in config["hooks"]["postdeploy"]["run"]
+    assert config["hooks"]["preprovision"]["run"] == "bash ./infra/hooks/preprovision.sh"
+    assert config["hooks"]["postprovision"]["run"] == "bash ./infra/hooks/postprovision.sh"
     site = _resources([d for p in BICEP_FILES for d in _parse(p)], "Microsoft.Web/sites")[0]
     tags = _get(site.body, "tags")
     assert isinstance(tags, Expr) and "'azd-service-name': serviceName" in tags.text
     assert "serviceName: 'api'" in (INFRA / "main.bicep").read_text() and "api" in config["services"]
 
 
-def test_hook_is_valid_bash() -> None:
-    result = subprocess.run(["bash", "-n", str(HOOK)], capture_output=True, text=True, check=False)
+def test_azd_ships_the_package_as_built_with_no_remote_build() -> None:
+    (service,) = yaml.safe_load((ROOT / "azure.yaml").read_text())["services"].values()
+    # azd defaults remoteBuild to true for Python function apps on Flex (schema v1.0); the package is the one
+    # scripts/package.sh builds, staged where `dist` points, with its Linux wheels in .python_packages.
+    assert service["remoteBuild"] is False
+    assert service["hooks"]["prepackage"]["run"] == f"bash ./scripts/package.sh --with-deps --dir {service['dist']}"
+    assert service["hooks"]["prepackage"]["continueOnError"] is False
+    assert service["dist"].startswith("dist/") and "dist/" in (ROOT / ".gitignore").read_text().split()
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_azd_is_pinned_in_both_pipelines_at_a_version_azure_yaml_accepts(workflow: dict[str, Any]) -> None:
+    required = yaml.safe_load((ROOT / "azure.yaml").read_text())["requiredVersions"]["azd"]
+    match = re.fullmatch(r">= (\d+\.\d+\.\d+)", required)
+    # The first azd that honours remoteBuild: false for Python on Flex Consumption (CHANGELOG 1.23.5, #6748).
+    assert match and _version(match.group(1)) >= (1, 23, 5)
+    pinned = workflow["env"]["AZD_VERSION"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned) and _version(pinned) >= _version(match.group(1))
+    setups = [s for job in workflow["jobs"].values() for s in job["steps"] if "setup-azd" in s.get("uses", "")]
+    assert setups and all(s["with"]["version"] == "${{ env.AZD_VERSION }}" for s in setups)
+    pipeline = yaml.safe_load(PIPELINE.read_text())
+    (variable,) = [v for v in pipeline["variables"] if v["name"] == "AZD_VERSION"]
+    assert variable["value"] == pinned
+    installs = [line for line in PIPELINE.read_text().splitlines() if "install-azd.sh" in line]
+    assert installs and all('bash -s -- --version "$(AZD_VERSION)"' in line for line in installs)
+
+
+def test_requires_python_lets_azd_restore_run_on_newer_pythons() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    allowed = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert all(version in allowed for version in ("3.11", "3.12", "3.13"))
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda p: p.name)
+def test_hook_is_valid_bash(hook: Path) -> None:
+    result = subprocess.run(["bash", "-n", str(hook)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 
-def test_hook_outputs_it_reads_are_infra_outputs(decls: list[Declaration]) -> None:
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda p: p.name)
+def test_hook_outputs_it_reads_are_infra_outputs(decls: list[Declaration], hook: Path) -> None:
     outputs = {d.symbol for d in decls if d.kind == "output" and d.file.name == "main.bicep"}
-    needed = set(re.findall(r'"\$\{([A-Z_]+):\?', HOOK.read_text()))
-    assert needed and needed <= outputs, f"hook reads values infra does not output: {needed - outputs}"
+    needed = set(re.findall(r'"\$\{([A-Z_]+):\?', hook.read_text())) - {"AZURE_ENV_NAME", "AML_WORKSPACES"}
+    assert needed <= outputs, f"{hook.name} reads values infra does not output: {needed - outputs}"
 
 
 @pytest.mark.parametrize(
@@ -690,10 +821,24 @@ def test_workflow_publishes_the_junit_report(workflow: dict[str, Any]) -> None:
     assert "java-junit" in text
 
 
-def test_only_the_deploy_job_can_get_an_oidc_token(workflow: dict[str, Any]) -> None:
+def test_only_the_deploy_and_preview_jobs_can_get_an_oidc_token(workflow: dict[str, Any]) -> None:
     for name, job in workflow["jobs"].items():
         token = job.get("permissions", {}).get("id-token")
-        assert token == ("write" if name == "deploy" else None), name
+        assert token == ("write" if name in {"deploy", "infra"} else None), name
+    # The preview logs in only off pull requests: what-if needs deployment rights, which PR code must not get.
+    (login,) = [s for s in workflow["jobs"]["infra"]["steps"] if s.get("uses", "").startswith("azure/login@")]
+    assert "github.event_name != 'pull_request'" in login["if"] and "vars.AZURE_CLIENT_ID != ''" in login["if"]
+
+
+def test_templates_are_compiled_on_every_run_and_previewed_when_configured(workflow: dict[str, Any]) -> None:
+    infra = workflow["jobs"]["infra"]
+    assert "if" not in infra, "the Bicep compile runs on pull requests too"
+    runs = [step.get("run", "") for step in infra["steps"]]
+    assert any("az bicep build --file infra/main.bicep" in run for run in runs)
+    (preview,) = [step for step in infra["steps"] if "azd provision --preview" in step.get("run", "")]
+    assert preview["if"] == "${{ vars.AZURE_CLIENT_ID != '' && github.event_name != 'pull_request' }}"
+    assert preview["env"]["PROVISION_PREVIEW"] == "true"  # the hooks change nothing during a preview
+    assert "infra" in workflow["jobs"]["deploy"]["needs"]
 
 
 def test_deploy_runs_on_main_behind_an_environment_with_oidc(workflow: dict[str, Any]) -> None:
@@ -704,19 +849,30 @@ def test_deploy_runs_on_main_behind_an_environment_with_oidc(workflow: dict[str,
     (login,) = [step for step in deploy["steps"] if step.get("uses", "").startswith("azure/login@")]
     assert set(login["with"]) == {"client-id", "tenant-id", "subscription-id"}
     runs = [step.get("run", "") for step in deploy["steps"]]
-    (zip_deploy,) = [i for i, run in enumerate(runs) if "az functionapp deployment source config-zip" in run]
-    assert "--src dist/app.zip" in runs[zip_deploy]
+    # Not config-zip: azure-cli forces a remote build for Python on Flex (enable_zip_deploy_flex).
+    assert not any("config-zip" in run for run in runs)
+    (zip_deploy,) = [i for i, run in enumerate(runs) if "scripts/deploy-package.sh" in run]
+    assert runs[zip_deploy] == 'bash scripts/deploy-package.sh "$APP" "$GROUP" dist/app.zip'
+    assert any(run.strip().endswith("bash scripts/provision.sh") for run in runs)
     assert "infra/hooks/postdeploy.sh" in _steps_text(deploy)
-    assert deploy["needs"] == "package" and workflow["jobs"]["package"]["needs"] == "test"
+    assert deploy["needs"] == ["package", "infra"] and workflow["jobs"]["package"]["needs"] == "test"
 
 
 def test_workflow_fails_unless_the_app_reports_the_deployed_commit(workflow: dict[str, Any]) -> None:
     deploy = workflow["jobs"]["deploy"]
     runs = [step.get("run", "") for step in deploy["steps"]]
-    (zip_deploy,) = [i for i, run in enumerate(runs) if "config-zip" in run]
+    (zip_deploy,) = [i for i, run in enumerate(runs) if "scripts/deploy-package.sh" in run]
     (verify,) = [i for i, run in enumerate(runs) if "scripts/wait-for-build.sh" in run]
     assert verify > zip_deploy
-    assert runs[verify].split()[:4] == ["bash", "scripts/wait-for-build.sh", '"$URL"', '"$GITHUB_SHA"']
+    # The commit, and every function the deployed package indexed (its build.json).
+    assert runs[verify].split()[:6] == [
+        "bash",
+        "scripts/wait-for-build.sh",
+        "--package",
+        "dist/app.zip",
+        '"$URL"',
+        '"$GITHUB_SHA"',
+    ]
     # The package deployed is the one built from this commit (build.json written by scripts/package.sh).
     package_runs = [step.get("run", "") for step in workflow["jobs"]["package"]["steps"]]
     assert any(run.startswith("make package") for run in package_runs)
@@ -764,15 +920,22 @@ def test_pipeline_tests_publishes_junit_and_deploys_main_behind_an_environment()
     (job,) = deploy["jobs"]
     assert job["environment"] == "production"
     deploy_steps = job["strategy"]["runOnce"]["deploy"]["steps"]
-    (functions,) = [step for step in deploy_steps if step.get("task") == "AzureFunctionApp@2"]
-    assert functions["inputs"]["isFlexConsumption"] is True
+    # The same no-build deploy as GitHub Actions, not AzureFunctionApp@2.
+    assert not [step for step in deploy_steps if str(step.get("task", "")).startswith("AzureFunctionApp")]
+    inline = [step.get("inputs", {}).get("inlineScript", "") for step in deploy_steps]
+    (deploy_at,) = [i for i, script in enumerate(inline) if "scripts/deploy-package.sh" in script]
+    assert '"$(Pipeline.Workspace)/app-package/app.zip"' in inline[deploy_at]
+    assert any("bash scripts/provision.sh" in script for script in inline)
     assert "infra/hooks/postdeploy.sh" in json.dumps(deploy_steps)
-    # AzureFunctionApp@2 on Flex can report success while the deployment failed: the run fails unless the app
-    # then reports this run's commit.
+    # A deployment can report success while the old code (or a build short of a function) answers: the run fails
+    # unless the app then reports this run's commit with every function of the package.
     scripts = [step.get("script", "") for step in deploy_steps]
     (verify,) = [i for i, script in enumerate(scripts) if "scripts/wait-for-build.sh" in script]
-    assert verify > deploy_steps.index(functions)
-    assert '"$(FUNCTION_APP_URL)" "$(Build.SourceVersion)"' in scripts[verify]
+    assert verify > deploy_at
+    assert (
+        '--package "$(Pipeline.Workspace)/app-package/app.zip" "$(FUNCTION_APP_URL)" "$(Build.SourceVersion)"'
+        in (scripts[verify])
+    )
     assert "make infra-scan PYTHON=python$(PYTHON_VERSION)" in [step.get("script", "") for step in steps]
 
 
@@ -813,6 +976,21 @@ def test_package_names_the_commit_it_was_built_from(tmp_path: Path) -> None:
     assert build == {"commit": commit, "built_at": "2026-01-01T00:00:00Z"}
 
 
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the zip command is not installed")
+def test_package_directory_for_azd_holds_what_the_zip_holds(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "BUILD_COMMIT": "0123456789abcdef", "SOURCE_DATE_EPOCH": "1767225600"}
+    for args in (["--output", str(tmp_path / "app.zip")], ["--dir", str(tmp_path / "azd-package")]):
+        subprocess.run(["bash", str(ROOT / "scripts" / "package.sh"), *args], check=True, capture_output=True, env=env)
+    in_zip = {name.rstrip("/") for name in zipfile.ZipFile(tmp_path / "app.zip").namelist()}
+    staged = tmp_path / "azd-package"
+    in_dir = {str(p.relative_to(staged)) for p in staged.rglob("*")}
+    # azd zips the directory with the .funcignore it finds there (and never ships that file itself): one that
+    # ignores nothing, so azd's default exclusions do not apply either.
+    assert in_dir - in_zip == {".funcignore"} and in_zip <= in_dir
+    patterns = [line for line in (staged / ".funcignore").read_text().splitlines() if not line.startswith("#")]
+    assert patterns == []
+
+
 def test_build_info_refuses_a_commit_that_is_not_hexadecimal(tmp_path: Path) -> None:
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build-info.sh"), str(tmp_path / "build.json")],
@@ -836,9 +1014,10 @@ def test_funcignore_keeps_local_tooling_out_of_azd_packages() -> None:
     assert "requirements.txt" not in ignored and not (ROOT / "constraints.txt").exists()
 
 
-def test_azd_prepackage_hook_writes_build_info() -> None:
-    config = yaml.safe_load((ROOT / "azure.yaml").read_text())
-    assert config["hooks"]["prepackage"]["run"] == "bash ./scripts/build-info.sh build.json"
+def test_azd_prepackage_hook_builds_the_package_with_its_build_info() -> None:
+    (service,) = yaml.safe_load((ROOT / "azure.yaml").read_text())["services"].values()
+    assert "scripts/package.sh" in service["hooks"]["prepackage"]["run"]
+    assert "build-info.sh" in (ROOT / "scripts" / "package.sh").read_text()
     assert "build.json" not in (ROOT / ".funcignore").read_text().split()
 
 
@@ -873,7 +1052,7 @@ def test_pip_install_dot_works_for_azd_restore(tmp_path: Path) -> None:
 
 # --- Shell scripts -----------------------------------------------------------------------------------------
 
-SHELL_SCRIPTS = sorted({*ROOT.glob("scripts/*.sh"), HOOK, ROOT / ".ci" / "run"})
+SHELL_SCRIPTS = sorted({*ROOT.glob("scripts/*.sh"), *HOOKS, ROOT / ".ci" / "run"})
 
 
 def _shellcheck(path: Path) -> subprocess.CompletedProcess[str]:

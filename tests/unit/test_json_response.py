@@ -1,8 +1,10 @@
-"""triggers/http.py: the one JSON answer of the HTTP functions, and no function building its own."""
+"""triggers/http.py: the one JSON answer of the HTTP functions and the one error answer, and no function building
+its own."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from triggers.http import json_response
@@ -18,7 +20,7 @@ def test_a_body_is_serialized_and_declared_json() -> None:
 
 
 def test_text_already_serialized_is_passed_as_is_with_its_headers() -> None:
-    text = '{"response": [39.51915036822079]}'  # shared.scoring.realtime's own float formatting, not json.dumps'
+    text = '{"response": [39.51915036822079]}'  # shared.web.realtime's own float formatting, not json.dumps'
     response = json_response(text, headers={"X-Model-Version": "height-weight@1"})
     assert response.status_code == 200
     assert response.get_body().decode() == text
@@ -37,3 +39,14 @@ def test_no_trigger_module_builds_its_own_json_response() -> None:
         if path.name != "http.py" and 'mimetype="application/json"' in path.read_text()
     ]
     assert others == []
+
+
+def test_no_trigger_module_answers_an_error_status_itself() -> None:
+    # Every 4xx/5xx goes through error_response (shared.web.answers): one status and one wording per kind of error.
+    found = [
+        f"{path.name}: {match.group(0)}"
+        for path in TRIGGERS.glob("*.py")
+        if path.name != "http.py"
+        for match in re.finditer(r"(status_code=|json_response\([^\n]*, )[45][0-9][0-9]\b", path.read_text())
+    ]
+    assert found == []

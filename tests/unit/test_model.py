@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import subprocess
 import sys
@@ -13,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from azure.storage.blob import BlobServiceClient
-from onnx import numpy_helper
 
 from devhost.azurite import Azurite
 from shared import settings
@@ -30,6 +27,7 @@ from shared.scoring.model import (
     load_model_dir,
     parse_blob_url,
 )
+from tests.helpers.model import edit_card, scale_coefficient
 from training.train import train
 
 SHIPPED = Path(settings.DEFAULT_MODEL_URI)
@@ -48,22 +46,6 @@ def model_dir(tmp_path: Path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(SHIPPED, target)
     return target
-
-
-def edit_card(directory: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    card = json.loads((directory / CARD_FILE).read_text())
-    change(card)
-    (directory / CARD_FILE).write_text(json.dumps(card))
-
-
-def scale_coefficient(directory: Path, factor: float) -> None:
-    """Re-export the ONNX with a different slope, as a retrained or corrupted model would have."""
-    model = onnx.load(str(directory / ONNX_FILE))
-    for index, tensor in enumerate(model.graph.initializer):
-        if tensor.name == "coef":
-            changed = numpy_helper.from_array(numpy_helper.to_array(tensor) * factor, tensor.name)
-            model.graph.initializer[index].CopyFrom(changed)
-    onnx.save(model, str(directory / ONNX_FILE))
 
 
 # --- the shipped model ---------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ import azure.functions as func
 import numpy as np
 import pytest
 
-from shared.errors import InputError
-from shared.scoring import realtime
+from shared.errors import InputError, PayloadTooLargeError, RequestFieldError
 from shared.scoring.model import clear_model_cache, load_model
+from shared.web import realtime
+from shared.web.answers import error_answer
 from triggers import model_http
 
 FEATURES = ("height",)
@@ -69,30 +70,40 @@ def test_weight_query_accepts_one_or_several_heights_in_order(query: str, height
 
 
 @pytest.mark.parametrize(
-    ("query", "fragment"),
+    ("query", "field", "message"),
     [
-        ("", "query parameter 'height' is missing"),
-        ("code=abc", "query parameter 'height' is missing"),
-        ("Height=138", "query parameter 'height' is missing"),
-        ("height=", "query parameter 'height': empty value"),
-        ("height=abc", "expected a finite number such as 138, got 'abc'"),
-        ("height=nan", "got 'nan'"),
-        ("height=inf", "got 'inf'"),
-        ("height=-Infinity", "got '-Infinity'"),
-        ("height=1e999", "'1e999' is out of range"),
-        ("height=0x10", "got '0x10'"),
-        ("height=1_000", "got '1_000'"),
-        ("height=138cm", "got '138cm'"),
-        ("height=150,,180", "query parameter 'height' (value 2): empty value"),
-        ("height=150&height=x", "query parameter 'height' (value 2): expected a finite number"),
-        ("height=" + ",".join(["1"] * (realtime.MAX_ROWS + 1)), f"at most {realtime.MAX_ROWS} per request"),
+        (
+            "",
+            "height",
+            "height: missing; expected e.g. ?height=138 (several: ?height=150&height=180 or ?height=150,180)",
+        ),
+        ("code=abc", "height", "height: missing; expected e.g. ?height=138"),
+        ("Height=138", "height", "height: missing"),
+        ("height=", "height", "height: expected a number such as 138, got an empty value"),
+        ("height=abc", "height", 'height: expected a number such as 138, got "abc"'),
+        ("height=nan", "height", 'got "nan"'),
+        ("height=inf", "height", 'got "inf"'),
+        ("height=-Infinity", "height", 'got "-Infinity"'),
+        ("height=1e999", "height", 'an exponent of at most 99, got "1e999" (out of range)'),
+        ("height=1e100", "height", 'got "1e100" (out of range)'),
+        ("height=0x10", "height", 'got "0x10"'),
+        ("height=1_000", "height", 'got "1_000"'),
+        ("height=138cm", "height", 'got "138cm"'),
+        ("height=150,,180", "height[1]", "height[1]: expected a number such as 138, got an empty value"),
+        ("height=150&height=x", "height[1]", 'height[1]: expected a number such as 138, got "x"'),
+        (
+            "height=" + ",".join(["1"] * (realtime.MAX_ROWS + 1)),
+            "height",
+            f"height: expected at most {realtime.MAX_ROWS} rows (upload a CSV for batch scoring), got 10001",
+        ),
     ],
 )
-def test_weight_query_rejects_bad_input_naming_the_field(query: str, fragment: str) -> None:
-    with pytest.raises(InputError) as caught:
+def test_weight_query_rejects_bad_input_naming_the_field(query: str, field: str, message: str) -> None:
+    with pytest.raises(RequestFieldError) as caught:
         realtime.parse_weight_query(f"http://h/api/weight?{query}")
-    assert fragment in str(caught.value)
-    assert realtime.error_status(caught.value) == 400
+    assert caught.value.field == field
+    assert message in str(caught.value)
+    assert error_answer(caught.value).status == 400
 
 
 # --- POST /api/score body parsing -------------------------------------------------------------------------
@@ -127,52 +138,54 @@ TOO_MANY_CSV = ("height\n" + "1\n" * (realtime.MAX_ROWS + 1)).encode()
 @pytest.mark.parametrize(
     ("body", "content_type", "fragment"),
     [
-        (b"", "application/json", "empty body: expected JSON such as"),
-        (b"  \n ", None, "empty body"),
-        (b"{not json", "application/json", "body is not valid JSON"),
-        (b"\xff\xfe", "application/json", "body is not valid JSON"),
-        (b"[1, 2]", "application/json", "field 'rows' is missing"),
-        (b'{"row": []}', "application/json", "field 'rows' is missing"),
-        (b'{"rows": {"height": 1}}', "application/json", "field 'rows': expected a non-empty list"),
-        (b'{"rows": []}', "application/json", "field 'rows': expected a non-empty list"),
-        (b'{"rows": [138]}', "application/json", "rows[0]: expected an object"),
-        (
-            b'{"rows": [{"height": 1}, {"weight": 2}]}',
-            None,
-            "rows[1].height is missing: expected a finite number",
-        ),
+        (b"", "application/json", "rows: missing; expected an array of objects"),
+        (b"  \n ", None, "rows: missing"),
+        (b"{not json", "application/json", 'body: expected JSON such as {"rows": [{"height": 138}]} (or send'),
+        (b"\xff\xfe", "application/json", "body: expected UTF-8 JSON such as"),
+        (b"[1, 2]", "application/json", "body: expected a JSON object, got an array"),
+        (b'{"row": []}', "application/json", "rows: missing; expected an array of objects"),
+        (b'{"rows": {"height": 1}}', "application/json", "rows: expected an array of objects, got an object"),
+        (b'{"rows": []}', "application/json", "rows: expected at least one item (or leave the field out)"),
+        (b'{"rows": [138]}', "application/json", 'rows[0]: expected a JSON object such as {"height": 138}, got 138'),
+        (b'{"rows": [{"height": 1}, {"weight": 2}]}', None, "rows[1].height: missing; expected a finite number"),
         (b'{"rows": [{"height": "138"}]}', None, 'rows[0].height: expected a finite number, got "138"'),
         (b'{"rows": [{"height": true}]}', None, "rows[0].height: expected a finite number, got true"),
         (b'{"rows": [{"height": null}]}', None, "rows[0].height: expected a finite number, got null"),
-        (b'{"rows": [{"height": NaN}]}', None, "body contains NaN"),
-        (b'{"rows": [{"height": -Infinity}]}', None, "body contains -Infinity"),
-        (b'{"rows": [{"height": 1e999}]}', None, "rows[0].height: 1e999 is out of range"),
-        (b'{"rows": [{"height": 1' + b"0" * 400 + b"}]}", None, "rows[0].height: 1000"),
-        (TOO_MANY_JSON, None, f"field 'rows': {realtime.MAX_ROWS + 1} rows, at most {realtime.MAX_ROWS}"),
-        (b"id,weight\n1,2\n", "text/csv", "CSV header ['id', 'weight'] lacks column 'height'"),
-        (b" , \n", "text/csv", "CSV body has no header row"),
-        (b"height\n", "text/csv", "CSV body has a header but no rows"),
-        (b"height,height\n1,2\n", "text/csv", "names column 'height' twice"),
-        (b"id,height\n1,138\n2,abc\n", "text/csv", "CSV row 2, column 'height': expected a finite number"),
-        (b"id,height\n1,nan\n", "text/csv", "CSV row 1, column 'height': expected a finite number"),
-        (b"id,height\n1,\n", "text/csv", "CSV row 1, column 'height': empty value"),
-        (b"id,height\n1\n", "text/csv", "CSV row 1 has 1 fields, expected 2"),
-        (b"height\n\xff\n", "text/csv", "CSV body is not UTF-8"),
-        (TOO_MANY_CSV, "text/csv", f"CSV body: {realtime.MAX_ROWS + 1} rows, at most {realtime.MAX_ROWS}"),
+        (b'{"rows": [{"height": NaN}]}', None, "rows[0].height: expected a finite number, got NaN"),
+        (b'{"rows": [{"height": -Infinity}]}', None, "rows[0].height: expected a finite number, got -Infinity"),
+        (b'{"rows": [{"height": 1e999}]}', None, "rows[0].height: expected a finite number, got 1e999"),
+        (b'{"rows": [{"height": 1' + b"0" * 400 + b"}]}", None, "rows[0].height: expected a finite number, got an"),
+        (TOO_MANY_JSON, None, f"rows: expected at most {realtime.MAX_ROWS} rows (upload a CSV for batch scoring)"),
+        (
+            b"id,weight\n1,2\n",
+            "text/csv",
+            "body: expected a CSV header naming column 'height' once, got ['id', 'weight']",
+        ),
+        (b" , \n", "text/csv", "body: expected a CSV header such as 'height'"),
+        (b"height\n", "text/csv", "body: expected one CSV row per prediction after the header, got none"),
+        (b"height,height\n1,2\n", "text/csv", "naming column 'height' once, got ['height', 'height']"),
+        (b"id,height\n1,138\n2,abc\n", "text/csv", "CSV row 2, column 'height': expected a number such as 138"),
+        (b"id,height\n1,nan\n", "text/csv", "CSV row 1, column 'height': expected a number such as 138, got \"nan\""),
+        (b"id,height\n1,\n", "text/csv", "CSV row 1, column 'height': expected a number such as 138, got an empty"),
+        (b"id,height\n1\n", "text/csv", "CSV row 1: expected 2 fields like the header, got 1"),
+        (b"height\n\xff\n", "text/csv", "body: expected UTF-8 CSV text, got a byte 0xff"),
+        (TOO_MANY_CSV, "text/csv", f"body: expected at most {realtime.MAX_ROWS} rows"),
     ],
 )
 def test_score_body_rejects_bad_input_with_a_400_message(body: bytes, content_type: str | None, fragment: str) -> None:
     with pytest.raises(InputError) as caught:
         realtime.parse_score_body(body, content_type, FEATURES, 10 * MAX)
     assert fragment in str(caught.value)
-    assert realtime.error_status(caught.value) == 400
+    assert error_answer(caught.value).status == 400
 
 
 def test_body_over_the_limit_is_413_before_parsing() -> None:
-    with pytest.raises(realtime.PayloadTooLargeError) as caught:
+    with pytest.raises(PayloadTooLargeError) as caught:
         realtime.parse_score_body(b"x" * 101, "application/json", FEATURES, 100)
-    assert realtime.error_status(caught.value) == 413
-    assert "101 bytes is larger than the limit of 100 bytes (SCORE_MAX_BODY_BYTES)" in str(caught.value)
+    assert error_answer(caught.value).status == 413
+    assert str(caught.value) == (
+        "body: expected at most 100 bytes (SCORE_MAX_BODY_BYTES; upload large files for batch scoring), got 101"
+    )
 
 
 def test_csv_answer_echoes_input_columns_and_replaces_an_old_prediction_column() -> None:
@@ -227,7 +240,7 @@ def test_realtime_prints_the_same_digits_as_a_whole_column_prediction(functions)
 
 @pytest.mark.parametrize(
     ("query", "fragment"),
-    [("", "query parameter 'height' is missing"), ("height=abc", "got 'abc'"), ("height=NaN", "got 'NaN'")],
+    [("", "height: missing; expected e.g. ?height=138"), ("height=abc", 'got "abc"'), ("height=NaN", 'got "NaN"')],
 )
 def test_weight_bad_input_is_a_400_json_error(functions, query: str, fragment: str) -> None:
     response = get_weight(functions, query)
@@ -258,10 +271,10 @@ def test_score_csv_answers_csv_with_the_prediction_column(functions) -> None:
 @pytest.mark.parametrize(
     "case",
     [
-        (b"", "application/json", 400, "empty body"),
+        (b"", "application/json", 400, "rows: missing"),
         (b'{"rows": [{"height": "x"}]}', "application/json", 400, "rows[0].height: expected a finite number"),
-        (b"weight\n1\n", "text/csv", 400, "lacks column 'height'"),
-        (b'{"rows": [' + b'{"height": 1},' * 40 + b'{"height": 1}]}', "application/json", 413, "larger than"),
+        (b"weight\n1\n", "text/csv", 400, "naming column 'height' once"),
+        (b'{"rows": [' + b'{"height": 1},' * 40 + b'{"height": 1}]}', "application/json", 413, "at most 500 bytes"),
     ],
 )
 def test_score_bad_input_is_a_json_error(functions, monkeypatch, case) -> None:

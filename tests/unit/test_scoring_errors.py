@@ -13,6 +13,8 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared import blobs
+from shared.errors import ScoringError
+from shared.scoring.chunk_scoring import plan_scoring
 from shared.scoring.error_document import header_hint, remove_error_document, write_error_document
 from shared.scoring.payloads import ScoringRequest
 
@@ -99,3 +101,19 @@ def test_a_deleted_input_gets_no_document(env: dict[str, str]) -> None:
     blobs.delete_blob(INPUT, name, env)
     assert write_error_document(request, "gone", container=ERRORS, expected="", env=env) == ""
     assert _document(env, name) is None
+
+
+def test_a_file_named_with_a_line_break_is_refused_and_its_document_can_be_found(env: dict[str, str]) -> None:
+    """Issue 19: Azurite stores such a name, Azure Storage refuses it. The planner refuses it by name, and the
+    document goes to the name with the control characters percent-encoded (writable and findable anywhere)."""
+    stem = uuid.uuid4().hex[:8]
+    name = f"{stem}/cr\r\nlf.csv"
+    request = _upload(env, name, b"height\n170\n")
+    with pytest.raises(ScoringError, match=r"contains the control character U\+000D \(carriage return\)"):
+        plan_scoring(request, chunk_bytes=1024, output_container="predictions", errors_container=ERRORS, env=env)
+    written = write_error_document(request, "refused", container=ERRORS, expected="a name", env=env)
+    assert written == f"{ERRORS}/{stem}/cr%0D%0Alf.csv.error.json"
+    document = json.loads(blobs.read_blob(ERRORS, f"{stem}/cr%0D%0Alf.csv.error.json", env))
+    assert document["blob"] == f"{INPUT}/{name}" and document["header"] == "height"
+    remove_error_document(request, container=ERRORS, env=env)  # a later success finds it by the same name
+    assert blobs.find_blob(ERRORS, f"{stem}/cr%0D%0Alf.csv.error.json", env) is None

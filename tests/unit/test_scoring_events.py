@@ -7,9 +7,9 @@ import pytest
 from shared.errors import InputError
 from shared.scoring.events import (
     account_of,
+    control_character_reason,
     ignore_reason,
     parse_blob_created,
-    parse_scoring_body,
     scoring_instance_id,
 )
 
@@ -95,17 +95,32 @@ def test_account_of_blob_urls(url: str, account: str) -> None:
     assert account_of(url) == account
 
 
+@pytest.mark.parametrize("name", ["cr\r\nlf.csv", "dir/line\nbreak.csv", "lone\rcr.csv", "tab\tin.csv"])
+def test_a_blob_named_with_line_breaks_keeps_its_exact_name(name: str) -> None:
+    """Issue 19: such an event was dropped as malformed (`.` matched no line break), so nothing said why the file
+    was never scored; its run now starts and fails saying why (shared/scoring/chunk_scoring.plan_scoring)."""
+    e = event(name)
+    blob = parse_blob_created("id-1", "Microsoft.Storage.BlobCreated", str(e["subject"]), e["data"])
+    assert blob is not None and blob.name == name and blob.container == "incoming"
+    assert ignore_reason(blob, "incoming") is None
+
+
 @pytest.mark.parametrize(
-    ("body", "fragment"),
+    ("name", "fragment"),
     [
-        (b"", "body is empty"),
-        (b"[1]", "JSON object"),
-        (b'{"container": "incoming"}', "field 'name'"),
-        (b'{"container": "incoming", "name": "a.csv", "force": "yes"}', "'force'"),
-        (b'{"container": "incoming", "name": "a.csv", "extra": 1}', "unknown field"),
-        (b'{"container": "incoming", "name": "x/../y.csv"}', "'..' path segment"),
+        ("cr\r\nlf.csv", "U+000D (carriage return) at position 2"),
+        ("dir/line\nbreak.csv", "U+000A (line feed) at position 8"),
+        ("bell\x07.csv", "U+0007 at position 4"),
+        ("c1\x85.csv", "U+0085 at position 2"),
     ],
 )
-def test_scoring_body_errors_name_the_field(body: bytes, fragment: str) -> None:
-    with pytest.raises(InputError, match=fragment):
-        parse_scoring_body(body)
+def test_control_characters_in_a_blob_name_are_named_with_what_to_do(name: str, fragment: str) -> None:
+    found = control_character_reason(name)
+    assert found is not None and fragment in found
+    assert repr(name) in found and "\n" not in found and "\r" not in found  # quoted: one line in any log
+    assert "upload the file again under a name without them" in found
+
+
+def test_ordinary_names_have_no_control_characters() -> None:
+    assert control_character_reason("dir/My File (2).CSV") is None
+    assert control_character_reason("données/été 日本.csv") is None

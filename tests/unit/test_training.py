@@ -11,7 +11,7 @@ import pytest
 
 from shared import settings
 from shared.scoring.model import CARD_FILE, ONNX_FILE, load_model_dir
-from tests.unit.test_model import edit_card, scale_coefficient
+from tests.helpers.model import edit_card, scale_coefficient
 from training.__main__ import main
 from training.sample_data import generate_csv
 

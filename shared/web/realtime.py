@@ -1,5 +1,6 @@
 """Real-time scoring requests and answers as pure functions: query strings and bodies in, feature columns out;
-predictions in, response bodies out. Bad input raises InputError naming the field and what was expected.
+predictions in, response bodies out. Bad input raises InputError naming the field and what was expected, in the
+contract's one wording (shared.web.contract).
 
 Contracts:
 - `GET /api/weight?height=138` -> `{"response": [39.519...]}`; several heights as repeated parameters
@@ -10,7 +11,8 @@ Contracts:
   shape as batch scoring's output; send `Accept: application/json` to get the JSON answer instead.
   Any other or missing content type is read as JSON.
 - Numbers are printed with Python's shortest round-trip repr, so real-time and batch scoring print the
-  same digits for the same input (the model runs in float64 end to end).
+  same digits for the same input (the model runs in float64 end to end); both read numbers with the batch
+  scorer's parser (shared.scoring.numbers).
 """
 
 from __future__ import annotations
@@ -27,19 +29,15 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import numpy.typing as npt
 
-from shared import json_body
-from shared.errors import InputError, RequestFieldError
+from shared.errors import InputError, PayloadTooLargeError, RequestFieldError
+from shared.web import contract
 
 HEIGHT = "height"
 # One request is for a person or a form, not a file: above this, use batch scoring (upload the CSV).
-MAX_ROWS = 10_000
+MAX_ROWS = contract.MAX_ROWS
 JSON_EXAMPLE = '{"rows": [{"height": 138}]}'
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class PayloadTooLargeError(InputError):
-    """The body is larger than SCORE_MAX_BODY_BYTES (answered 413)."""
 
 
 @dataclass(frozen=True)
@@ -56,19 +54,11 @@ class ScoreRequest:
         return self.csv_header is not None
 
 
-def error_status(err: InputError) -> int:
-    return 413 if isinstance(err, PayloadTooLargeError) else 400
-
-
-def error_body(message: str, field: str | None = None) -> str:
-    """The JSON error answer; `field` names the body field or query parameter at fault when known."""
-    return json.dumps({"error": message} if field is None else {"error": message, "field": field})
-
-
-def parse_numbers(texts: Sequence[str], where: Callable[[int], str]) -> FloatArray:
+def parse_numbers(texts: Sequence[str], where: Callable[[int], str], *, is_field: bool = False) -> FloatArray:
     """Finite numbers from texts by the batch scorer's own parser (shared.scoring.numbers: ASCII decimals only).
 
-    InputError for the first refused value, named by `where(index)`.
+    InputError for the first refused value, named by `where(index)` (a RequestFieldError when that is a field's
+    path, such as `height[1]`).
     """
     from shared.scoring.numbers import OK, describe
     from shared.scoring.numbers import parse_numbers as parse
@@ -77,28 +67,28 @@ def parse_numbers(texts: Sequence[str], where: Callable[[int], str]) -> FloatArr
     bad = np.flatnonzero(parsed.problems != OK)
     if len(bad):
         i = int(bad[0])
-        raise InputError(describe(int(parsed.problems[i]), parsed.texts[i], where(i)))
+        message = describe(int(parsed.problems[i]), parsed.texts[i], where(i))
+        raise RequestFieldError(where(i), message) if is_field else InputError(message)
     return np.asarray(parsed.values, dtype=np.float64)
 
 
 def _check_rows(rows: int, where: str, max_rows: int) -> None:
     if rows > max_rows:
-        raise InputError(f"{where}: {rows} rows, at most {max_rows} per request (upload a CSV for batch scoring)")
+        raise RequestFieldError(
+            where, f"{where}: expected at most {max_rows} rows (upload a CSV for batch scoring), got {rows}"
+        )
 
 
 def parse_weight_query(url: str, max_rows: int = MAX_ROWS) -> FloatArray:
-    """Heights of `/api/weight?height=...`, from the URL (HttpRequest.params keeps one)."""
+    """Heights of `/api/weight?height=...`, from the URL (HttpRequest.params keeps only one of repeated values)."""
     pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
     raw = [value for key, value in pairs if key == HEIGHT]
     if not raw:
-        raise InputError(
-            f"query parameter {HEIGHT!r} is missing: expected e.g. ?height=138 "
-            "(several: ?height=150&height=180 or ?height=150,180)"
-        )
+        raise contract.missing(HEIGHT, "e.g. ?height=138 (several: ?height=150&height=180 or ?height=150,180)")
     items = [item for value in raw for item in value.split(",")]
-    _check_rows(len(items), f"query parameter {HEIGHT!r}", max_rows)
-    where = f"query parameter {HEIGHT!r}"
-    return parse_numbers(items, lambda i: where if len(items) == 1 else f"{where} (value {i + 1})")
+    _check_rows(len(items), HEIGHT, max_rows)
+    # The batch grammar on each value is exactly the document's pattern (contract.HEIGHTS_PATTERN) on each parameter.
+    return parse_numbers(items, lambda i: HEIGHT if len(items) == 1 else f"{HEIGHT}[{i}]", is_field=True)
 
 
 def weight_body(predictions: FloatArray) -> str:
@@ -115,11 +105,9 @@ def parse_score_body(
     """Feature columns of a `/api/score` body (JSON rows or CSV), checked before anything is scored."""
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
-            f"body of {len(body)} bytes is larger than the limit of {max_bytes} bytes "
-            "(SCORE_MAX_BODY_BYTES); upload large files for batch scoring"
+            f"body: expected at most {max_bytes} bytes (SCORE_MAX_BODY_BYTES; upload large files for batch "
+            f"scoring), got {len(body)}"
         )
-    if not body.strip():
-        raise InputError(f"empty body: expected JSON such as {JSON_EXAMPLE} or a text/csv body with a header row")
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type in ("text/csv", "application/csv"):
         return _parse_csv(body, features, max_rows)
@@ -127,26 +115,14 @@ def parse_score_body(
 
 
 def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreRequest:
-    try:
-        # Number extremes (NaN, 1e400, integers past Python's digit limit) raise InputError naming the field.
-        data = json_body.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(
-            f"body is not valid JSON ({err}): expected {JSON_EXAMPLE}, or send Content-Type: text/csv"
-        ) from None
-    except RecursionError:
-        # json.loads recurses per nesting level: a deeply nested body must be a 400, not a crash.
-        raise InputError(f"body is nested too deeply: expected {JSON_EXAMPLE}") from None
-    if not isinstance(data, dict) or "rows" not in data:
-        raise RequestFieldError("rows", f"field 'rows' is missing: expected a JSON object such as {JSON_EXAMPLE}")
-    rows = data["rows"]
-    if not isinstance(rows, list) or not rows:
-        raise RequestFieldError("rows", f"field 'rows': expected a non-empty list of objects such as {JSON_EXAMPLE}")
-    _check_rows(len(rows), "field 'rows'", max_rows)
-    # Each row against the model that is also the OpenAPI schema (pydantic, imported on the first request).
-    from shared.web.contract import ScoreBody, validate
+    from shared.web.inputs import json_object
 
-    validated = validate(ScoreBody, data, "colon").rows
+    data = json_object(body, f"{JSON_EXAMPLE} (or send Content-Type: text/csv)")
+    if isinstance(data, dict) and isinstance(data.get("rows"), list):
+        _check_rows(len(data["rows"]), "rows", max_rows)
+    # Each row against the model that is also the OpenAPI schema (pydantic, imported on the first request).
+    validated = contract.validate(contract.ScoreBody, data).rows
+    rows: list[dict[str, Any]] = data["rows"]
     values = np.empty((len(features), len(rows)), dtype=np.float64)
     for j, feature in enumerate(features):
         if feature == HEIGHT:  # checked by the model: finite, a number
@@ -155,22 +131,20 @@ def _parse_json(body: bytes, features: Sequence[str], max_rows: int) -> ScoreReq
         # A model card may name features beyond the schema's height: those are checked here.
         for i, row in enumerate(rows):
             if feature not in row:
-                raise RequestFieldError(
-                    f"rows[{i}].{feature}", f"rows[{i}].{feature} is missing: expected a finite number"
-                )
+                raise contract.missing(f"rows[{i}].{feature}", "a finite number")
             values[j, i] = _json_number(row[feature], f"rows[{i}].{feature}")
     return ScoreRequest({feature: values[j] for j, feature in enumerate(features)}, len(rows))
 
 
 def _json_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RequestFieldError(where, f"{where}: expected a finite number, got {json.dumps(value)}")
+        raise contract.refuse(where, "a finite number", value)
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
-    if not math.isfinite(number):
-        raise RequestFieldError(where, f"{where}: {value!r} is out of range, expected a finite number")
+    if not math.isfinite(number) or abs(value) > contract.MAX_FLOAT:  # an integer is compared exactly
+        raise RequestFieldError(where, f"{where}: expected a finite number, got {contract.shown(value)}")
     return number
 
 
@@ -178,27 +152,31 @@ def _parse_csv(body: bytes, features: Sequence[str], max_rows: int) -> ScoreRequ
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise InputError(f"CSV body is not UTF-8 text: {err}") from None
+        raise RequestFieldError(
+            "body", f"body: expected UTF-8 CSV text, got a byte {body[err.start]:#04x} that is not UTF-8"
+        ) from None
     try:
-        lines = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+        lines = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
     except csv.Error as err:
-        raise InputError(f"CSV body is malformed: {err}") from None
+        raise RequestFieldError("body", f"body: expected CSV text, got text that is not CSV ({err})") from None
     if not lines:
-        raise InputError("CSV body has no header row: expected a header such as 'height' and one row per prediction")
+        raise RequestFieldError(
+            "body", "body: expected a CSV header such as 'height' and one row per prediction, got none"
+        )
     header = tuple(cell.strip() for cell in lines[0])
     data = lines[1:]
     for feature in features:
-        if feature not in header:
-            raise InputError(f"CSV header {list(header)} lacks column {feature!r}: expected a header such as 'height'")
-        if header.count(feature) > 1:
-            raise InputError(f"CSV header {list(header)} names column {feature!r} twice")
+        if header.count(feature) != 1:
+            raise RequestFieldError(
+                "body", f"body: expected a CSV header naming column {feature!r} once, got {list(header)}"
+            )
     if not data:
-        raise InputError("CSV body has a header but no rows: expected one row per prediction")
-    _check_rows(len(data), "CSV body", max_rows)
+        raise RequestFieldError("body", "body: expected one CSV row per prediction after the header, got none")
+    _check_rows(len(data), "body", max_rows)
     indexes = [header.index(feature) for feature in features]
     for i, row in enumerate(data):
         if len(row) != len(header):
-            raise InputError(f"CSV row {i + 1} has {len(row)} fields, expected {len(header)} like the header")
+            raise InputError(f"CSV row {i + 1}: expected {len(header)} fields like the header, got {len(row)}")
     columns: dict[str, FloatArray] = {}
     for feature, index in zip(features, indexes, strict=True):
         columns[feature] = parse_numbers([row[index] for row in data], _csv_cell(feature))

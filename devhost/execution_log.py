@@ -1,0 +1,79 @@
+"""The Functions host's execution log lines, as Core Tools prints them for every invocation.
+
+    Executing 'Functions.hello_orchestrator' (Reason='(null)', Id=21fa0dea-...)
+    Executed 'Functions.hello_orchestrator' (Succeeded, Id=21fa0dea-..., Duration=46ms)
+
+(the host's FunctionExecutor; the Durable triggers give no reason, hence '(null)', as in the Core Tools output quoted
+in Azure/azure-functions-durable-python#496). A failed invocation logs `(Failed, ...)` followed by the worker's
+`Result: Failure / Exception: <Type>: <message> / Stack: <frames>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+log = logging.getLogger("devhost.functions")
+
+DURABLE_REASON = "(null)"
+
+
+@dataclass
+class Invocation:
+    """One logged execution: its id, and whether it failed without raising (an orchestrator's failure is df's
+    answer, not an exception through here)."""
+
+    function: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    failure: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def fail(self, text: str) -> None:
+        self.failure = text
+
+    @property
+    def duration_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+
+def failure_text(err: BaseException) -> str:
+    """What the worker reports of an exception: `Result: Failure`, the exception and its stack."""
+    stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()
+    return f"Result: Failure\nException: {type(err).__name__}: {err}\nStack: {stack}"
+
+
+@contextmanager
+def execution(function: str, reason: str = DURABLE_REASON) -> Iterator[Invocation]:
+    """Logs `Executing` before and `Executed (Succeeded|Failed)` after the block; a raised exception is logged with
+    its failure text and raised again."""
+    invocation = Invocation(function)
+    log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function, reason, invocation.id)
+    try:
+        yield invocation
+    except BaseException as err:
+        _executed(invocation, failure_text(err))
+        raise
+    _executed(invocation, invocation.failure)
+
+
+def _executed(invocation: Invocation, failure: str | None) -> None:
+    if failure is None:
+        log.info(
+            "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
+            invocation.function,
+            invocation.id,
+            invocation.duration_ms,
+        )
+        return
+    log.error(
+        "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n%s",
+        invocation.function,
+        invocation.id,
+        invocation.duration_ms,
+        failure,
+    )

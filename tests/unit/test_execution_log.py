@@ -1,0 +1,27 @@
+"""Every invocation is logged as Core Tools logs it (the output quoted in azure-functions-durable-python#496)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from devhost.execution_log import execution
+
+
+def test_a_success_and_a_failure_are_logged_with_id_duration_and_the_exception(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="devhost.functions")
+    with execution("say_hello"):
+        pass
+    with pytest.raises(ValueError), execution("raise_exception"):
+        raise ValueError("This activity failed")
+    lines = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(r"Executing 'Functions.say_hello' \(Reason='\(null\)', Id=[0-9a-f-]{36}\)", lines[0])
+    assert re.fullmatch(r"Executed 'Functions.say_hello' \(Succeeded, Id=[0-9a-f-]{36}, Duration=\d+ms\)", lines[1])
+    failed = lines[3].splitlines()
+    assert re.fullmatch(r"Executed 'Functions.raise_exception' \(Failed, Id=[0-9a-f-]{36}, Duration=\d+ms\)", failed[0])
+    assert failed[1:3] == ["Result: Failure", "Exception: ValueError: This activity failed"]
+    assert failed[3].startswith("Stack: ")
