@@ -229,7 +229,7 @@ def reserve_shared_writes(container: str, subscription: str, writes: int, now: f
 
     name = shared_bucket_blob(subscription)
     for _ in range(SHARED_BUCKET_ATTEMPTS):
-        found = blobs.read_with_etag(container, name)
+        found = blobs.read_blob_etag(container, name)
         state: Any = None
         if found is not None:
             try:
@@ -268,7 +268,7 @@ def remember_limits(container: str, subscription: str, now: float | None = None)
     if not bucket.answered:
         return
     name = shared_bucket_blob(subscription)
-    found = blobs.read_with_etag(container, name)
+    found = blobs.read_blob_etag(container, name)
     try:
         state = json.loads(found[0]) if found is not None else {}
     except ValueError:

@@ -50,7 +50,8 @@ class LedgerItem(Payload):
     action: str = "none"  # stop | start | none: what the run sends to ARM
     vm_size: str | None = None
     schedule: str | None = None  # the value of the schedule tag (savings: hours until the schedule's next start)
-    created_by: str | None = None  # who created the instance (the heads-up notice's fallback recipient)
+    created_by: dict[str, str] | None = None  # ARM's createdBy (the heads-up notice's fallback recipient)
+    tags: dict[str, str] = field(default_factory=dict)  # the instance's tags (the owner tag of the heads-up notice)
     boundary: str | None = None  # reconcile: the schedule boundary this action is for
     due_at: str | None = None  # when it may be sent (the heads-up notice moves it later)
     status: str = "planned"
@@ -149,7 +150,7 @@ class LedgerStore:
     def read(self, blob: str) -> Ledger | None:
         from shared import blobs
 
-        found = blobs.read_with_etag(self.container, blob)
+        found = blobs.read_blob_etag(self.container, blob)
         if found is None:
             return None
         self.etags[blob] = found[1]

@@ -306,7 +306,7 @@ def update_state(
 
     name = state_blob(workspace)
     for _ in range(UPDATE_ATTEMPTS):
-        found = blobs.read_with_etag(container, name)
+        found = blobs.read_blob_etag(container, name)
         read = read_state(found[0] if found else None, workspace, at, default_after)
         result, changed = change(read)
         if not (changed and write):
@@ -336,7 +336,7 @@ def config_error_is_new(container: str, text: str, error: str, at: datetime) -> 
     from shared.errors import OutputChangedError
 
     digest = config_hash(text)
-    found = blobs.read_with_etag(container, CONFIG_BLOB)
+    found = blobs.read_blob_etag(container, CONFIG_BLOB)
     if found is not None:
         try:
             if json.loads(found[0]).get("hash") == digest:
@@ -357,12 +357,12 @@ def load_state(container: str, workspace: str, at: datetime, default_after: date
     """The workspace's state as it is now, repaired in memory only (the run that claims writes repairs back)."""
     from shared import blobs
 
-    found = blobs.read_with_etag(container, state_blob(workspace))
+    found = blobs.read_blob_etag(container, state_blob(workspace))
     return read_state(found[0] if found else None, workspace, at, default_after)
 
 
 def load_legacy_default(container: str, at: datetime) -> tuple[datetime, str | None]:
     from shared import blobs
 
-    found = blobs.read_with_etag(container, LEGACY_BLOB)
+    found = blobs.read_blob_etag(container, LEGACY_BLOB)
     return legacy_default(found[0] if found else None, at)

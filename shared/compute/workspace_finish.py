@@ -63,7 +63,7 @@ def _prices(sizes: Sequence[str]) -> tuple[dict[str, Any], str | None]:
         found = prices(sizes)
     except SettingsError as err:  # a malformed PRICE_OVERRIDES: the report says so, the run goes on
         log.error("no prices: %s", err)
-        return {}, str(err)
+        return dict.fromkeys(sizes, str(err)), str(err)  # each instance says why
     return {size: p if isinstance(p, str) else p.to_dict() for size, p in found.items()}, None
 
 

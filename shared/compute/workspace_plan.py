@@ -77,7 +77,8 @@ def _item(instance: ComputeInstance, decision: str, reason: str, action: str, sc
         action=action,
         vm_size=instance.size,
         schedule=schedule,
-        created_by=getattr(instance, "created_by", None),
+        created_by=instance.created_by,
+        tags=dict(instance.tags),
         last_state=instance.state,
     )
     if action == "none":
