@@ -232,8 +232,8 @@ def test_a_malformed_schedules_setting_or_an_unlisted_workspace_is_said_on_the_p
 
 def test_a_run_that_repaired_the_reconcilers_progress_or_met_a_malformed_schedule_says_so() -> None:
     base = _report("reconcile", "rec-2", "2026-11-29T07:00:00+00:00", [_entry("ci-a")])
-    data = {
-        **base.data,
+    head = {
+        **base.report.data,
         "state_errors": [
             {
                 "workspace": "sub/rg/ws",
@@ -242,7 +242,7 @@ def test_a_run_that_repaired_the_reconcilers_progress_or_met_a_malformed_schedul
         ],
         "schedules_error": "COMPUTE_SCHEDULES: schedule 'x', field 'periods': missing",
     }
-    report = SavedReport(base.kind, base.blob, data)
+    report = SelectedRun(SavedReport(base.report.kind, base.report.blob, head), base.instances, False)
     detail = _page([report]).split("<section id=run>")[1].split("</section>")[0]
     assert "reconcile state reports/reconcile/state/sub/rg/ws.json was damaged" in detail
     assert EVIL not in detail and "&lt;script&gt;" in detail
