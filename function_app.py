@@ -10,6 +10,7 @@ import azure.functions as func
 from activities import compute as compute_activities
 from activities import schedules as schedules_activities
 from activities import scoring as scoring_activities
+from orchestrations import compute_fanout as compute_fanout_orchestrations
 from orchestrations import reconcile as reconcile_orchestrations
 from orchestrations import scoring as scoring_orchestrations
 from orchestrations import shutdown as shutdown_orchestrations
@@ -29,6 +30,7 @@ for module in (
     schedules,
     scoring,
     shutdown,
+    compute_fanout_orchestrations,
     reconcile_orchestrations,
     scoring_orchestrations,
     shutdown_orchestrations,

@@ -1,15 +1,17 @@
-"""Compute shutdown activities: thin adapters from JSON input to shared/compute and shared/blobs."""
+"""Compute run activities (shutdown and reconcile): thin adapters from JSON input to shared/compute.
+
+Plan, step and finish one workspace on its ledger blob; assemble the run's report from the workspaces' parts.
+Each returns counts, never per-instance lists (those are in blobs).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import azure.durable_functions as df
 
 from shared import names
-from shared.settings import REPORTS_CONTAINER, Workspace
 from shared.telemetry import carrier_span
 
 bp = df.Blueprint()
@@ -17,139 +19,47 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 
-@bp.function_name(names.LIST_COMPUTE_INSTANCES)
-@bp.activity_trigger(input_name="payload", activity=names.LIST_COMPUTE_INSTANCES)
-def list_compute_instances(payload: dict[str, Any]) -> dict[str, Any]:
-    """Instances of one workspace; a failed listing is a value (reported), `retryable` for 429/5xx."""
-    workspace = str(payload["workspace"])
-    with carrier_span(names.LIST_COMPUTE_INSTANCES, payload.get("trace"), {"workspace": workspace}):
-        return _list(workspace)
+@bp.function_name(names.PLAN_COMPUTE_WORKSPACE)
+@bp.activity_trigger(input_name="payload", activity=names.PLAN_COMPUTE_WORKSPACE)
+def plan_compute_workspace(payload: dict[str, Any]) -> dict[str, Any]:
+    """List one workspace, decide per instance, write its ledger; a failed listing is a value (`retryable` for
+    429/5xx, tried again by the orchestration), so one workspace cannot fail the others."""
+    from shared.compute.workspace_plan import PlanRequest, plan_workspace
+
+    request = PlanRequest.from_dict(payload)
+    with carrier_span(names.PLAN_COMPUTE_WORKSPACE, request.trace, {"workspace": request.workspace}):
+        return plan_workspace(request).to_dict()
 
 
-def _list(workspace: str) -> dict[str, Any]:
-    from shared.arm_budget import counting
-    from shared.compute import arm
-    from shared.errors import ComputeError
+@bp.function_name(names.STEP_COMPUTE_WORKSPACE)
+@bp.activity_trigger(input_name="payload", activity=names.STEP_COMPUTE_WORKSPACE)
+def step_compute_workspace(payload: dict[str, Any]) -> dict[str, Any]:
+    """Confirm what was sent, send what is due (paced by the subscription's shared write bucket); counts and the
+    next instant a step is needed."""
+    from shared.compute.workspace_step import step_workspace
 
-    with counting() as counts:
-        try:
-            instances = arm.list_instances(Workspace.parse(workspace))
-        except arm.RetryableComputeError as err:
-            log.warning("listing %s failed, to be retried: %s", workspace, err)
-            return arm.Listing(workspace, (), str(err), True, counts.to_dict()).to_dict()
-        except ComputeError as err:
-            log.error("listing %s failed: %s", workspace, err)
-            return arm.Listing(workspace, (), str(err), False, counts.to_dict()).to_dict()
-    log.info("listed %d compute instance(s) in %s", len(instances), workspace)
-    return arm.Listing(workspace, tuple(instances), None, False, counts.to_dict()).to_dict()
+    workspace, run_id = str(payload["workspace"]), str(payload["run_id"])
+    with carrier_span(names.STEP_COMPUTE_WORKSPACE, payload.get("trace"), {"workspace": workspace}):
+        return step_workspace(run_id, workspace, payload.get("trace")).to_dict()
 
 
-ACT_THREADS = 16  # POSTs of one batch in flight at once; ARM's write bucket (paced in arm_budget) is the limit
+@bp.function_name(names.FINISH_COMPUTE_WORKSPACE)
+@bp.activity_trigger(input_name="payload", activity=names.FINISH_COMPUTE_WORKSPACE)
+def finish_compute_workspace(payload: dict[str, Any]) -> dict[str, Any]:
+    """The workspace's report entries with savings (its part of the report), the reconciler's progress, a tally."""
+    from shared.compute.workspace_finish import FinishRequest, finish_workspace
+
+    request = FinishRequest.from_dict(payload)
+    with carrier_span(names.FINISH_COMPUTE_WORKSPACE, request.trace, {"workspace": request.workspace}):
+        return finish_workspace(request).to_dict()
 
 
-@bp.function_name(names.ACT_ON_COMPUTE_INSTANCES)
-@bp.activity_trigger(input_name="batch", activity=names.ACT_ON_COMPUTE_INSTANCES)
-def act_on_compute_instances(batch: dict[str, Any]) -> dict[str, Any]:
-    """Send the stop/start POSTs of a batch (one subscription) and return at once, one outcome per item.
+@bp.function_name(names.ASSEMBLE_COMPUTE_REPORT)
+@bp.activity_trigger(input_name="payload", activity=names.ASSEMBLE_COMPUTE_REPORT)
+def assemble_compute_report(payload: dict[str, Any]) -> str | None:
+    """The report blob from the head and the parts (`container/blob`), then the run's working blobs deleted."""
+    from shared.compute.report_assembly import AssembleRequest, assemble
 
-    One activity per batch rather than per instance: the writes of a subscription share one client-side copy
-    of ARM's write bucket in one process (paced, no burst of 429s from several workers), and the
-    orchestration's history holds one event pair per batch. A 429/5xx that outlived the SDK's retries is the
-    outcome `retryable` (a value, so one instance cannot fail the batch); the orchestration re-sends it later.
-    """
-    with carrier_span(names.ACT_ON_COMPUTE_INSTANCES, batch.get("trace"), {"items": str(len(batch["items"]))}):
-        return _act(batch["items"], batch.get("trace"))
-
-
-def _act(items: list[dict[str, Any]], trace: dict[str, str] | None) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from shared.arm_budget import RequestCounts, counting
-    from shared.compute import arm
-    from shared.errors import ComputeError
-
-    def one(item: dict[str, Any]) -> tuple[arm.StopOutcome, RequestCounts]:
-        # A span per instance (stop_compute_instance / start_compute_instance), in the run's trace.
-        ids = {"workspace": str(item["workspace"]), "compute": str(item["name"])}
-        with carrier_span(f"{item['action']}_compute_instance", trace, ids), counting() as counts:
-            begin = arm.begin_stop if item["action"] == "stop" else arm.begin_start
-            try:
-                out = begin(Workspace.parse(item["workspace"]), item["name"], state=item.get("state"))
-            except arm.RetryableComputeError as err:
-                out = arm.StopOutcome("retryable", item.get("state"), str(err))
-            except ComputeError as err:
-                out = arm.StopOutcome("failed", item.get("state"), str(err))
-        log.info("%s %s in %s: %s %s", item["action"], item["name"], item["workspace"], out.status, out.message)
-        return out, counts
-
-    with ThreadPoolExecutor(min(ACT_THREADS, max(1, len(items)))) as pool:
-        done = list(pool.map(one, items))
-    requests = {"reads": sum(c.reads for _, c in done), "writes": sum(c.writes for _, c in done)}
-    return arm.ActAnswer(tuple(out for out, _ in done), requests).to_dict()
-
-
-@bp.function_name(names.READ_COMPUTE_STATES)
-@bp.activity_trigger(input_name="query", activity=names.READ_COMPUTE_STATES)
-def read_compute_states(query: dict[str, Any]) -> dict[str, Any]:
-    """States of the named instances, read by LISTING each workspace (one request per page, whatever the number
-    of instances), not one GET each. `workspaces`: {workspace: [[name, state last seen], ...]}. An instance comes
-    back only when its state changed or settled (None when it is no longer listed): the result, kept in the
-    orchestration's history, stays small."""
-    wanted = {str(ws): [(str(n), str(seen)) for n, seen in pairs] for ws, pairs in dict(query["workspaces"]).items()}
-    with carrier_span(names.READ_COMPUTE_STATES, query.get("trace"), {"workspaces": str(len(wanted))}):
-        return _read_states(wanted)
-
-
-def _read_states(wanted: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from shared.arm_budget import RequestCounts, counting
-    from shared.compute import arm
-    from shared.errors import ComputeError
-
-    def one(workspace: str) -> tuple[dict[str, Any] | str, RequestCounts]:
-        with counting() as counts:
-            try:
-                listed = {i.name.lower(): i for i in arm.list_instances(Workspace.parse(workspace))}
-            except ComputeError as err:
-                return str(err), counts
-        settled: dict[str, Any] = {}
-        for name, seen in wanted[workspace]:
-            instance = listed.get(name.lower())
-            if instance is None:
-                settled[name] = None
-            elif instance.state != seen or instance.state not in arm.TRANSITIONAL_STATES:
-                last = instance.last_operation or {}
-                settled[name] = [instance.state, last.get("operation_name"), last.get("operation_status")]
-        return settled, counts
-
-    with ThreadPoolExecutor(max(1, min(8, len(wanted)))) as pool:
-        done = dict(zip(wanted, pool.map(one, wanted), strict=True))
-    return arm.StatesView(
-        states={ws: view for ws, (view, _) in done.items() if not isinstance(view, str)},
-        errors={ws: view for ws, (view, _) in done.items() if isinstance(view, str)},
-        arm_requests={
-            "reads": sum(c.reads for _, c in done.values()),
-            "writes": sum(c.writes for _, c in done.values()),
-        },
-    ).to_dict()
-
-
-@bp.function_name(names.SAVE_SHUTDOWN_REPORT)
-@bp.activity_trigger(input_name="payload", activity=names.SAVE_SHUTDOWN_REPORT)
-def save_shutdown_report(payload: dict[str, Any]) -> str:
-    """Write the report JSON to the reports container; returns `container/blob` (a re-run overwrites it)."""
-    with carrier_span(names.SAVE_SHUTDOWN_REPORT, payload.get("trace")):
-        return _save(payload)
-
-
-def _save(payload: dict[str, Any]) -> str:
-    from shared import blobs
-
-    container = REPORTS_CONTAINER.get()
-    blob_name = str(payload["blob_name"])
-    blobs.ensure_container(container)
-    data = json.dumps(payload["report"], indent=2, sort_keys=False).encode("utf-8")
-    blobs.upload(container, blob_name, data, content_type="application/json")
-    log.info("saved shutdown report %s/%s (%d bytes)", container, blob_name, len(data))
-    return f"{container}/{blob_name}"
+    request = AssembleRequest.from_dict(payload)
+    with carrier_span(names.ASSEMBLE_COMPUTE_REPORT, request.trace, {"blob": request.blob_name or ""}):
+        return assemble(request)

@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "scoring": "benchmarks.scoring:run",
     "scoring_burst": "benchmarks.scoring_burst:run",
     "shutdown_fanout": "benchmarks.shutdown_fanout:run",
+    "fleet_scale": "benchmarks.fleet_scale:run",
 }
 
 

@@ -90,3 +90,22 @@ def reset_peak(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def reset_write_buckets(host: RunningHost, subscriptions: list[str], *, limited: bool) -> None:
+    """The app's shared copy of each subscription's ARM write bucket (reports/arm/...), set as the stand-in's own
+    buckets are between runs: full, and marked as an endpoint without limits when the stand-in does not throttle
+    (what the app learns from the first answers on a real, unchanging endpoint)."""
+    import json
+    import time
+
+    from shared.arm_budget import WRITE_CAPACITY, shared_bucket_blob
+    from tests.helpers.storage import blob_service, ensure_container
+
+    container = ensure_container(blob_service(host), "reports")
+    now = time.time()
+    for subscription in subscriptions:
+        state: dict[str, float] = {"tokens": WRITE_CAPACITY, "at": now}
+        if not limited:
+            state["unlimited_at"] = now
+        container.upload_blob(shared_bucket_blob(subscription), json.dumps(state), overwrite=True)

@@ -1,40 +1,29 @@
-"""Compute shutdown orchestrations: list every workspace -> policy -> stop, confirm each instance -> report.
+"""The nightly compute shutdown: plan every workspace (list, policy) -> stop and confirm per workspace -> report.
 
-Deterministic generators: only context calls; time is `context.current_utc_datetime`; no I/O, no settings.
+The phases fan out per subscription and workspace (orchestrations/compute_run.py, compute_fanout.py); this
+orchestration keeps counts only. Its output is the report's summary (every field but `instances`, plus the
+first failures and `report_blob`); the report blob holds every instance. Deterministic generator: only context
+calls; time is `context.current_utc_datetime`; no I/O, no settings.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.compute_actions import act_and_confirm, list_workspaces, priced_results, save_report
+from orchestrations.compute_run import execute_phase, plan_phase, planned_outcomes, progress, report_phase
 from shared import names
-from shared.compute.arm import ComputeInstance, Listing
-from shared.compute.policy import Decision, decide
-from shared.compute.report import (
-    InstanceResult,
-    WorkspaceResult,
-    all_workspaces_failed_message,
-    build_report,
-    progress_status,
-    report_blob_name,
-    result_without_stop,
-    stop_result,
-)
+from shared.compute.report import WorkspaceResult, all_workspaces_failed_message, report_blob_name
+from shared.compute.run_summary import report_head
 from shared.compute.shutdown_run import ShutdownRun
 from shared.errors import ComputeError
 
 bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
-
-Listings = dict[str, Listing]
-ToStop = list[tuple[ComputeInstance, Decision]]
 
 
 @bp.function_name(names.SHUTDOWN_ORCHESTRATOR)
@@ -51,26 +40,19 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             run.trigger,
         )
     context.set_custom_status({"phase": "listing", "workspaces": len(run.workspaces)})
-    arm_requests = {"reads": 0, "writes": 0}  # counted on the wire by the activities
-    listings = yield from list_workspaces(
-        context, run.workspaces, poll_seconds=run.poll_seconds, trace=run.trace, requests=arm_requests
+    plans = yield from plan_phase(
+        context,
+        kind="shutdown",
+        run=run.to_dict(),
+        workspaces=run.workspaces,
+        at=started,
+        poll_seconds=run.poll_seconds,
+        trace=run.trace,
     )
-    workspaces = [WorkspaceResult(ws, len(listings[ws].instances), listings[ws].error) for ws in run.workspaces]
-    now = context.current_utc_datetime
-    results, to_stop = _decide_all(run, listings, now)
-    planned = len(results) + len(to_stop)
-    context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
-
-    failure = all_workspaces_failed_message(workspaces)
-    if to_stop and failure is None:
-        results.extend((yield from _stop(context, run, to_stop, arm_requests)))
-    context.set_custom_status(progress_status("stopping", planned, results, len(to_stop)))
-    listed = {(i.workspace, i.name): i for i in _instances(run, listings)}
-    results, savings_error = yield from priced_results(
-        context, results, listed, now, run.schedule_tag, run.shutdown_schedule, None, run.trace
-    )
-
-    report = build_report(
+    context.set_custom_status(progress("stopping", plans, planned_outcomes(plans), "to_stop"))
+    tally = yield from execute_phase(context, kind="shutdown", plans=plans, trace=run.trace)
+    workspaces = [WorkspaceResult(p.workspace, p.instances, p.error) for p in plans]
+    head = report_head(
         instance_id=context.instance_id,
         trigger=run.trigger,
         dry_run=run.dry_run,
@@ -78,57 +60,15 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         started_at=started,
         finished_at=context.current_utc_datetime,
         workspaces=workspaces,
-        instances=results,
-        arm_requests=arm_requests,
-    ).to_dict() | {"savings_error": savings_error}
-    context.set_custom_status(progress_status("saving report", planned, results, len(to_stop)))
-    yield from save_report(context, report_blob_name(context.instance_id, started), report, run.trace)
-    context.set_custom_status(progress_status("done", planned, results, len(to_stop)))
+        tally=tally,
+    )
+    context.set_custom_status(progress("saving report", plans, tally.outcomes, "to_stop"))
+    blob_name = report_blob_name(context.instance_id, started)
+    saved, error = yield from report_phase(context, blob_name, head, tally.parts, run.trace)
+    context.set_custom_status(progress("done", plans, tally.outcomes, "to_stop"))
+    failure = all_workspaces_failed_message(workspaces)
     if failure is not None:
         raise ComputeError(failure)
     if not context.is_replaying:
-        log.info("shutdown %s done: %s", context.instance_id, report["totals"])
-    return report
-
-
-def _instances(run: ShutdownRun, listings: Listings) -> list[ComputeInstance]:
-    return [instance for ws in run.workspaces for instance in listings[ws].instances]
-
-
-def _decide_all(run: ShutdownRun, listings: Listings, now: datetime) -> tuple[list[InstanceResult], ToStop]:
-    """The policy's decision on every listed instance: the results of those left alone, and those to stop."""
-    results: list[InstanceResult] = []
-    to_stop: ToStop = []
-    for instance in _instances(run, listings):
-        decision = decide(
-            instance,
-            mode=run.mode,
-            exempt_tag=run.exempt_tag,
-            keep_alive_tag=run.keep_alive_tag,
-            now=now,
-            include=run.include,
-            exclude=run.exclude,
-            dry_run=run.dry_run,
-            schedule_tag=run.schedule_tag,
-        )
-        if decision.stops:
-            to_stop.append((instance, decision))
-        else:
-            results.append(result_without_stop(instance, decision))
-    return results, to_stop
-
-
-def _stop(
-    context: df.DurableOrchestrationContext, run: ShutdownRun, to_stop: ToStop, arm_requests: dict[str, int]
-) -> Generator[Any, Any, list[InstanceResult]]:
-    """Stop every instance the policy chose and confirm it stopped: one result each, in order."""
-    outcomes = yield from act_and_confirm(
-        context,
-        [{"workspace": i.workspace, "name": i.name, "action": "stop", "state": i.state} for i, _ in to_stop],
-        timeout_seconds=run.stop_timeout_seconds,
-        poll_seconds=run.poll_seconds,
-        attempts=run.stop_retry_attempts,
-        trace=run.trace,
-        requests=arm_requests,
-    )
-    return [stop_result(i, d, out) for (i, d), out in zip(to_stop, outcomes, strict=True)]
+        log.info("shutdown %s done: %s", context.instance_id, head["totals"])
+    return {**head, "failures": list(tally.failures), "report_blob": saved, "report_error": error}

@@ -5,17 +5,18 @@ from typing import Final
 # Orchestrations
 SHUTDOWN_ORCHESTRATOR: Final = "shutdown_orchestrator"
 RECONCILE_ORCHESTRATOR: Final = "reconcile_orchestrator"
+COMPUTE_PLAN_ORCHESTRATOR: Final = "compute_plan_orchestrator"  # one per subscription: plans its workspaces
+COMPUTE_SUBSCRIPTION_ORCHESTRATOR: Final = "compute_subscription_orchestrator"  # one per subscription: runs them
+COMPUTE_WORKSPACE_ORCHESTRATOR: Final = "compute_workspace_orchestrator"  # one per workspace: steps its ledger
 SCORING_ORCHESTRATOR: Final = "scoring_orchestrator"
 SCORING_WAVE_ORCHESTRATOR: Final = "scoring_wave_orchestrator"
 
 # Activities (verb_noun)
-LIST_COMPUTE_INSTANCES: Final = "list_compute_instances"
-ACT_ON_COMPUTE_INSTANCES: Final = "act_on_compute_instances"
-READ_COMPUTE_STATES: Final = "read_compute_states"
-LOAD_RECONCILE_STATE: Final = "load_reconcile_state"
-SAVE_RECONCILE_STATE: Final = "save_reconcile_state"
-PRICE_COMPUTE_SIZES: Final = "price_compute_sizes"
-SAVE_SHUTDOWN_REPORT: Final = "save_shutdown_report"
+OPEN_RECONCILE: Final = "open_reconcile"
+PLAN_COMPUTE_WORKSPACE: Final = "plan_compute_workspace"
+STEP_COMPUTE_WORKSPACE: Final = "step_compute_workspace"
+FINISH_COMPUTE_WORKSPACE: Final = "finish_compute_workspace"
+ASSEMBLE_COMPUTE_REPORT: Final = "assemble_compute_report"
 PLAN_SCORING_CHUNKS: Final = "plan_scoring_chunks"
 REALIGN_SCORING_CHUNKS: Final = "realign_scoring_chunks"
 LOAD_SCORING_WAVE: Final = "load_scoring_wave"

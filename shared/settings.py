@@ -257,6 +257,13 @@ COMPUTE_SCHEDULES: Setting[str] = _setting(
 SCHEDULE_TAG: Setting[str] = _setting(
     "SCHEDULE_TAG", _parse_str, "compute-schedule", "tag whose value names the schedule an instance follows"
 )
+UNKNOWN_SCHEDULE_POLICY: Setting[str] = _setting(
+    "UNKNOWN_SCHEDULE_POLICY",
+    _parse_choice("nightly", "skip"),
+    "nightly",
+    "what happens to an instance whose schedule tag names no schedule in COMPUTE_SCHEDULES: nightly (the nightly "
+    "shutdown policy applies to it) or skip (nothing stops it); reports name the tag either way",
+)
 RECONCILE_TIMER: Setting[bool] = _setting(
     "RECONCILE_TIMER",
     _parse_bool,

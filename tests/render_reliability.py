@@ -26,6 +26,13 @@ file whose run was lost is scored again under the same instance id (the staged b
 overwritten). Runs started by `POST /api/scoring`, or by a timer occurrence that had fired, are not started again.
 In Azure, the task hub in Storage keeps running orchestrations.
 
+Compute runs keep their state in blobs too. The reconciler's progress and claims (`reports/reconcile/state/...`)
+survive a restart: the claim of a run lost with the host expires after 3 minutes, and the next minute's run takes
+its window over from a fresh listing, so each instance still gets one request per boundary (the soak test kills
+devhost mid-run to check it). The lost run itself writes no report, and a shutdown lost with the host is not
+restarted on its own: `POST /api/shutdown` again (instances it already stopped are reported `already_stopped`).
+Its working blobs (`reports/runs/{id}/`) are left behind; they may be deleted.
+
 ## Dependency audit
 
 `make audit` runs `pip-audit==2.10.1` (installed in its own `.venv-audit`) over every pin of `requirements-dev.txt`

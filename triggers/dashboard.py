@@ -38,12 +38,13 @@ def schedules_overview(now: datetime) -> list[dict[str, Any]] | None:
     when no schedule is configured (the page says so, and nothing is listed)."""
     from shared.compute.schedules_view import dashboard_rows
     from shared.compute.schedules_view import schedules_overview as overview
-    from shared.settings import COMPUTE_SCHEDULES
+    from shared.settings import COMPUTE_SCHEDULES, UNKNOWN_SCHEDULE_POLICY
 
     try:
         if not COMPUTE_SCHEDULES.get().strip():
             return None
-        return dashboard_rows(overview(now, listing_max_age=SCHEDULES_LISTING_MAX_AGE))
+        rows = overview(now, listing_max_age=SCHEDULES_LISTING_MAX_AGE)
+        return dashboard_rows(rows, UNKNOWN_SCHEDULE_POLICY.get())
     except AppError as err:  # settings or ARM: the rest of the page still shows, this section says why not
         log.error("dashboard: schedules not shown: %s", err)
         return [{"name": "schedules", "timezone": "", "next_transitions": [], "instances": [], "error": str(err)}]
@@ -127,5 +128,23 @@ async def _instance_statuses(client: df.DurableOrchestrationClient, now: datetim
                 body["input"] = json.loads(str(body["input"]))
             except json.JSONDecodeError:
                 pass
+        if body.get("name") != names.SCORING_ORCHESTRATOR:
+            body["customStatus"] = await _run_progress(client, body)
         out.append(dict(body))
     return out
+
+
+async def _run_progress(client: df.DurableOrchestrationClient, run: dict[str, Any]) -> Any:
+    """A compute run's progress counted by its workspace orchestrations (ids derived from the run's), which act
+    while the run itself waits on them."""
+    from shared.compute.run_ids import workspace_instance_id
+    from shared.compute.run_summary import live_progress
+
+    run_input = run.get("input")
+    workspaces = run_input.get("workspaces") if isinstance(run_input, dict) else None
+    if not isinstance(workspaces, list) or not isinstance(run.get("customStatus"), dict):
+        return run.get("customStatus")
+    ids = [workspace_instance_id(str(run.get("instanceId")), str(ws)) for ws in workspaces]
+    children = await asyncio.gather(*(client.get_status(i) for i in ids), return_exceptions=True)
+    statuses = [c.custom_status for c in children if not isinstance(c, BaseException)]
+    return live_progress(run["customStatus"], statuses)

@@ -30,7 +30,6 @@ def _run(dry_run: bool, trigger: str) -> ReconcileRun:
     settings = ShutdownSettings.from_env()
     return ReconcileRun(
         workspaces=tuple(w.key for w in settings.workspaces),
-        schedules=COMPUTE_SCHEDULES.get(),
         schedule_tag=settings.schedule_tag,
         dry_run=dry_run,
         poll_seconds=settings.poll_seconds,

@@ -171,7 +171,7 @@ class _Compute:
             self.state = op.target_state
         self.inner["lastOperation"] = {
             "operationName": op.name,
-            "operationTime": _iso(op.started),
+            "operationTime": _iso(time.time() - (time.monotonic() - op.started)),  # op.started is monotonic
             "operationStatus": op.status,
         }
 
@@ -211,6 +211,9 @@ class _Bucket:
 
     def take(self, now: float) -> float | None:
         """A token, or the seconds until one is there."""
+        # Callers read the clock before taking the stand-in's lock: a request that waited for it may bring an
+        # instant older than the last one, which must not take back refill already given.
+        now = max(now, self.updated)
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
         self.updated = now
         if self.tokens >= 1.0:

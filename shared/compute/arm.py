@@ -63,36 +63,6 @@ class StopOutcome(Payload):
     message: str = ""
 
 
-@dataclass(frozen=True)
-class Listing(Payload):
-    """The instances of one workspace, or why they could not be listed (`retryable` for 429/5xx), and the ARM
-    requests it took: a failed listing is a value, so one workspace cannot fail the listing of all."""
-
-    workspace: str
-    instances: tuple[ComputeInstance, ...] = ()
-    error: str | None = None
-    retryable: bool = False
-    arm_requests: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ActAnswer(Payload):
-    """The answer to a batch of stop/start requests: one outcome per item, in order, and the ARM requests."""
-
-    outcomes: tuple[StopOutcome, ...]
-    arm_requests: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StatesView(Payload):
-    """The states read by listing workspaces: per workspace listed, each watched instance whose state changed or
-    settled as [state, last operation name, its status] (None: no longer listed); per workspace not listed, why."""
-
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    arm_requests: dict[str, int] = field(default_factory=dict)
-
-
 def _enum_value(value: Any) -> str:
     # The SDK's states are str enums whose str() is "ComputeInstanceState.RUNNING": compare the value.
     return str(getattr(value, "value", value)) if value is not None else "Unknown"

@@ -1,31 +1,33 @@
-"""What one reconcile of the working-hours schedules is asked to do, and its plan per instance.
+"""What one reconcile of the working-hours schedules is asked to do, and the decision per instance.
 
-Pure: the orchestrator (deterministic) and the preview endpoint call the same `plan`, with the evaluation
-instant and the last evaluated instant passed in (the preview's request is read by shared.web.inputs).
+Pure: the plan activity (shared/compute/workspace_plan.py) and the preview endpoint decide with the same
+`Decider`, with the evaluation instant and each schedule's window passed in (the preview's request is read by
+shared.web.inputs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from shared.compute.arm import ComputeInstance
-from shared.compute.schedules import Schedule, ScheduleDecision, ScheduleError, decide_scheduled, parse_schedules
+from shared.compute.reconcile_state import TICK
+from shared.compute.schedules import Schedule, ScheduleDecision, ScheduleError, ScheduleVerdict, parse_schedules
 from shared.compute.schedules import schedule_tag_value as tag_value
 from shared.payloads import Payload
 
-TICK = timedelta(minutes=1)  # the reconcile timer's period: a first run's window reaches back one tick
-MAX_CATCH_UP = timedelta(days=7)  # a longer outage is caught up as if it had lasted this long
-STATE_BLOB = "reconcile/state.json"
+__all__ = ["TICK", "Decider", "Planned", "ReconcileRun", "load_schedules", "plan", "unknown_schedule_note"]
+KNOWN_SHOWN = 10  # schedule names a reason lists when a tag names none of them
+UNKNOWN_POLICIES = ("nightly", "skip")
 
 
 @dataclass(frozen=True)
 class ReconcileRun(Payload):
-    """The reconcile orchestration's input: small and JSON-able."""
+    """The reconcile orchestration's input: small and JSON-able (COMPUTE_SCHEDULES is read by the activities: it
+    may be larger than a Durable message should be)."""
 
     workspaces: tuple[str, ...]
-    schedules: str  # COMPUTE_SCHEDULES as configured (parsed by the orchestrator: an error is reported)
     schedule_tag: str
     dry_run: bool
     poll_seconds: int
@@ -48,21 +50,41 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def window_start(last_evaluated: str | None, at: datetime) -> datetime:
-    """Where this reconcile's window of boundaries begins: the last evaluated instant, else one tick back."""
-    now = utc(at)
-    if not last_evaluated:
-        return now - TICK
-    last = utc(datetime.fromisoformat(last_evaluated))
-    return min(max(last, now - MAX_CATCH_UP), now)
+def unknown_schedule_note(tag: str, value: str, schedules: Mapping[str, Schedule], policy: str) -> str:
+    """Why an instance whose schedule tag names no configured schedule is (not) stopped by the nightly policy."""
+    names = sorted(s.name for s in schedules.values())
+    known = ", ".join(names[:KNOWN_SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > KNOWN_SHOWN else "")
+    outcome = "nightly policy applies" if policy == "nightly" else "left alone (UNKNOWN_SCHEDULE_POLICY=skip)"
+    return f"tag {tag}={value} names no schedule (known: {known or 'none defined'}); {outcome}"
 
 
-def needs_listing(schedules: Mapping[str, Schedule] | None, after: datetime, at: datetime) -> bool:
-    """Whether any instance could be acted on: a boundary in the window or an enforced schedule. When not,
-    the reconcile sends no ARM request at all (it runs every minute; most minutes hold no boundary)."""
-    if schedules is None:
-        return False
-    return any(s.enforced or s.transitions(after, at) for s in schedules.values())
+class Decider:
+    """The decisions of one run: one verdict per (schedule, window), reused for every instance following it."""
+
+    def __init__(
+        self, schedules: Mapping[str, Schedule] | None, config_error: str | None, tag: str, policy: str = "nightly"
+    ) -> None:
+        self.schedules, self.config_error, self.tag, self.policy = schedules, config_error, tag, policy
+        self._verdicts: dict[tuple[str, datetime, datetime], ScheduleVerdict] = {}
+
+    def schedule(self, name: str) -> Schedule | None:
+        return (self.schedules or {}).get(name.lower())
+
+    def verdict(self, schedule: Schedule, after: datetime, through: datetime) -> ScheduleVerdict:
+        key = (schedule.name.lower(), after, through)
+        if key not in self._verdicts:
+            self._verdicts[key] = ScheduleVerdict.of(schedule, through, after)
+        return self._verdicts[key]
+
+    def decide(self, name: str, state: str, after: datetime, through: datetime) -> ScheduleDecision:
+        if self.config_error is not None or self.schedules is None:
+            return ScheduleDecision(name, "unknown", "none", f"left alone: {self.config_error}")
+        schedule = self.schedule(name)
+        if schedule is None:
+            return ScheduleDecision(
+                name, "unknown", "none", unknown_schedule_note(self.tag, name, self.schedules, self.policy)
+            )
+        return self.verdict(schedule, after, through).decide(state)
 
 
 @dataclass(frozen=True)
@@ -79,22 +101,16 @@ def plan(
     tag: str,
     at: datetime,
     last_evaluated: datetime,
+    policy: str = "nightly",
 ) -> list[Planned]:
-    """The decision for every instance that follows a schedule (untagged ones are the nightly job's)."""
+    """The decision for every instance that follows a schedule over one window (the preview's regular tick);
+    untagged ones are the nightly job's."""
+    decider = Decider(schedules, config_error, tag, policy)
     out: list[Planned] = []
     for instance in instances:
         name = tag_value(instance.tags, tag)
-        if name is None:
-            continue
-        decision = decide_scheduled(
-            schedule_name=name,
-            schedules=schedules,
-            config_error=config_error,
-            state=instance.state,
-            at=at,
-            last_evaluated=last_evaluated,
-        )
-        out.append(Planned(instance, decision))
+        if name is not None:
+            out.append(Planned(instance, decider.decide(name, instance.state, last_evaluated, at)))
     return out
 
 

@@ -29,3 +29,23 @@ def workspace_instance_id(run_id: str, workspace: str) -> str:
 def subscription_instance_id(run_id: str, subscription: str, phase: str) -> str:
     """The orchestration of one phase (`plan` or `run`) of run `run_id` in one subscription."""
     return f"{run_id}:{phase}:{subscription_key_hash(subscription)}"
+
+
+def subscription_of(workspace: str) -> str:
+    """The subscription id of a workspace key `sub/rg/name`, lower-cased (ARM ids are case-insensitive)."""
+    return workspace.strip().strip("/").split("/", 1)[0].lower()
+
+
+# Working blobs of a run, in the reports container; deleted once the run's report is assembled.
+def run_blob_prefix(run_id: str) -> str:
+    return f"runs/{run_id}/"
+
+
+def ledger_blob(run_id: str, workspace: str) -> str:
+    """The ledger of `workspace` in run `run_id`: what the plan decided per instance and how far each got."""
+    return f"{run_blob_prefix(run_id)}{workspace_key_hash(workspace)}.ledger.json"
+
+
+def part_blob(run_id: str, workspace: str) -> str:
+    """`workspace`'s entries of the run's report, written by its finish and streamed into the report."""
+    return f"{run_blob_prefix(run_id)}{workspace_key_hash(workspace)}.part.json"

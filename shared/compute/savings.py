@@ -8,6 +8,7 @@ saves nothing (it is reported with its price, 0 hours).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -32,8 +33,13 @@ def hours_saved(
         return 0.0
     name = schedule_tag_value(instance.tags, tag)
     schedule = (schedules or {}).get(name.lower()) if name else None
-    until = next_start(schedule, at) if schedule is not None else next_occurrence(shutdown_schedule, at)
+    until = _next_start(schedule, at) if schedule is not None else _next_run(shutdown_schedule, at)
     return 0.0 if until is None else round(max(0.0, (until - at).total_seconds() / 3600.0), 2)
+
+
+# A run prices thousands of stops at one instant against a few schedules: each answer is computed once.
+_next_start = functools.lru_cache(maxsize=4096)(next_start)
+_next_run = functools.lru_cache(maxsize=4096)(next_occurrence)
 
 
 def priced_sizes(results: Iterable[InstanceResult], instances: Mapping[tuple[str, str], ComputeInstance]) -> list[str]:

@@ -428,36 +428,60 @@ def decide_scheduled(
         return ScheduleDecision(
             schedule_name, "unknown", "none", f"unknown schedule {schedule_name!r} (COMPUTE_SCHEDULES has: {known})"
         )
-    running = schedule.running_at(at)
-    desired: Literal["Running", "Stopped"] = "Running" if running else "Stopped"
-    when = f"{local_text(at, schedule.zone)} {schedule.timezone}"
-    inside = "inside a period" if running else "outside every period"
-    crossed = schedule.transitions(last_evaluated, at)
-    if not schedule.enforced and not crossed:
-        if (running and state == "Running") or (not running and state == "Stopped"):
-            return ScheduleDecision(schedule.name, desired, "none", f"{state}, as desired ({inside} at {when})")
-        return ScheduleDecision(
-            schedule.name,
-            desired,
-            "none",
-            f"no boundary since the last reconcile ({inside} at {when}); transitions only: {state} left alone",
+    return ScheduleVerdict.of(schedule, at, last_evaluated).decide(state)
+
+
+@dataclass(frozen=True)
+class ScheduleVerdict:
+    """What a schedule says over one window, before any instance's state: computed once per (schedule, window) and
+    reused for every instance that follows it (the intervals are the costly part; a state adds a comparison)."""
+
+    schedule: Schedule
+    running: bool
+    when: str  # the evaluation instant in the schedule's zone, as reasons show it
+    crossed: tuple[Transition, ...]
+
+    @classmethod
+    def of(cls, schedule: Schedule, at: datetime, last_evaluated: datetime) -> ScheduleVerdict:
+        crossed = tuple(schedule.transitions(last_evaluated, at))
+        return cls(schedule, schedule.running_at(at), f"{local_text(at, schedule.zone)} {schedule.timezone}", crossed)
+
+    @property
+    def boundary(self) -> Transition | None:
+        """The last boundary in the window (the one an action is for), if any."""
+        return self.crossed[-1] if self.crossed else None
+
+    def decide(self, state: str) -> ScheduleDecision:
+        schedule, running, crossed = self.schedule, self.running, self.crossed
+        desired: Literal["Running", "Stopped"] = "Running" if running else "Stopped"
+        inside = "inside a period" if running else "outside every period"
+        if not schedule.enforced and not crossed:
+            if (running and state == "Running") or (not running and state == "Stopped"):
+                return ScheduleDecision(
+                    schedule.name, desired, "none", f"{state}, as desired ({inside} at {self.when})"
+                )
+            return ScheduleDecision(
+                schedule.name,
+                desired,
+                "none",
+                f"no boundary since the last reconcile ({inside} at {self.when}); transitions only: {state} left alone",
+            )
+        basis = (
+            "enforced"
+            if schedule.enforced and not crossed
+            else f"{crossed[-1].action} boundary at {crossed[-1].to_dict()['local']}"
         )
-    basis = (
-        "enforced"
-        if schedule.enforced and not crossed
-        else f"{crossed[-1].action} boundary at {crossed[-1].to_dict()['local']}"
-    )
-    if running:
-        if state == "Stopped":
-            return ScheduleDecision(schedule.name, desired, "start", f"start: {basis} ({inside} at {when})")
-        return ScheduleDecision(schedule.name, desired, "none", f"{state}: nothing to start ({basis})")
-    if state == "JobRunning":
-        return ScheduleDecision(
-            schedule.name, desired, "none", f"JobRunning: a job is running on it, not stopped ({basis})"
-        )
-    if state == "Running":
-        return ScheduleDecision(schedule.name, desired, "stop", f"stop: {basis} ({inside} at {when})")
-    return ScheduleDecision(schedule.name, desired, "none", f"{state}: nothing to stop ({basis})")
+        if running:
+            if state == "Stopped":
+                return ScheduleDecision(schedule.name, desired, "start", f"start: {basis} ({inside} at {self.when})")
+            return ScheduleDecision(schedule.name, desired, "none", f"{state}: nothing to start ({basis})")
+        if state == "JobRunning":
+            return ScheduleDecision(
+                schedule.name, desired, "none", f"JobRunning: a job is running on it, not stopped ({basis})"
+            )
+        if state == "Running":
+            return ScheduleDecision(schedule.name, desired, "stop", f"stop: {basis} ({inside} at {self.when})")
+        return ScheduleDecision(schedule.name, desired, "none", f"{state}: nothing to stop ({basis})")
 
 
 def next_start(schedule: Schedule, after: datetime) -> datetime | None:

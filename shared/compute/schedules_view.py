@@ -93,7 +93,7 @@ def schedules_overview(
     }
 
 
-def dashboard_rows(overview: Mapping[str, Any]) -> list[dict[str, Any]]:
+def dashboard_rows(overview: Mapping[str, Any], unknown_policy: str = "nightly") -> list[dict[str, Any]]:
     """The overview as the dashboard's rows: `{"name", "timezone", "next_transitions", "instances", "error"?}`.
 
     A malformed COMPUTE_SCHEDULES, a workspace that could not be listed and instances tagged with a schedule that
@@ -119,6 +119,7 @@ def dashboard_rows(overview: Mapping[str, Any]) -> list[dict[str, Any]]:
     unknown: dict[str, list[dict[str, str]]] = {}
     for follower in overview.get("instances_with_unknown_schedule") or []:
         unknown.setdefault(follower["schedule"], []).append(follower)
+    tag = overview.get("schedule_tag")
     for name, followers in sorted(unknown.items()):
         rows.append(
             {
@@ -126,7 +127,12 @@ def dashboard_rows(overview: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "timezone": "",
                 "next_transitions": [],
                 "instances": followers,
-                "error": f"no schedule named {name!r} in COMPUTE_SCHEDULES (tag {overview.get('schedule_tag')})",
+                "error": f"no schedule named {name!r} in COMPUTE_SCHEDULES (tag {tag}={name}): "
+                + (
+                    "the nightly shutdown policy applies to it"
+                    if unknown_policy == "nightly"
+                    else "nothing stops it (UNKNOWN_SCHEDULE_POLICY=skip)"
+                ),
             }
         )
     return rows

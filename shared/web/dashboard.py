@@ -353,6 +353,12 @@ def _selected_section(page: Page, link: LinkFn) -> str:
     for ws in workspaces if isinstance(workspaces, list) else []:
         if isinstance(ws, Mapping) and ws.get("error"):
             out.append(f"<p class=note>Workspace {_e(ws.get('workspace'))} could not be listed: {_e(ws['error'])}</p>")
+    if data.get("schedules_error"):
+        out.append(f"<p class=note>COMPUTE_SCHEDULES is malformed: {_e(data['schedules_error'])}</p>")
+    state_errors = data.get("state_errors")
+    for problem in state_errors if isinstance(state_errors, list) else []:  # the reconciler's progress, repaired
+        if isinstance(problem, Mapping) and problem.get("error"):
+            out.append(f"<p class=note>{_e(problem['error'])}</p>")
     counts = [f"{_e(o.replace('_', ' '))}: {report.count(o)}" for o in OUTCOMES if report.count(o)]
     if counts:
         out.append(f"<p>Instances by outcome: {' · '.join(counts)}.</p>")

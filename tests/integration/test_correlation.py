@@ -105,21 +105,32 @@ def test_http_started_shutdown_is_one_trace_continuing_the_callers(traced_host: 
     assert response.status_code == 202
     status = traced_host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
     assert status["runtimeStatus"] == "Completed", status
-    spans = [s for s in _spans_once(traced_host, caller_trace, "save_shutdown_report") if s["trace_id"] == caller_trace]
+    spans = [
+        s for s in _spans_once(traced_host, caller_trace, "assemble_compute_report") if s["trace_id"] == caller_trace
+    ]
     starters = [s for s in spans if s["name"] == "start_shutdown"]
     assert len(starters) == 1
     activities = [
         s
         for s in spans
-        if s["name"] in {"list_compute_instances", "stop_compute_instance", "get_compute_state", "save_shutdown_report"}
+        if s["name"]
+        in {
+            "plan_compute_workspace",
+            "step_compute_workspace",
+            "stop_compute_instance",
+            "finish_compute_workspace",
+            "assemble_compute_report",
+        }
     ]
-    # Both workspaces listed, every instance the report says was stopped had its stop span, the report saved.
-    assert len([s for s in activities if s["name"] == "list_compute_instances"]) == 2
-    stopped = {i["name"] for i in status["output"]["instances"] if i["outcome"] == "stopped"}
+    # Both workspaces planned, every instance the report says was stopped had its stop span, the report saved.
+    names = [s["name"] for s in activities]
+    assert names.count("plan_compute_workspace") == names.count("finish_compute_workspace") == 2
+    report = json.loads(download(traced_host, "reports", status["output"]["report_blob"].split("/", 1)[1]) or b"{}")
+    stopped = {i["name"] for i in report["instances"] if i["outcome"] == "stopped"}
     assert (
         stopped and {s["attributes"]["compute"] for s in activities if s["name"] == "stop_compute_instance"} == stopped
     )
-    assert [s["name"] for s in activities].count("save_shutdown_report") == 1
+    assert names.count("assemble_compute_report") == 1
     assert all(s["parent_span_id"] == starters[0]["span_id"] for s in activities)
     # Log lines of the run carry the caller's trace id (what App Insights shows as operation_Id).
     assert any(

@@ -149,8 +149,12 @@ def _container(host: RunningHost) -> Any:
 
 
 def _set_last_evaluated(host: RunningHost, moment: datetime | None) -> None:
-    """As if the app's last reconcile had evaluated `moment` (None: no reconcile ever ran)."""
-    blob = _container(host).get_blob_client("reconcile/state.json")
+    """As if the app's last reconcile had evaluated `moment` (None: no reconcile ever ran): the single window of
+    older versions, which is where the windows of a workspace's schedules start when it has no progress yet."""
+    container = _container(host)
+    for blob in container.list_blobs(name_starts_with="reconcile/state/"):
+        container.delete_blob(blob.name)
+    blob = container.get_blob_client("reconcile/state.json")
     if moment is None:
         if blob.exists():
             blob.delete_blob()
@@ -159,17 +163,25 @@ def _set_last_evaluated(host: RunningHost, moment: datetime | None) -> None:
 
 
 def _reconcile(host: RunningHost, dry_run: bool = False) -> dict[str, Any]:
+    """A reconcile through POST /api/reconcile; its saved report (the status output is its summary)."""
     response = host.request("POST", "/api/reconcile", json={"dry_run": dry_run})
     assert response.status_code == 202, response.text
     status = host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
     assert status["runtimeStatus"] == "Completed", json.dumps(status, indent=1)
-    report: dict[str, Any] = status["output"]
-    started = datetime.fromisoformat(report["started_at"])
-    blob = f"reconcile/{started:%Y/%m/%d}/{status['instanceId']}.json"
-    assert report["report_blob"] == f"reports/{blob}"
-    saved = json.loads(_container(host).get_blob_client(blob).download_blob().readall())
-    assert saved == {k: v for k, v in report.items() if k not in ("report_blob", "report_error")}
-    return report
+    return _saved(host, status)
+
+
+def _saved(host: RunningHost, status: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = status["output"]
+    started = datetime.fromisoformat(summary["started_at"])
+    kind = "reconcile" if status["name"] == "reconcile_orchestrator" else "shutdown"
+    blob = f"{kind}/{started:%Y/%m/%d}/{status['instanceId']}.json"
+    assert summary["report_blob"] == f"reports/{blob}"
+    saved: dict[str, Any] = json.loads(_container(host).get_blob_client(blob).download_blob().readall())
+    assert {k: v for k, v in saved.items() if k != "instances"} == {
+        k: v for k, v in summary.items() if k not in ("report_blob", "report_error", "failures")
+    }
+    return saved
 
 
 def _by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -210,7 +222,10 @@ def test_preview_reports_unknown_schedules_and_leaves_untagged_out(fleet: Bench)
     instances = _preview(fleet.host, "2026-03-27T07:00:30Z")
     assert "ci-untagged" not in instances
     assert instances["ci-typo"]["action"] == "none"
-    assert "unknown schedule 'berlin-ofice'" in instances["ci-typo"]["reason"]
+    assert instances["ci-typo"]["reason"] == (
+        "tag compute-schedule=berlin-ofice names no schedule (known: berlin-office, later-loose, later-strict, "
+        "now-window); nightly policy applies"
+    )
 
 
 @pytest.mark.parametrize(
@@ -350,14 +365,20 @@ def test_the_nightly_shutdown_skips_scheduled_instances(fleet: Bench) -> None:
     response = fleet.host.request("POST", "/api/shutdown", json={})
     assert response.status_code == 202
     status = fleet.host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
-    results = _by_name(status["output"])
+    results = _by_name(_saved(fleet.host, status))
     assert results["ci-untagged"]["outcome"] == "stopped"
     assert results["ci-loose"]["outcome"] == "skipped"
     assert results["ci-loose"]["reason"] == "follows schedule later-loose (compute-schedule)"
+    # A schedule tag naming no schedule: the nightly policy applies, and the reason names the tag (issue 19).
+    assert results["ci-typo"]["outcome"] == "stopped"
+    assert results["ci-typo"]["reason"] == (
+        "stop (Running, opt-out mode); tag compute-schedule=berlin-ofice names no schedule (known: berlin-office, "
+        "later-loose, later-strict, now-window); nightly policy applies"
+    )
     assert fleet.arm.state_of(WS, "ci-window-running") == "Running"
     # An untagged stop saves until the next nightly run (SHUTDOWN_SCHEDULE "0 0 0 1 1 *": next 1 January).
     untagged = results["ci-untagged"]
-    at = datetime.fromisoformat(status["output"]["started_at"])
+    at = datetime.fromisoformat(status["output"]["started_at"])  # the summary has the report's head
     new_year = datetime(at.year + 1, 1, 1, tzinfo=UTC)
     assert untagged["hourly_price"] == 0.293 and untagged["price_source"] == "retail"
     assert untagged["estimated_hours_saved"] == pytest.approx((new_year - at).total_seconds() / 3600, abs=0.02)
@@ -387,7 +408,7 @@ def test_an_invalid_schedule_is_reported_and_nothing_else_stops(bench: Bench) ->
         response = host.request("POST", "/api/shutdown", json={})
         status = host.wait_for_completion(response.json()["statusQueryGetUri"], timeout=60)
         assert status["runtimeStatus"] == "Completed"
-        untagged = _by_name(status["output"])["ci-untagged"]
+        untagged = _by_name(_saved(host, status))["ci-untagged"]
         assert untagged["outcome"] == "stopped"
         assert (untagged["hourly_price"], untagged["price_source"]) == (0.5, "override")
         assert untagged["estimated_savings"] == round(0.5 * untagged["estimated_hours_saved"], 2)

@@ -211,20 +211,28 @@ def _start(host: RunningHost, body: Any = None) -> dict[str, Any]:
 
 
 def _finish(bench: Bench, status_url: str, expect: str = "Completed") -> dict[str, Any]:
-    """Follows the status URL to the end; checks the report saved to storage is the output, and no secret leaks."""
+    """Follows the status URL to the end; checks the status output is the saved report's summary, and no secret
+    leaks. The saved report (every instance) is returned as `status["report"]`."""
     status = bench.host.wait_for_completion(status_url, timeout=45)
     assert status["runtimeStatus"] == expect, json.dumps(status, indent=1)
     _secrets_absent(bench, json.dumps(status))
     if expect == "Completed":
-        report: dict[str, Any] = status["output"]
-        started = datetime.fromisoformat(report["started_at"])
+        summary: dict[str, Any] = status["output"]
+        started = datetime.fromisoformat(summary["started_at"])
         blob = f"shutdown/{started:%Y/%m/%d}/{status['instanceId']}.json"
-        assert report["report_blob"] == f"reports/{blob}"
-        assert report["report_error"] is None
+        assert summary["report_blob"] == f"reports/{blob}"
+        assert summary["report_error"] is None
         saved = _saved_report(bench.host, blob)
-        # The copy in storage is the output, less the two fields that say where it went.
-        assert saved == {k: v for k, v in report.items() if k not in ("report_blob", "report_error")}
+        # The output is the report less its instances, plus where it went and the first failures (issue 20).
+        assert "instances" not in summary
+        assert {k: v for k, v in saved.items() if k != "instances"} == {
+            k: v for k, v in summary.items() if k not in ("report_blob", "report_error", "failures")
+        }
+        assert list(saved)[-1] == "instances"  # every other field first: a reader can stop before the instances
+        failed = [i for i in saved["instances"] if i["outcome"] in ("failed", "timed_out")]
+        assert summary["failures"] == failed[:20]
         _secrets_absent(bench, json.dumps(saved))
+        status["report"] = saved
     return status
 
 
@@ -249,7 +257,7 @@ def _fault_on_stop(arm: ArmStandin, name: str, **rule: Any) -> None:
 
 def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) -> None:
     status = _run(fleet)
-    report = status["output"]
+    report = status["report"]
     results = _by_key(report)
     assert set(results) == set(EXPECTED)  # the AmlCompute cluster is no compute instance: not listed
     for key, (state, decision, outcome, reason) in EXPECTED.items():
@@ -265,6 +273,8 @@ def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) 
     )
     assert {results[key]["price_source"] for key in TO_STOP} == {"override"}
     del report["totals"]["currency"]
+    by_currency = report["totals"].pop("estimated_savings_by_currency")
+    assert list(by_currency) == ["USD"]
     assert report["totals"] == {
         "stopped": 4,
         "started": 0,
@@ -302,7 +312,7 @@ def test_shutdown_stops_the_fleet_per_policy_and_saves_the_report(fleet: Bench) 
 
 
 def test_a_run_limited_to_one_workspace_by_its_name_leaves_the_other_alone(fleet: Bench) -> None:
-    report = _run(fleet, {"workspaces": ["WS-BETA"]})["output"]
+    report = _run(fleet, {"workspaces": ["WS-BETA"]})["report"]
     assert [w["workspace"] for w in report["workspaces"]] == [WS_B]
     assert {r["workspace"] for r in report["instances"]} == {WS_B}
     assert fleet.arm.states() == {
@@ -311,7 +321,7 @@ def test_a_run_limited_to_one_workspace_by_its_name_leaves_the_other_alone(fleet
 
 
 def test_dry_run_in_the_body_stops_nothing_and_says_what_it_would_stop(fleet: Bench) -> None:
-    report = _run(fleet, {"dry_run": True})["output"]
+    report = _run(fleet, {"dry_run": True})["report"]
     assert report["dry_run"] is True
     results = _by_key(report)
     for key in TO_STOP:
@@ -324,7 +334,7 @@ def test_dry_run_in_the_body_stops_nothing_and_says_what_it_would_stop(fleet: Be
 
 
 def test_include_and_exclude_globs_narrow_the_run(fleet: Bench) -> None:
-    report = _run(fleet, {"include": ["CI-*"], "exclude": ["*-grace", "ci-zz*"]})["output"]
+    report = _run(fleet, {"include": ["CI-*"], "exclude": ["*-grace", "ci-zz*"]})["report"]
     results = _by_key(report)
     assert results[(WS_B, "gpu-train")]["outcome"] == "skipped"
     assert "matches none of the include patterns ['CI-*']" in results[(WS_B, "gpu-train")]["reason"]
@@ -377,7 +387,7 @@ def test_starting_a_shutdown_needs_the_function_key(bench: Bench, headers: dict[
 
 def test_throttled_stop_with_retry_after_is_retried_and_the_instance_stopped(fleet: Bench) -> None:
     _fault_on_stop(fleet.arm, "ci-alice", status=429, headers={"Retry-After": "1"}, count=1)
-    results = _by_key(_run(fleet)["output"])
+    results = _by_key(_run(fleet)["report"])
     assert results[(WS_A, "ci-alice")]["outcome"] == "stopped"
     assert _stop_requests(fleet.arm, "ci-alice") == [429, 202]
     assert fleet.arm.state_of(WS_A, "ci-alice") == "Stopped"
@@ -385,7 +395,7 @@ def test_throttled_stop_with_retry_after_is_retried_and_the_instance_stopped(fle
 
 def test_persistent_500_on_one_instance_fails_it_and_the_others_are_stopped(fleet: Bench) -> None:
     _fault_on_stop(fleet.arm, "ci-frank", status=500, count=None, message="Backend exploded for ci-frank")
-    report = _run(fleet)["output"]
+    report = _run(fleet)["report"]
     results = _by_key(report)
     frank = results[(WS_B, "ci-frank")]
     assert frank["outcome"] == "failed"
@@ -399,7 +409,7 @@ def test_persistent_500_on_one_instance_fails_it_and_the_others_are_stopped(flee
 
 def test_conflict_once_is_rechecked_later_and_stopped(fleet: Bench) -> None:
     _fault_on_stop(fleet.arm, "ci-alice", status=409, count=1, code="Conflict", message="Operation in progress")
-    alice = _by_key(_run(fleet)["output"])[(WS_A, "ci-alice")]
+    alice = _by_key(_run(fleet)["report"])[(WS_A, "ci-alice")]
     assert alice["outcome"] == "stopped", alice
     assert "re-checked" in alice["reason"]
     assert _stop_requests(fleet.arm, "ci-alice") == [409, 202]
@@ -408,7 +418,7 @@ def test_conflict_once_is_rechecked_later_and_stopped(fleet: Bench) -> None:
 
 def test_an_instance_deleted_meanwhile_is_skipped_as_not_found(fleet: Bench) -> None:
     fleet.arm.add_fault({"method": "POST", "path_regex": r"/computes/ci-alice/stop$", "status": 404, "count": None})
-    report = _run(fleet)["output"]
+    report = _run(fleet)["report"]
     alice = _by_key(report)[(WS_A, "ci-alice")]
     assert alice["outcome"] == "skipped"
     assert "not found" in alice["reason"]
@@ -426,13 +436,13 @@ def test_an_instance_deleted_while_stopping_is_skipped_as_not_found(fleet: Bench
     fleet.arm.transition_seconds = TRANSITION_SECONDS
     for key in TO_STOP - {(WS_A, "ci-alice")}:  # the others finish their stop at once
         fleet.arm.set_state(key[0], key[1], "Stopped")
-    alice = _by_key(_finish(fleet, status_url)["output"])[(WS_A, "ci-alice")]
+    alice = _by_key(_finish(fleet, status_url)["report"])[(WS_A, "ci-alice")]
     assert alice["outcome"] == "skipped"
     assert "not found (deleted while stopping)" in alice["reason"]
 
 
 def test_monitoring_lists_workspaces_instead_of_reading_each_instance(fleet: Bench) -> None:
-    report = _run(fleet)["output"]
+    report = _run(fleet)["report"]
     assert report["totals"]["stopped"] == len(TO_STOP)
     # No per-instance read and no operation-status polling: only list pages and one POST per instance.
     assert fleet.arm.requests("GET", r"/computes/[^/]+$") == []
@@ -454,7 +464,7 @@ def test_stop_refused_by_arm_fails_at_once_with_arms_message(
     fleet: Bench, status: int, code: str, message: str
 ) -> None:
     _fault_on_stop(fleet.arm, "ci-alice", status=status, code=code, message=message)
-    report = _run(fleet)["output"]
+    report = _run(fleet)["report"]
     alice = _by_key(report)[(WS_A, "ci-alice")]
     assert alice["outcome"] == "failed"
     assert f"ARM answered {status}: {code}: {message}" in alice["error"]
@@ -465,7 +475,7 @@ def test_stop_refused_by_arm_fails_at_once_with_arms_message(
 
 def test_stop_operation_that_ends_failed_is_reported_failed(fleet: Bench) -> None:
     _fault_on_stop(fleet.arm, "ci-alice", operation_status="Failed", message="Could not deallocate the VM")
-    report = _run(fleet)["output"]
+    report = _run(fleet)["report"]
     alice = _by_key(report)[(WS_A, "ci-alice")]
     assert alice["outcome"] == "failed"
     assert "stop operation failed" in alice["error"]
@@ -477,7 +487,7 @@ def test_a_workspace_whose_listing_fails_is_reported_and_the_other_is_stopped(fl
     fleet.arm.add_fault(
         {"method": "GET", "path_regex": r"/ws-beta/computes/?$", "status": 503, "count": None, "message": "ARM down"}
     )
-    report = _run(fleet)["output"]
+    report = _run(fleet)["report"]
     ws_b = next(w for w in report["workspaces"] if w["workspace"] == WS_B)
     assert ws_b["instances"] == 0
     assert "503" in ws_b["error"] and "ARM down" in ws_b["error"]
@@ -540,7 +550,7 @@ def test_a_stop_that_never_completes_times_out_and_progress_shows_meanwhile(flee
         "failed": 0,
         "timed_out": 0,
     }
-    report = _finish(fleet, status_url)["output"]
+    report = _finish(fleet, status_url)["report"]
     results = _by_key(report)
     for key in TO_STOP:
         assert results[key]["outcome"] == "timed_out"
@@ -576,7 +586,7 @@ def test_the_timer_starts_a_run_by_itself_with_the_configured_dry_run(timer_benc
         time.sleep(0.2)
     assert found, f"no run started by the timer\n{host.log_text()[-3000:]}"
     status = _finish(timer_bench, f"{host.base_url}{DURABLE}/instances/{found[0]['instanceId']}?code={host.key}")
-    report = status["output"]
+    report = status["report"]
     assert (report["trigger"], report["dry_run"]) == ("timer", True)
     would_stop = {(r["workspace"], r["name"]) for r in report["instances"] if r["decision"] == "would_stop"}
     assert would_stop == TO_STOP
@@ -585,3 +595,43 @@ def test_the_timer_starts_a_run_by_itself_with_the_configured_dry_run(timer_benc
     _secrets_absent(timer_bench, host.log_text())
     # The setting is the default of an HTTP start too.
     assert _run(timer_bench)["output"]["dry_run"] is True
+
+
+def test_progress_counts_what_the_workspaces_finished_while_the_run_stops(fleet: Bench) -> None:
+    """Issue 19: the dashboard's `done` stayed at its planned value while a run stopped. ws-beta's stops end while
+    ws-alpha's one stop is slow to answer: the page counts what each workspace finished (8 of 9), though the
+    run's own status still holds the plan's counts (5) while it waits on its workspaces."""
+    _fault_on_stop(fleet.arm, "ci-alice", delay_seconds=8)
+    urls = _start(fleet.host)
+    seen: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        page = fleet.host.request("GET", "/api/dashboard").text
+        seen += [line for line in page.split("<p class=note>") if "Running now" in line]
+        if any("8 of 9 instances done" in line for line in seen):
+            break
+        time.sleep(0.2)
+    assert any("8 of 9 instances done" in line for line in seen), seen[-3:]
+    own = requests.get(urls["statusQueryGetUri"], timeout=10).json()["customStatus"]
+    assert (own["phase"], own["done"]) == ("stopping", 5)
+    totals = _finish(fleet, urls["statusQueryGetUri"])["report"]["totals"]
+    # ci-alice's POST answered after its stop timeout (4 s): reported so, the three others stopped.
+    assert (totals["stopped"], totals["timed_out"]) == (len(TO_STOP) - 1, 1)
+
+
+def test_every_orchestration_of_a_run_is_addressable_and_its_history_holds_no_instance_list(fleet: Bench) -> None:
+    """The run's children have ids derived from its own (`{run}:plan:`, `{run}:run:`, `{run}:ws:`); their
+    histories (Durable API, showHistoryOutput) carry counts and blob names, never the fleet's instances."""
+    status = _run(fleet)
+    run_id = status["instanceId"]
+    listed = fleet.host.request("GET", f"{DURABLE}/instances?instanceIdPrefix={run_id}").json()
+    ids = sorted(i["instanceId"] for i in listed)
+    assert [i.split(":")[1] for i in ids[1:]] == ["plan", "run", "ws", "ws"]  # one subscription, two workspaces
+    for instance_id in ids:
+        answer = fleet.host.request(
+            "GET", f"{DURABLE}/instances/{instance_id}?showHistory=true&showHistoryOutput=true"
+        ).json()
+        events = answer["historyEvents"]
+        assert any("Result" in e or "Input" in e for e in events), events[:3]
+        text = json.dumps(events)
+        assert "ci-grace" not in text and "ci-heidi" not in text, instance_id  # no instance names in any history

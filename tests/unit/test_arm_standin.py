@@ -236,3 +236,13 @@ def test_start_goes_through_starting_to_running(arm: ArmStandin, tls: LocalTls) 
     assert arm.state_of("ws-research", "ci-carol") == "Starting"
     time.sleep(0.5)
     assert arm.state_of("ws-research", "ci-carol") == "Running"
+
+
+def test_a_request_that_read_the_clock_before_another_takes_no_refill_back() -> None:
+    """Requests read the clock before taking the stand-in's lock, so they may reach the bucket out of order; ARM
+    never answers 429 for that, and neither may its stand-in (a spurious 429 costs the app a second request)."""
+    from devhost.standins.arm import _Bucket
+
+    bucket = _Bucket(capacity=200.0, refill=10.0, tokens=0.0, updated=100.0)
+    assert bucket.take(100.2) is None  # two tokens refilled, one taken
+    assert bucket.take(100.15) is None  # an earlier instant, arriving late: the other token is still there

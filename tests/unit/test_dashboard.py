@@ -212,6 +212,7 @@ def test_each_schedule_shows_its_next_transitions_and_the_instances_following_it
     assert "sub/rg/ws/ci-anna" in section
     # An instance tagged with a schedule that does not exist is shown, with why nothing happens to it.
     assert "sub/rg/ws/ci-typo" in section and "no schedule named &#x27;berlin-ofice&#x27;" in section
+    assert "(tag compute-schedule=berlin-ofice): the nightly shutdown policy applies to it" in section
     assert "No schedules configured." not in html
 
 
@@ -227,3 +228,22 @@ def test_a_malformed_schedules_setting_or_an_unlisted_workspace_is_said_on_the_p
     }
     section = _page([], schedules=dashboard_rows(overview))
     assert "periods[0].begin: expected HH:MM" in section
+
+
+def test_a_run_that_repaired_the_reconcilers_progress_or_met_a_malformed_schedule_says_so() -> None:
+    base = _report("reconcile", "rec-2", "2026-11-29T07:00:00+00:00", [_entry("ci-a")])
+    head = {
+        **base.report.data,
+        "state_errors": [
+            {
+                "workspace": "sub/rg/ws",
+                "error": f"reconcile state reports/reconcile/state/sub/rg/ws.json was damaged: {EVIL}",
+            }
+        ],
+        "schedules_error": "COMPUTE_SCHEDULES: schedule 'x', field 'periods': missing",
+    }
+    report = SelectedRun(SavedReport(base.report.kind, base.report.blob, head), base.instances, False)
+    detail = _page([report]).split("<section id=run>")[1].split("</section>")[0]
+    assert "reconcile state reports/reconcile/state/sub/rg/ws.json was damaged" in detail
+    assert EVIL not in detail and "&lt;script&gt;" in detail
+    assert "COMPUTE_SCHEDULES is malformed: COMPUTE_SCHEDULES: schedule &#x27;x&#x27;" in detail

@@ -14,7 +14,7 @@ import pytest
 
 from devhost.index import index_app
 from shared import names
-from tests.durable_history import OrchestrationReplay
+from tests.durable_history import START, ActivityError, OrchestrationReplay
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +49,15 @@ def shutdown_input(workspaces: list[str], **overrides: Any) -> dict[str, Any]:
     }
 
 
-def instance(ws: str, name: str, state: str = "Running") -> dict[str, Any]:
+def tally(ws: str, **outcomes: int) -> dict[str, Any]:
     return {
-        "workspace": ws,
-        "name": name,
-        "state": state,
-        "tags": {},
-        "last_operation": None,
-        "size": "STANDARD_DS3_V2",
+        "workspaces": [{"workspace": ws, "instances": sum(outcomes.values()), "error": None}],
+        "outcomes": outcomes,
+        "savings": {"USD": 1.5} if outcomes.get("stopped") else {},
+        "arm_requests": {"reads": 2, "writes": outcomes.get("stopped", 0)},
+        "acted": outcomes.get("stopped", 0),
+        "failures": [],
+        "parts": {ws: f"runs/run/{ws[-1]}.part.json"},
     }
 
 
@@ -67,55 +68,54 @@ def test_shutdown_over_an_empty_workspace_list_completes(handles: dict[str, Call
     """df's task_all([]) yields None: before the fix the orchestrator failed on it (Running forever on devhost)."""
     run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input([]))
     [save] = run.step()
-    assert save.name == names.SAVE_SHUTDOWN_REPORT
+    assert save.name == names.ASSEMBLE_COMPUTE_REPORT
     run.complete(save, "reports/empty.json")
     run.step()
-    assert run.output["instances"] == []
+    assert run.output["totals"]["instances"] == 0
     assert run.output["report_blob"] == "reports/empty.json"
 
 
-def test_shutdown_stops_running_instances_and_reports_them(handles: dict[str, Callable[..., Any]]) -> None:
-    acted: list[list[str]] = []
+def test_shutdown_fans_out_per_subscription_and_workspace_and_keeps_counts_only(
+    handles: dict[str, Callable[..., Any]],
+) -> None:
+    workspaces = ["sub-1/rg/ws-a", "sub-1/rg/ws-b", "sub-2/rg/ws-c"]
+    steps: dict[str, int] = {}
 
     def respond(name: str, payload: Any) -> Any:
-        if name == names.LIST_COMPUTE_INSTANCES:
-            ws = payload["workspace"]
-            return {"workspace": ws, "instances": [instance(ws, "ci-1"), instance(ws, "ci-2", "Stopped")]}
-        if name == names.ACT_ON_COMPUTE_INSTANCES:
-            acted.append([item["name"] for item in payload["items"]])
-            outcomes = [{"status": "stopping", "state_before": "Running", "message": ""} for _ in payload["items"]]
-            return {"outcomes": outcomes, "arm_requests": {"reads": 0, "writes": len(outcomes)}}
-        if name == names.READ_COMPUTE_STATES:
-            states = {
-                ws: {n: ["Stopped", "Stop", "Succeeded"] for n, _ in pending}
-                for ws, pending in payload["workspaces"].items()
-            }
-            return {"states": states, "errors": {}, "arm_requests": {"reads": len(states), "writes": 0}}
-        if name == names.PRICE_COMPUTE_SIZES:
-            return {
-                "prices": {
-                    size: {"hourly_price": 0.5, "currency": "USD", "price_source": "override"}
-                    for size in payload["sizes"]
-                }
-            }
-        if name == names.SAVE_SHUTDOWN_REPORT:
-            return "reports/run.json"
+        ws = payload.get("workspace")
+        if name == names.PLAN_COMPUTE_WORKSPACE:
+            return {"workspace": ws, "instances": 2, "to_act": 1, "outcomes": {"skipped": 1}}
+        if name == names.STEP_COMPUTE_WORKSPACE:
+            steps[ws] = steps.get(ws, 0) + 1
+            wake = (START + timedelta(seconds=5 * steps[ws])).isoformat() if steps[ws] < 3 else None
+            return {"progress": {"workspace": ws, "done": steps[ws] // 3}, "wake_at": wake}
+        if name == names.FINISH_COMPUTE_WORKSPACE:
+            return tally(ws, stopped=1, skipped=1)
+        if name == names.ASSEMBLE_COMPUTE_REPORT:
+            assert sorted(payload["parts"]) == workspaces
+            assert "instances" not in payload["head"]
+            return "reports/shutdown/run.json"
         raise AssertionError(name)
 
-    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws-a"]))
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(workspaces), instance_id="run")
     run.run_to_end(respond, handles)
-    outcomes = {i["name"]: i["outcome"] for i in run.output["instances"]}
-    assert acted == [["ci-1"]]  # one POST for the running instance, none for the stopped one
-    assert outcomes["ci-1"] == "stopped"
-    assert outcomes["ci-2"] != "stopped"
-    assert run.output["arm_requests"] == {"reads": 1, "writes": 1}
-    assert run.custom_status["phase"] == "done"
+    subs = sorted(t.instance_id or "" for t in run.tasks.values() if t.kind == "suborchestration")
+    assert len(subs) == 4 and all(s.startswith(("run:plan:", "run:run:")) for s in subs)  # 2 subscriptions x 2
+    assert steps == dict.fromkeys(workspaces, 3)  # each workspace stepped until it said nothing is left
+    output = run.output
+    assert "instances" not in output
+    assert output["totals"]["stopped"] == 3 and output["totals"]["instances"] == 6
+    assert output["totals"]["estimated_savings"] == 4.5 and output["totals"]["currency"] == "USD"
+    assert output["arm_requests"] == {"reads": 6, "writes": 3}
+    assert output["report_blob"] == "reports/shutdown/run.json"
+    assert [w["workspace"] for w in output["workspaces"]] == workspaces
+    assert run.custom_status["phase"] == "done" and run.custom_status["done"] == 6
 
 
-def test_shutdown_keeps_its_report_when_saving_fails_after_every_retry(handles: dict[str, Callable[..., Any]]) -> None:
-    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws-a"]))
-    [listing] = run.step()
-    run.complete(listing, {"workspace": "ws-a", "instances": []})
+def test_shutdown_keeps_its_summary_when_saving_the_report_fails_after_every_retry(
+    handles: dict[str, Callable[..., Any]],
+) -> None:
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input([]))
     attempts = 0
     [task] = run.step()
     while not run.done:
@@ -131,24 +131,43 @@ def test_shutdown_keeps_its_report_when_saving_fails_after_every_retry(handles: 
     assert attempts == 3
     assert run.output["report_blob"] is None
     assert "storage unavailable" in run.output["report_error"]
-    assert "Activity function 'save_shutdown_report' failed: ServiceRequestError" in run.output["report_error"]
+    assert "Activity function 'assemble_compute_report' failed: ServiceRequestError" in run.output["report_error"]
 
 
-def test_a_stop_refused_every_time_is_reported_failed_with_arm_message(
+def test_a_workspace_whose_steps_keep_failing_is_finished_with_the_reason(
     handles: dict[str, Callable[..., Any]],
 ) -> None:
-    def respond(name: str, payload: Any) -> Any:
-        if name == names.LIST_COMPUTE_INSTANCES:
-            return {"workspace": payload["workspace"], "instances": [instance(payload["workspace"], "ci")]}
-        if name == names.ACT_ON_COMPUTE_INSTANCES:
-            outcome = {"status": "retryable", "message": "ARM answered 503: Service Unavailable"}
-            return {"outcomes": [outcome for _ in payload["items"]], "arm_requests": {"reads": 0, "writes": 1}}
-        if name == names.SAVE_SHUTDOWN_REPORT:
-            return "reports/run.json"
-        raise AssertionError(name)
+    plan = {"workspace": "sub/rg/ws", "instances": 1, "to_act": 1}
+    start = {"run_id": "run", "kind": "shutdown", "plan": plan, "trace": {}}
+    finished: list[Any] = []
 
-    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], shutdown_input(["ws"])).run_to_end(respond)
-    [result] = run.output["instances"]
-    assert result["outcome"] == "failed"
-    assert result["error"].startswith("stop request failed")
-    assert "ARM answered 503: Service Unavailable" in result["error"]
+    def respond(name: str, payload: Any) -> Any:
+        if name == names.STEP_COMPUTE_WORKSPACE:
+            raise ActivityError("the ledger was damaged", "ValueError")
+        finished.append(payload["aborted"])
+        return tally("sub/rg/ws", failed=1)
+
+    run = OrchestrationReplay(handles[names.COMPUTE_WORKSPACE_ORCHESTRATOR], start).run_to_end(respond)
+    assert finished and finished[0].startswith("a step failed: Activity function 'step_compute_workspace' failed")
+    assert run.output["outcomes"] == {"failed": 1}
+
+
+def test_the_plan_lists_again_on_a_durable_timer_only_what_failed(handles: dict[str, Callable[..., Any]]) -> None:
+    planned: list[tuple[str, bool]] = []
+
+    def respond(name: str, payload: Any) -> Any:
+        planned.append((payload["workspace"], payload["final"]))
+        retry = payload["workspace"].endswith("b") and not payload["final"]
+        return {"workspace": payload["workspace"], "retryable": retry, "error": "503" if retry else None}
+
+    start = {
+        "run_id": "r",
+        "kind": "shutdown",
+        "at": START.isoformat(),
+        "run": {},
+        "poll_seconds": 2,
+        "workspaces": ["s/rg/a", "s/rg/b"],
+    }
+    run = OrchestrationReplay(handles[names.COMPUTE_PLAN_ORCHESTRATOR], start).run_to_end(respond)
+    assert planned == [("s/rg/a", False), ("s/rg/b", False), ("s/rg/b", False), ("s/rg/b", True)]
+    assert [p["workspace"] for p in run.output] == ["s/rg/a", "s/rg/b"]

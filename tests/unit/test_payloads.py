@@ -7,20 +7,34 @@ import json
 import pytest
 
 from shared.arm_budget import RequestCounts
-from shared.compute.arm import ActAnswer, ComputeInstance, Listing, StatesView, StopOutcome
+from shared.compute.arm import ComputeInstance, StopOutcome
+from shared.compute.ledger import Ledger, LedgerItem
 from shared.compute.policy import Decision
 from shared.compute.prices import Price
 from shared.compute.reconcile import ReconcileRun
+from shared.compute.reconcile_open import Opened, OpenRequest
 from shared.compute.report import InstanceResult, ShutdownReport, WorkspaceResult
+from shared.compute.report_assembly import AssembleRequest
+from shared.compute.run_summary import Tally
 from shared.compute.schedules import ScheduleDecision
 from shared.compute.shutdown_run import ShutdownRun
+from shared.compute.workspace_finish import FinishRequest
+from shared.compute.workspace_plan import PlanRequest, WorkspacePlan
+from shared.compute.workspace_step import StepAnswer
 from shared.payloads import Payload, PayloadError
 
 PAYLOADS = [
     ComputeInstance,
-    Listing,
-    ActAnswer,
-    StatesView,
+    Ledger,
+    LedgerItem,
+    Tally,
+    PlanRequest,
+    WorkspacePlan,
+    StepAnswer,
+    FinishRequest,
+    AssembleRequest,
+    OpenRequest,
+    Opened,
     RequestCounts,
     StopOutcome,
     Decision,
@@ -69,7 +83,15 @@ def test_a_payload_missing_a_required_field_names_the_field_and_the_class():
         WorkspaceResult.from_dict({"workspace": "s/r/w"})
 
 
-def test_a_failed_listing_reads_back_as_a_value_with_no_instances():
-    listing = Listing.from_dict({"workspace": "s/r/w", "error": "ARM answered 503", "retryable": True})
-    assert (listing.instances, listing.retryable, listing.arm_requests) == ((), True, {})
-    assert Listing.from_dict(listing.to_dict()) == listing
+def test_a_ledger_round_trips_through_its_blob_with_one_item_per_line():
+    item = LedgerItem("ci-1", "Running", "stop", "stop (Running)", "stop", notice={"sent_at": None})
+    ledger = Ledger(
+        "run",
+        "shutdown",
+        "s/r/w",
+        "2026-11-30T22:00:00+00:00",
+        items=(item, LedgerItem("ci-2", "Stopped", "already_stopped", "x")),
+    )
+    text = ledger.to_json()
+    assert text.count(b"\n") == 4 and json.loads(text)["items"][0]["name"] == "ci-1"
+    assert Ledger.from_json(text) == ledger

@@ -158,13 +158,13 @@ def stopped_instance_priced(answer: dict[str, Any]) -> InstanceResult:
 
 
 def test_bad_overrides_give_every_instance_their_reason_and_the_run_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from activities.schedules import _prices
+    from shared.compute.workspace_finish import _prices
 
     monkeypatch.setenv("PRICE_OVERRIDES", '{"Standard_DS3_v2": Infinity}')
-    answer = _prices([SIZE])
-    strict_json(answer)
-    assert "PRICE_OVERRIDES" in answer["error"]
-    reason = stopped_instance_priced(answer["prices"]).reason
+    prices, error = _prices([SIZE])
+    strict_json({"prices": prices, "error": error})
+    assert error is not None and "PRICE_OVERRIDES" in error
+    reason = stopped_instance_priced(prices).reason
     assert "PRICE_OVERRIDES" in reason and "VM size" not in reason  # before: "the instance's VM size is unknown"
 
 
