@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
+# `make test` runs the tests in this many processes (pytest-xdist), a test module's tests in one of them.
+PYTEST_WORKERS ?= 2
 PACKAGE_ARGS ?= --with-deps --output dist/app.zip
 
 .PHONY: run test lint fmt bench soak train lock clean setup audit reliability package infra-scan
@@ -29,7 +31,7 @@ run: setup
 	$(PY) -m devhost
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

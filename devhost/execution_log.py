@@ -11,6 +11,7 @@ in Azure/azure-functions-durable-python#496). A failed invocation logs `(Failed,
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 import uuid
@@ -21,6 +22,9 @@ from dataclasses import dataclass, field
 log = logging.getLogger("devhost.functions")
 
 DURABLE_REASON = "(null)"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass
@@ -44,7 +48,8 @@ class Invocation:
 def failure_text(err: BaseException) -> str:
     """What the worker reports of an exception: `Result: Failure`, the exception and its stack."""
     stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()
-    return f"Result: Failure\nException: {type(err).__name__}: {err}\nStack: {stack}"
+    message = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(err))  # a message cannot forge a line
+    return f"Result: Failure\nException: {type(err).__name__}: {message}\nStack: {stack}"
 
 
 @contextmanager
@@ -70,10 +75,11 @@ def _executed(invocation: Invocation, failure: str | None) -> None:
             invocation.duration_ms,
         )
         return
+    # The failure's line breaks are ours (Core Tools prints Result, Exception and Stack on lines of their own), so
+    # it goes into the format string: the app's record factory (shared.telemetry) escapes arguments, not formats.
     log.error(
-        "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n%s",
+        "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n" + failure.replace("%", "%%"),
         invocation.function,
         invocation.id,
         invocation.duration_ms,
-        failure,
     )

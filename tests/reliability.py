@@ -102,9 +102,26 @@ def merge_rows(existing: list[dict[str, Any]], new: list[Row]) -> list[dict[str,
     return sorted(kept + fresh, key=lambda r: (CATEGORIES.index(r["category"]), r["case"]))
 
 
+_WORKER_ROWS = "reliability_rows"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: take the rows a worker recorded (`make test` runs the tests in workers)."""
+    recorder = node.config.stash.get(_RECORDER_KEY, None)
+    rows = getattr(node, "workeroutput", {}).get(_WORKER_ROWS, [])
+    if recorder is not None:
+        recorder.rows.extend(Row(**row) for row in rows)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder = session.config.stash.get(_RECORDER_KEY, None)
-    if recorder is None or not recorder.rows or hasattr(session.config, "workerinput"):
+    if recorder is None:
+        return
+    if hasattr(session.config, "workerinput"):  # an xdist worker: its rows go to the controller, which writes them
+        session.config.workeroutput[_WORKER_ROWS] = [asdict(row) for row in recorder.rows]  # type: ignore[attr-defined]
+        return
+    if not recorder.rows:
         return
     existing: list[dict[str, Any]] = []
     if REPORT.exists():

@@ -25,3 +25,22 @@ def test_a_success_and_a_failure_are_logged_with_id_duration_and_the_exception(
     assert re.fullmatch(r"Executed 'Functions.raise_exception' \(Failed, Id=[0-9a-f-]{36}, Duration=\d+ms\)", failed[0])
     assert failed[1:3] == ["Result: Failure", "Exception: ValueError: This activity failed"]
     assert failed[3].startswith("Stack: ")
+
+
+def test_the_failure_keeps_its_lines_in_the_apps_process_and_a_message_cannot_forge_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """devhost's worker runs the app, whose telemetry escapes every log argument: the failure's own line breaks stay
+    (they are devhost's), the exception's message is escaped (it may carry a blob name or an event field)."""
+    from shared.telemetry import configure_telemetry
+
+    configure_telemetry({})
+    caplog.set_level(logging.INFO, logger="devhost.functions")
+    with pytest.raises(ValueError), execution("raise_exception"):
+        raise ValueError("bad name\nExecuted 'Functions.forged' (Succeeded, Id=x, Duration=0ms)")
+    failed = caplog.records[-1].getMessage().splitlines()
+    assert failed[1:3] == [
+        "Result: Failure",
+        "Exception: ValueError: bad name\\x0aExecuted 'Functions.forged' (Succeeded, Id=x, Duration=0ms)",
+    ]
+    assert failed[3].startswith("Stack: ")
