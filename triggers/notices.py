@@ -12,13 +12,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.errors import AppError
+from shared.names import NOTICE_EVENT
 from shared.telemetry import trigger_span
 
 bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
-
-NOTICE_EVENT = "notice"
 
 
 @bp.function_name("notice_link")

@@ -18,6 +18,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared import names
 from shared.compute import notices, postponements
 from shared.compute.run_ids import workspace_instance_id
 from triggers import notices as notice_trigger
@@ -51,7 +52,7 @@ def notice_test_orchestrator(context: df.DurableOrchestrationContext) -> Generat
         if not pending:
             break
         timer = context.create_timer(datetime.fromisoformat(step["next_due"]))
-        event = context.wait_for_external_event(notice_trigger.NOTICE_EVENT)
+        event = context.wait_for_external_event(names.NOTICE_EVENT)
         winner = yield context.task_any([timer, event])
         if winner == event:
             events += 1

@@ -6,8 +6,8 @@ run those): here each rule of confirming, re-sending and recovering after a cras
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,8 @@ from shared.arm_budget import FULL_BUCKET_LAG_SECONDS, PACING_MARGIN, pacing_off
 from shared.compute.arm import ComputeInstance, StopOutcome
 from shared.compute.arm_batch import Post
 from shared.compute.ledger import Ledger, LedgerItem, iso
-from shared.compute.workspace_step import WRITE_BATCH, run_step
+from shared.compute.postponements import DueDecision, NoticeRecord, decide_due
+from shared.compute.workspace_step import HOLD, WRITE_BATCH, run_step
 
 START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 WS = "sub/rg/ws"
@@ -41,6 +42,10 @@ class World:
     crash: str | None = None  # "before" / "after": the next send dies before or after its POSTs reach ARM
     lost: dict[str, str] = field(default_factory=dict)
     saved: bytes = b""
+    held_until: datetime | None = None
+    record: NoticeRecord = field(default_factory=lambda: NoticeRecord("run-1", WS, "run-1:ws:x"))
+    record_reads: int = 0
+    observed: list[datetime] = field(default_factory=list)
 
     # --- the ports ---
     def listing(self) -> tuple[list[ComputeInstance] | None, str | None, dict[str, int]]:
@@ -80,8 +85,27 @@ class World:
     def save(self, ledger: Ledger) -> None:
         self.saved = ledger.to_json()
 
-    def lost_claims(self, ledger: Ledger, now: datetime) -> dict[str, str]:
+    def lost_claims(self, ledger: Ledger, now: datetime, until: datetime | None = None) -> dict[str, str]:
+        self.held_until = until or self.held_until
         return self.lost
+
+    def due_stops(self, ledger: Ledger, planned: Mapping[str, datetime], now: datetime) -> DueDecision:
+        """The heads-up's record, kept here: the same decision as the blob's (postponements.decide_due)."""
+        self.record_reads += 1
+        decision, changed = decide_due(self.record, planned, now, announced=True)
+        if changed is not None:
+            self.record = changed
+        return decision
+
+    def observe(self, ledger: Ledger, instances: Sequence[ComputeInstance], now: datetime) -> None:
+        self.observed.append(now)
+
+    def choose(self, name: str, *, postponed_until: datetime | None = None, stop_now: bool = False) -> None:
+        """The owner's click through the link (what apply_choice writes into the record)."""
+        notice = self.record.instances[name]
+        until = iso(postponed_until) if postponed_until else None
+        chosen = replace(notice, postponed_until=until, postponed_by=notice.owner, stop_now=stop_now)
+        self.record = replace(self.record, instances={**self.record.instances, name: chosen})
 
     # --- the test's hands ---
     def settle(self, name: str, state: str, op_status: str = "Succeeded") -> None:
@@ -279,12 +303,28 @@ def test_the_shared_bucket_refills_at_arms_rate_and_paces_the_posts() -> None:
     assert take_from({"tokens": float("nan"), "at": 0.0}, 1, 0.0)[1] == 200.0
 
 
-def test_a_run_holding_claims_wakes_in_time_to_renew_them_however_far_its_next_item() -> None:
+@pytest.mark.parametrize(
+    ("due_in", "wake_in"), [(timedelta(minutes=20), timedelta(minutes=20)), (timedelta(hours=30), HOLD)]
+)
+def test_a_run_holding_claims_holds_them_over_its_wait_and_wakes_at_least_every_hold(
+    due_in: timedelta, wake_in: timedelta
+) -> None:
+    """A heads-up's wait (or a postponement of many hours) keeps the claims: their lease is extended over the wait
+    (at most HOLD at a time) instead of a step every LEASE/3 to renew them (a day of steps every minute would make
+    a history of 1,440 steps)."""
     from shared.compute.reconcile_state import LEASE
 
     world, book = World({"a": "Running"}), ledger("a", schedule="office")
-    book.items[0].due_at = iso(START + timedelta(hours=1))  # e.g. after a heads-up notice's wait
+    book.items[0].due_at = iso(START + due_in)
     book.claims = {"office": iso(START)}
     answer = step(world, book)
     assert world.posts == []
-    assert answer.wake_at == iso(START + LEASE / 3)
+    assert answer.wake_at == iso(START + wake_in)
+    assert world.held_until == START + wake_in + LEASE / 2
+
+
+def test_a_run_holding_claims_renews_them_by_its_steps_when_it_waits_less_than_a_third_of_the_lease() -> None:
+    world, book = World({"a": "Running"}), ledger("a", schedule="office")
+    book.claims = {"office": iso(START)}
+    assert step(world, book).wake_at == iso(START + timedelta(seconds=5))  # the next poll
+    assert world.held_until is None
