@@ -66,6 +66,10 @@ class World:
             raise Crash
         outcomes = []
         for post in posts:
+            done = {"stop": ("Stopped", "already_stopped"), "start": ("Running", "already_running")}[post.action]
+            if post.state == done[0]:  # shared.compute.arm.begin_stop/start: no request for what is done already
+                outcomes.append(StopOutcome(done[1], post.state, f"already {post.state}"))  # type: ignore[arg-type]
+                continue
             self.posts.append((post.name, post.action))
             status = (self.answers.get(post.name) or ["accepted"]).pop(0) if self.answers.get(post.name) else "accepted"
             if status == "accepted":
@@ -328,3 +332,116 @@ def test_a_run_holding_claims_renews_them_by_its_steps_when_it_waits_less_than_a
     book.claims = {"office": iso(START)}
     assert step(world, book).wake_at == iso(START + timedelta(seconds=5))  # the next poll
     assert world.held_until is None
+
+
+# --- the heads-up (issue 23) ---------------------------------------------------------------------------------------
+
+NOTICE = timedelta(minutes=30)
+DUE = START + NOTICE
+
+
+def announced(*names: str, states: dict[str, str] | None = None) -> tuple[World, Ledger]:
+    """A shutdown whose stops are due 30 minutes after its start, each announced to its owner (the record)."""
+    from shared.compute.postponements import InstanceNotice
+
+    world, book = World(states or dict.fromkeys(names, "Running")), ledger(*names)
+    book.notice_minutes = NOTICE.total_seconds() / 60
+    for item in book.items:
+        item.due_at = iso(DUE)
+    notices = {n: InstanceNotice("ana", iso(DUE), ("hook",), sent_at=iso(START)) for n in names}
+    world.record = NoticeRecord("run-1", WS, "run-1:ws:x", notices)
+    return world, book
+
+
+def test_stops_wait_for_their_heads_up_and_a_postponed_one_alone_waits_for_its_new_time() -> None:
+    world, book = announced("a", "b")
+    first = step(world, book)
+    assert world.posts == [] and world.lists == 0  # waiting lists nothing: no ARM request while the heads-up runs
+    assert first.wake_at == iso(DUE)
+    world.choose("a", postponed_until=DUE + timedelta(hours=1))  # ana keeps `a` an hour longer
+    world.now = DUE
+    at_due = step(world, book)
+    assert world.posts == [("b", "stop")]  # b at its time, a not
+    assert world.lists == 1 and at_due.arm_requests == {"reads": 1, "writes": 1}  # one listing for the waited stops
+    assert world.record.instances["b"].spent and not world.record.instances["a"].spent  # b's link answers 410 now
+    assert at_due.wake_at == iso(DUE + timedelta(seconds=5))  # b's confirmation first
+    world.later(5)
+    world.settle("b", "Stopped")
+    confirmed = step(world, book)
+    assert outcomes(book)["b"] == ("stopped", None)
+    assert confirmed.wake_at == iso(DUE + timedelta(hours=1))  # then a's new time
+    world.now = DUE + timedelta(hours=1)
+    step(world, book)
+    assert world.posts == [("b", "stop"), ("a", "stop")]
+    world.later(5)
+    world.settle("a", "Stopped")
+    assert step(world, book).wake_at is None
+    a = book.items[0]
+    assert (a.outcome, a.postponed_until, a.postponed_by) == ("stopped", iso(DUE + timedelta(hours=1)), "ana")
+    assert a.notice is not None and a.notice["channels"] == ["hook"] and a.notice["sent_at"] == iso(START)
+
+
+def test_stop_now_sends_before_the_planned_time() -> None:
+    world, book = announced("a", "b")
+    step(world, book)
+    world.choose("a", stop_now=True)
+    world.later(60)  # the click's event wakes the workspace: a step long before DUE
+    answer = step(world, book)
+    assert world.posts == [("a", "stop")]
+    assert answer.wake_at == iso(START + timedelta(seconds=65))  # a's confirmation; b still waits for DUE
+
+
+def test_a_waited_stop_is_checked_against_one_listing_before_it_is_sent() -> None:
+    states = {"gone": "Running", "job": "Running", "done": "Running", "go": "Running"}
+    world, book = announced(*states, states=states)
+    step(world, book)
+    del world.states["gone"]  # deleted during the heads-up
+    world.states["job"] = "JobRunning"  # a job started
+    world.states["done"] = "Stopped"  # its owner stopped it
+    world.now = DUE
+    step(world, book)
+    assert world.posts == [("go", "stop")] and world.lists == 1  # one listing for all four, no request per instance
+    assert outcomes(book) == {
+        "gone": ("skipped", "not found (deleted during the heads-up)"),
+        "job": ("skipped", "a job started during the heads-up (JobRunning); not interrupted"),
+        "done": ("already_stopped", "already Stopped"),
+        "go": (None, None),
+    }
+
+
+def test_a_stop_postponed_past_its_schedules_next_start_is_not_made() -> None:
+    world, book = announced("a")
+    book.items[0].not_after = iso(DUE + timedelta(hours=2))  # the schedule starts again then
+    step(world, book)
+    world.choose("a", postponed_until=DUE + timedelta(hours=3))
+    world.now = DUE
+    assert step(world, book).wake_at == iso(DUE + timedelta(hours=2))
+    world.now = DUE + timedelta(hours=2)
+    assert step(world, book).wake_at is None
+    assert world.posts == []
+    assert outcomes(book)["a"][0] == "skipped" and "postponed past the schedule's next start" in str(
+        outcomes(book)["a"]
+    )
+
+
+def test_a_stop_made_before_its_heads_up_was_recorded_is_marked_so_the_late_heads_up_skips_it() -> None:
+    world, book = announced("a")
+    world.record = NoticeRecord("run-1", WS, "run-1:ws:x")  # the sender has not written it yet
+    world.now = DUE
+    step(world, book)
+    assert world.posts == [("a", "stop")]
+    assert world.record.instances["a"].spent  # shared.compute.notices leaves spent instances out of its messages
+
+
+def test_without_a_heads_up_no_record_is_read_and_nothing_is_listed_before_sending() -> None:
+    world, book = World({"a": "Running"}), ledger("a")
+    step(world, book)
+    assert (world.posts, world.lists, world.record_reads) == ([("a", "stop")], 0, 0)
+
+
+def test_every_listing_of_a_step_is_an_observation_of_measured_savings() -> None:
+    world, book = World({"a": "Running"}), ledger("a")
+    step(world, book)
+    world.later(5)
+    step(world, book)
+    assert world.observed == [START + timedelta(seconds=5)]  # the confirmation's listing, no listing of its own
