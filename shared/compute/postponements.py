@@ -136,11 +136,14 @@ def update_record(
     workspace: str,
     change: Callable[[NoticeRecord], NoticeRecord | None],
     env: Mapping[str, str] | None = None,
+    *,
+    create: bool = True,
 ) -> NoticeRecord | None:
     """Read the record (or start an empty one), apply `change`, write it back only if nobody wrote it meanwhile.
 
     `change` returns the new record, or None to write nothing; on a lost race it is applied again to a fresh read,
     so it must decide from the record alone. Returns what was written (or the unchanged record when nothing was).
+    Without `create`, a record that does not exist (its run finished and dropped it) stays so: None.
     """
     from shared import blobs
 
@@ -149,6 +152,8 @@ def update_record(
     name = record_blob(run_id, ws12)
     for attempt in range(WRITE_ATTEMPTS):
         found = read_record(run_id, ws12, env)
+        if found is None and not create:
+            return None
         record, etag = found if found is not None else (NoticeRecord.empty(run_id, workspace), None)
         changed = change(record)
         if changed is None:
@@ -207,7 +212,8 @@ def record_sent(
                 )
         return replace(record, instances=instances)
 
-    return update_record(run_id, workspace, change, env)
+    # A run whose stops were all made before its heads-up was delivered may have dropped the record: leave it so.
+    return update_record(run_id, workspace, change, env, create=False)
 
 
 # --- the link's POST -----------------------------------------------------------------------------------------
