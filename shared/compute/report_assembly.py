@@ -54,9 +54,13 @@ def assemble(request: AssembleRequest) -> str | None:
     container = REPORTS_CONTAINER.get()
     saved: str | None = None
     if request.blob_name is not None:
+        from shared.compute.run_reports import note_report
+
         blobs.ensure_container(container)
         _write(container, request)
         saved = f"{container}/{request.blob_name}"
+        # The month's index gets this run now, so no reader ever has to read this report to list it.
+        note_report(container, request.blob_name, request.head)
     for name in blobs.list_names(container, run_blob_prefix(request.run_id)):
         blobs.delete_blob(container, name)
     return saved

@@ -7,10 +7,11 @@ one ranged read (shared.compute.report_head), about 2 ms of this process's CPU e
 on every cold start. So each month's heads, reduced to the fields the readers use (HEAD_FIELDS), are kept:
 
 - in this process (`HEADS`, by blob name: a saved report never changes), a few hundred bytes per run;
-- in the reports container, as `index/YYYY-MM.json` ({"version": 1, "reports": {blob name: head}}), written by
-  whichever reader read heads the index lacked: the next process (or Azure instance) reads one blob instead of
-  every report. It is a cache: deleting it loses nothing (the next reader writes it again); two readers writing
-  at once may drop each other's additions, which the next reader reads again; entries of deleted reports are
+- in the reports container, as `index/YYYY-MM.json` ({"version": 1, "reports": {blob name: head}}), added to by
+  every compute run when it saves its report (`note_report`, a conditional write), and written by whichever reader
+  read heads the index lacked: so even the first view of a month reads one blob instead of every report. It is a
+  cache: deleting it loses nothing (the next reader writes it again); a reader writing it at the same time as
+  another may drop the other's additions, which the next reader reads again; entries of deleted reports are
   ignored (only listed reports count) and dropped at the next write.
 """
 
@@ -19,8 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -125,11 +128,16 @@ def _read_index(container: str, month: str, env: Mapping[str, str] | None) -> di
     from shared.errors import NotFoundError
 
     try:
-        data = json.loads(blobs.read_blob(container, _index_blob(month), env))
+        return _parse_index(blobs.read_blob(container, _index_blob(month), env), month)
     except NotFoundError:
         return {}
+
+
+def _parse_index(raw: bytes, month: str) -> dict[str, Mapping[str, Any]]:
+    try:
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
-        log.warning("index %s/%s is not readable (%s); it is written again", container, _index_blob(month), err)
+        log.warning("index %s is not readable (%s); it is written again", _index_blob(month), err)
         return {}
     reports = data.get("reports") if isinstance(data, dict) and data.get("version") == INDEX_VERSION else None
     if not isinstance(reports, dict):
@@ -229,3 +237,42 @@ def head_of(container: str, report: ListedReport, env: Mapping[str, str] | None 
         cached = _head_of(container, report, env)
         HEADS.put(container, report.blob, cached)
     return cached
+
+
+NOTE_ATTEMPTS = 20  # conditional writes of the index by one run before it leaves the addition to the next reader
+
+
+def note_report(container: str, blob: str, head: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bool:
+    """Add a just-saved report's head to its month's index (a conditional write: concurrent runs each keep their
+    addition). Best effort, as the index is a cache: on failure the next reader reads that report's head itself.
+    True when the index holds it."""
+    from shared import blobs
+    from shared.errors import OutputChangedError, StorageError
+
+    report = report_blob_parts(blob)
+    if report is None:
+        return False
+    month = report.day[:7]
+    entry = {key: _finite(head[key]) for key in HEAD_FIELDS if key in head}
+    for attempt in range(NOTE_ATTEMPTS):
+        if attempt:  # lost a race: wait a little, at random, so that racing runs do not collide again
+            time.sleep(random.uniform(0, 0.02 * attempt))
+        try:
+            found = blobs.read_blob_etag(container, _index_blob(month), env)
+            heads, etag = ({}, None) if found is None else (_parse_index(found[0], month), found[1])
+            heads[blob] = entry
+            body = json.dumps({"version": INDEX_VERSION, "month": month, "reports": dict(sorted(heads.items()))})
+            blobs.upload_if(
+                container, _index_blob(month), body.encode(), content_type="application/json", if_match=etag, env=env
+            )
+        except OutputChangedError:
+            continue  # another run or reader wrote it meanwhile: read it again
+        except StorageError as err:
+            log.warning("index %s/%s: report %s not noted (%s)", container, _index_blob(month), blob, err)
+            return False
+        HEADS.put(container, blob, entry)
+        return True
+    log.warning(
+        "index %s/%s: report %s not noted after %d attempts", container, _index_blob(month), blob, NOTE_ATTEMPTS
+    )
+    return False

@@ -141,3 +141,38 @@ def test_an_endpoint_that_reports_no_write_limit_is_not_paced(container: str) ->
     write_bucket(sub).observe(150.0)  # the endpoint reports a limit after all
     remember_limits(container, sub, now=1003.0)
     assert reserve_shared_writes(container, sub, 10, now=1003.0) < 200.0
+
+
+def test_a_saved_report_is_in_its_months_index_so_no_reader_reads_it_and_concurrent_runs_keep_theirs(
+    container: str,
+) -> None:
+    from shared.compute import run_reports
+
+    head = {"instance_id": "run-1", "trigger": "timer", "totals": {"stopped": 4}, "workspaces": []}
+    assemble(AssembleRequest("run-1", "shutdown/2026/11/30/run-1.json", head, {}))
+    index = json.loads(blobs.read_blob(container, "index/2026-11.json"))
+    # Only the fields the readers use (never `workspaces`): the index stays small with thousands of runs.
+    assert index["reports"] == {
+        "shutdown/2026/11/30/run-1.json": {"instance_id": "run-1", "trigger": "timer", "totals": {"stopped": 4}}
+    }
+
+    # Eight runs saving their reports at once: each one's conditional write keeps the others' additions.
+    names = [f"reconcile/2026/11/30/run-{k}.json" for k in range(8)]
+    threads = [
+        threading.Thread(target=run_reports.note_report, args=(container, name, {"instance_id": name, "totals": {}}))
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    index = json.loads(blobs.read_blob(container, "index/2026-11.json"))
+    assert set(index["reports"]) == {"shutdown/2026/11/30/run-1.json", *names}
+
+    # A fresh process (nothing cached) reads the month from the index alone: no report blob is opened.
+    for name in names:
+        blobs.upload(container, name, b"not a report: reading it would show as unreadable")
+    run_reports.HEADS.clear()
+    month = run_reports.month_heads(container, "2026-11")
+    assert not month.unreadable
+    assert len(month.heads) == 9
