@@ -1,7 +1,7 @@
 """Compute run activities (shutdown and reconcile): thin adapters from JSON input to shared/compute.
 
-Plan, step and finish one workspace on its ledger blob; assemble the run's report from the workspaces' parts.
-Each returns counts, never per-instance lists (those are in blobs).
+Plan, step and finish one workspace on its ledger blob; the heads-up's lead time and its notify phase; assemble the
+run's report from the workspaces' parts. Each returns counts, never per-instance lists (those are in blobs).
 """
 
 from __future__ import annotations
@@ -29,6 +29,29 @@ def plan_compute_workspace(payload: dict[str, Any]) -> dict[str, Any]:
     request = PlanRequest.from_dict(payload)
     with carrier_span(names.PLAN_COMPUTE_WORKSPACE, request.trace, {"workspace": request.workspace}):
         return plan_workspace(request).to_dict()
+
+
+@bp.function_name(names.PLAN_COMPUTE_NOTICE)
+@bp.activity_trigger(input_name="payload", activity=names.PLAN_COMPUTE_NOTICE)
+def plan_compute_notice(payload: dict[str, Any]) -> dict[str, Any]:
+    """The heads-up's lead time of a run ({minutes, dry_run, error} in): 0 without channels, in a dry run, or with a
+    malformed setting (then `error` says which; the run's stops do not wait)."""
+    from shared.compute.notices import notice_plan
+
+    minutes, dry_run, error = float(payload.get("minutes") or 0), bool(payload.get("dry_run")), payload.get("error")
+    return notice_plan(minutes, dry_run, setting_error=error).to_dict()
+
+
+@bp.function_name(names.SEND_COMPUTE_NOTICES)
+@bp.activity_trigger(input_name="payload", activity=names.SEND_COMPUTE_NOTICES)
+def send_compute_notices(payload: dict[str, Any]) -> dict[str, Any]:
+    """The notify phase: one message per owner per run listing their coming stops, one signed link each; a summary
+    (never raises: a channel or storage failure is reported, and the stops happen at their times)."""
+    from shared.compute.run_notices import NotifyRequest, send_run_notices
+
+    request = NotifyRequest.from_dict(payload)
+    with carrier_span(names.SEND_COMPUTE_NOTICES, request.trace, {"run": request.run_id}):
+        return send_run_notices(request).to_dict()
 
 
 @bp.function_name(names.STEP_COMPUTE_WORKSPACE)

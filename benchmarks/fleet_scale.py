@@ -1,6 +1,8 @@
 """`fleet_scale`: one `POST /api/shutdown` over 10,000 compute instances in 10 subscriptions x 2 workspaces, ARM's
 request buckets enforced by the stand-in, every stop taking 2 s; then one `POST /api/reconcile` over the same
-10,000 instances tagged with a schedule whose stop boundary is in the window (issue 20).
+10,000 instances tagged with a schedule whose stop boundary is in the window (issue 20); then the shutdown again with
+the heads-up (issue 23): a webhook channel (the notification sink, in this process), a short `notice_minutes`, 100
+owners, and owners clicking "stop now" on some links while the run waits.
 
 Measured per run: wall time against the slowest subscription's write floor ((1,000 - 200) / 10 + 2 = 82 s), ARM
 writes per instance and the reads beyond list pages (from the stand-in's own log), the largest orchestration
@@ -24,6 +26,7 @@ from benchmarks.core import Goal, Result
 from benchmarks.hosts import Context, app_functions, devhost, peak_rss_mib, reset_peak, reset_write_buckets
 from devhost.standins.arm import ArmStandin, workspace_keys
 from devhost.standins.identity import IdentityStandin
+from devhost.standins.notify import NotifySink
 from devhost.standins.prices import PricesStandin
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import TERMINAL, RunningHost
@@ -40,6 +43,9 @@ FLOOR_FACTOR = 1.2
 # One POST per instance; a rare 429 (ARM's clock against ours) costs one more: at most 1 in 1,000.
 WRITES_GOAL = "1.0 ARM writes per instance (at most 1 in 1,000 sent again after a 429)"
 HISTORY_LIMIT_KB, MESSAGE_LIMIT_KB = 1024, 256
+OWNERS = 100  # owner tags spread over the fleet: one heads-up message each
+NOTICE_MINUTES = 0.5  # the heads-up run's lead time
+CLICKS_PER_WORKSPACE = 5  # "stop now" clicks on links while the heads-up run waits (events on its workspaces)
 DURABLE = "/runtime/webhooks/durabletask"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -61,7 +67,7 @@ def fleet(subscriptions: int, per_subscription: int, per_workspace: int, schedul
                 "computes": [
                     {
                         "name": f"ci-{s:02d}-{w}-{i:04d}",
-                        "tags": tags,
+                        "tags": {**tags, "owner": f"user-{i % OWNERS:03d}"},
                         "properties": {
                             "computeType": "ComputeInstance",
                             "properties": {"state": "Running", "vmSize": "STANDARD_DS3_V2"},
@@ -122,16 +128,25 @@ def sizes(host: RunningHost, run_id: str) -> dict[str, Any]:
     }
 
 
-def one_run(host: RunningHost, arm: ArmStandin, route: str, expected: int, timeout: float) -> dict[str, Any]:
+def one_run(
+    host: RunningHost,
+    arm: ArmStandin,
+    route: str,
+    expected: int,
+    timeout: float,
+    body: dict[str, Any] | None = None,
+    sink: NotifySink | None = None,
+) -> dict[str, Any]:
     subscriptions = sorted({key.split("/", 1)[0] for key in host.settings["AML_WORKSPACES"].split(",")})
     reset_write_buckets(host, subscriptions, limited=True)  # full, like the stand-in's after its reload
     pids = worker_pids(host)
     for pid in pids:
         reset_peak(pid)
     started = time.perf_counter()
-    answer = host.request("POST", route, json={})
+    answer = host.request("POST", route, json=body or {})
     if answer.status_code != 202:
         raise RuntimeError(f"POST {route} answered {answer.status_code}: {answer.text[:500]}")
+    notices = _click_stop_now(sink, expected, started) if sink is not None else {}
     status = follow(host, answer.json()["statusQueryGetUri"], timeout)
     wall = time.perf_counter() - started
     if status.get("runtimeStatus") != "Completed":
@@ -151,12 +166,38 @@ def one_run(host: RunningHost, arm: ArmStandin, route: str, expected: int, timeo
         "other_reads": sum(1 for r in gets if not r.path.rstrip("/").endswith("/computes")),
         "output_bytes": len(json.dumps(output).encode()),
         "worker_peak_mib": max((peak_rss_mib(pid) or 0.0) for pid in pids) if pids else None,
+        "heads_up": output.get("heads_up"),
+        **notices,
         **sizes(host, status["instanceId"]),
     }
     if output["totals"]["stopped"] != expected or stopped != expected:
         raise RuntimeError(f"expected {expected} stopped; report {output['totals']}, stand-in {stopped}")
     log.info("%s: %s", route, {k: v for k, v in info.items() if k != "totals"})
     return info
+
+
+def _click_stop_now(sink: NotifySink, expected: int, started: float) -> dict[str, Any]:
+    """Wait for the heads-up of all `expected` stops (as the owners get it), then click "stop now" on a few links per
+    workspace, as owners would while the run waits: each click is one event on that workspace's orchestration."""
+    deadline = time.monotonic() + 120
+    links: dict[str, str] = {}
+    while len(links) < expected and time.monotonic() < deadline:
+        links = {n["instance"]: n["links"]["review"] for m in sink.received("webhook") for n in m.body["notices"]}
+        time.sleep(0.2)
+    if len(links) < expected:
+        raise RuntimeError(f"the heads-up announced {len(links)} of {expected} stops")
+    delivered = time.perf_counter() - started
+    chosen = sorted(links)[:: max(1, PER_WORKSPACE // CLICKS_PER_WORKSPACE)]  # spread over the workspaces
+    with requests.Session() as session:
+        for name in chosen:
+            answer = session.post(links[name], data={"action": "stop-now"}, timeout=30)
+            if answer.status_code != 200:
+                raise RuntimeError(f"stop-now on {name} answered {answer.status_code}: {answer.text[:300]}")
+    return {
+        "notices_delivered_seconds": delivered,
+        "messages": len(sink.received("webhook")),
+        "clicks": len(chosen),
+    }
 
 
 def run(ctx: Context) -> Result:
@@ -176,7 +217,10 @@ def run(ctx: Context) -> Result:
         "orchestration sizes from the Durable HTTP API (`showHistory=true&showHistoryOutput=true`) over every "
         "orchestration of the run (the top, one per subscription and phase, one per workspace); worker memory is "
         "each worker process's VmHWM during the run. The reconcile's instances are tagged with a schedule whose "
-        "period ended 5 minutes before.",
+        "period ended 5 minutes before. The third run is the shutdown again with the heads-up: `notice_minutes` "
+        f"{NOTICE_MINUTES:g} in its body, one webhook channel (the notification sink, on loopback), {OWNERS} owners "
+        f'(the `owner` tag), and {CLICKS_PER_WORKSPACE} "stop now" clicks per workspace on the links while it waits; '
+        "its floor is the heads-up plus the write floor.",
         parameters={
             "instances": size,
             "subscriptions": subs,
@@ -185,6 +229,8 @@ def run(ctx: Context) -> Result:
             "stop transition (s)": TRANSITION_SECONDS,
             "SHUTDOWN_POLL_SECONDS": 1,
             "worker processes": os.cpu_count(),
+            "heads-up run: notice_minutes": NOTICE_MINUTES,
+            "heads-up run: owners": OWNERS,
         },
     )
     if "start_shutdown" not in app_functions():
@@ -200,7 +246,7 @@ def _measure(ctx: Context, result: Result, subs: int, per_sub: int, per_ws: int)
     untagged = fleet(subs, per_sub, per_ws, None)
     tagged = fleet(subs, per_sub, per_ws, "closed")
     size = subs * per_sub * per_ws
-    with IdentityStandin() as identity, PricesStandin() as prices:
+    with IdentityStandin() as identity, PricesStandin() as prices, NotifySink() as sink:
         arm = ArmStandin(
             untagged,
             tls,
@@ -220,6 +266,9 @@ def _measure(ctx: Context, result: Result, subs: int, per_sub: int, per_ws: int)
             "AML_POLLING_INTERVAL_SECONDS": "1",
             "RECONCILE_TIMER": "false",
             "COMPUTE_SCHEDULES": json.dumps(closed_schedule(datetime.now(UTC))),
+            # The heads-up is asked for by the third run's body alone (the first two run as without it).
+            "NOTIFY_CHANNELS": json.dumps([{"name": "bench-hook", "kind": "webhook", "url": f"{sink.url}/hook"}]),
+            "NOTICE_MINUTES": "0",
         }
         try:
             with devhost(ctx, "fleet", settings) as host:
@@ -233,6 +282,10 @@ def _measure(ctx: Context, result: Result, subs: int, per_sub: int, per_ws: int)
                 arm.reload(tagged)
                 _old_window(host, datetime.now(UTC) - timedelta(hours=1))
                 runs["reconcile"] = one_run(host, arm, "/api/reconcile", size, timeout=900)
+                time.sleep(WRITE_BURST / WRITE_REFILL)
+                arm.reload(untagged)
+                body = {"notice_minutes": NOTICE_MINUTES}
+                runs["shutdown_notice"] = one_run(host, arm, "/api/shutdown", size, 900, body=body, sink=sink)
                 return runs
         finally:
             arm.stop()
@@ -278,6 +331,14 @@ def summarize(result: Result, runs: dict[str, dict[str, Any]], size: int, floor:
             f"{kind}: {info['orchestrations']} orchestrations; {info['writes']:,} writes, {info['throttled']} "
             f"answered 429; {info['list_pages']:,} list pages; largest message in `{info['largest_message_in']}`."
         )
+        heads_up = info.get("heads_up")
+        if heads_up:
+            result.notes.append(
+                f"{kind}: heads-up {heads_up['minutes']:g} min ahead, {heads_up['messages_sent']} messages to "
+                f"{heads_up['owners']} owners ({heads_up['messages_failed']} failed), all delivered "
+                f'{info["notices_delivered_seconds"]:.1f} s after the POST; {info["clicks"]} "stop now" clicks '
+                "while the run waited (one event each on its workspace's orchestration)."
+            )
     result.goals = [
         Goal(
             f"shutdown within {FLOOR_FACTOR:g} x the floor ({floor:g} s)", "wall_shutdown", "<=", FLOOR_FACTOR * floor
@@ -305,3 +366,27 @@ def summarize(result: Result, runs: dict[str, dict[str, Any]], size: int, floor:
             f"no Durable message above {MESSAGE_LIMIT_KB} KiB (reconcile)", "message_reconcile", "<", MESSAGE_LIMIT_KB
         ),
     ]
+    if "shutdown_notice" in runs:
+        notice_floor = floor + NOTICE_MINUTES * 60  # the stops wait for their heads-up, then ARM's buckets pace them
+        result.goals += [
+            Goal(
+                f"shutdown with the heads-up within {FLOOR_FACTOR:g} x (the heads-up + the floor) ({notice_floor:g} s)",
+                "wall_shutdown_notice",
+                "<=",
+                FLOOR_FACTOR * notice_floor,
+            ),
+            Goal(WRITES_GOAL + " (shutdown with the heads-up)", "writes_shutdown_notice", "<=", 1.001),
+            Goal("no ARM read but list pages (shutdown with the heads-up)", "other_reads_shutdown_notice", "<=", 0),
+            Goal(
+                f"no orchestration history above {HISTORY_LIMIT_KB} KiB (shutdown with the heads-up)",
+                "history_shutdown_notice",
+                "<",
+                HISTORY_LIMIT_KB,
+            ),
+            Goal(
+                f"no Durable message above {MESSAGE_LIMIT_KB} KiB (shutdown with the heads-up)",
+                "message_shutdown_notice",
+                "<",
+                MESSAGE_LIMIT_KB,
+            ),
+        ]

@@ -83,6 +83,7 @@ def _plan(
         "default_after": job.get("default_after"),
         "requests_before": before.arm_requests if before is not None else {},
         "trace": job.get("trace") or {},
+        "notice_minutes": job.get("notice_minutes") or 0.0,
     }
     return context.call_activity_with_retry(names.PLAN_COMPUTE_WORKSPACE, PLAN_RETRY, request)
 
@@ -93,13 +94,15 @@ def _plan(
 @bp.function_name(names.COMPUTE_SUBSCRIPTION_ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context", orchestration=names.COMPUTE_SUBSCRIPTION_ORCHESTRATOR)
 def compute_subscription_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    """Input: {run_id, kind, workspaces: [WorkspacePlan], trace}; output: the merged Tally of its workspaces."""
+    """Input: {run_id, kind, workspaces: [WorkspacePlan], trace, notices}; output: the merged Tally of its
+    workspaces."""
     job = dict(context.get_input())
     run_id = job["run_id"]
+    each = {"run_id": run_id, "kind": job["kind"], "trace": job.get("trace") or {}, "notices": bool(job.get("notices"))}
     children = [
         context.call_sub_orchestrator(
             names.COMPUTE_WORKSPACE_ORCHESTRATOR,
-            {"run_id": run_id, "kind": job["kind"], "plan": plan, "trace": job.get("trace") or {}},
+            {**each, "plan": plan},
             workspace_instance_id(run_id, plan["workspace"]),
         )
         for plan in job["workspaces"]
@@ -114,9 +117,12 @@ def compute_subscription_orchestrator(context: df.DurableOrchestrationContext) -
 @bp.function_name(names.COMPUTE_WORKSPACE_ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context", orchestration=names.COMPUTE_WORKSPACE_ORCHESTRATOR)
 def compute_workspace_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    """Input: {run_id, kind, plan: WorkspacePlan, trace}; output: the workspace's Tally.
+    """Input: {run_id, kind, plan: WorkspacePlan, trace, notices}; output: the workspace's Tally.
 
-    Its custom status shows the workspace's progress (instances, done, per outcome), which the dashboard sums."""
+    Its custom status shows the workspace's progress (instances, done, per outcome), which the dashboard sums. With
+    `notices` (the run announces its stops), its waits are raced with the external event `notice` that a heads-up
+    link raises after an owner's choice: one event per click on this workspace's orchestration, never per instance
+    of the fleet on one orchestration."""
     job = dict(context.get_input())
     plan = WorkspacePlan.from_dict(job["plan"])
     context.set_custom_status(_status("acting", plan.instances, plan.to_act, plan.outcomes, plan.workspace))
@@ -144,6 +150,7 @@ def _advance(
 ) -> Generator[Any, Any, str | None]:
     """Step the ledger until nothing is open; None, or why the steps ended early (a step failed every retry)."""
     request = {"run_id": job["run_id"], "workspace": plan.workspace, "trace": job.get("trace") or {}}
+    waiter = _Waiter(context, bool(job.get("notices")))
     while True:
         try:
             output = yield context.call_activity_with_retry(names.STEP_COMPUTE_WORKSPACE, STEP_RETRY, request)
@@ -155,11 +162,32 @@ def _advance(
         context.set_custom_status({"phase": "acting", **answer.progress})
         if answer.wake_at is None:
             return None
-        yield from _wait_until(context, datetime.fromisoformat(answer.wake_at))
+        yield from waiter.wait_until(datetime.fromisoformat(answer.wake_at))
 
 
-def _wait_until(context: df.DurableOrchestrationContext, moment: datetime) -> Generator[Any, Any, None]:
-    """A durable timer until `moment` (none when it has passed). The heads-up notices (issue 23) race this timer
-    with the external event "notice"; the step re-reads what changed, so the event carries nothing."""
-    if _utc(moment) > _utc(context.current_utc_datetime):
-        yield context.create_timer(in_context_time(context, moment))
+class _Waiter:
+    """The workspace's waits between steps: a durable timer until the step's `wake_at`, raced (when the run
+    announces its stops) with the external event `notice`. The event carries nothing the step trusts: the step
+    re-reads the notice record, so a lost event costs latency only and a forged one costs a step.
+
+    One event task is kept across waits until an event completes it: df hands an event to the newest task waiting
+    for its name, so a fresh task per wait would leave old ones to swallow events raised while a step runs."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, events: bool) -> None:
+        self.context, self.events = context, events
+        self.event: Any = None
+
+    def wait_until(self, moment: datetime) -> Generator[Any, Any, None]:
+        context = self.context
+        if _utc(moment) <= _utc(context.current_utc_datetime):
+            return
+        timer = context.create_timer(in_context_time(context, moment))
+        if not self.events:
+            yield timer
+            return
+        if self.event is None:
+            self.event = context.wait_for_external_event(names.NOTICE_EVENT)
+        winner = yield context.task_any([timer, self.event])
+        if winner == self.event:
+            timer.cancel()
+            self.event = None

@@ -1,5 +1,6 @@
-"""The phases a compute run's top orchestration (shutdown or reconcile) shares: plan every workspace, run them,
-assemble the report. Generator helpers run inline (`yield from`) in the calling orchestrator: only context calls.
+"""The phases a compute run's top orchestration (shutdown or reconcile) shares: plan every workspace, run them
+(with the heads-up's notify phase beside them), assemble the report. Generator helpers run inline (`yield from`) in
+the calling orchestrator: only context calls.
 
 Each phase fans out one sub-orchestration per subscription (orchestrations/compute_fanout.py), with instance ids
 derived from the run's (shared/compute/run_ids.py), so the top's history holds one event pair per subscription
@@ -15,6 +16,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared import names
+from shared.compute.notices import NoticePlan
 from shared.compute.report import OUTCOMES
 from shared.compute.run_ids import subscription_instance_id, subscription_of
 from shared.compute.run_summary import Tally, merge
@@ -22,6 +24,7 @@ from shared.compute.workspace_plan import WorkspacePlan
 from shared.compute.workspace_step import brief
 
 REPORT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=3)
+NOTICE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1_000, max_number_of_attempts=3)
 
 
 def by_subscription(workspaces: Sequence[str]) -> dict[str, list[str]]:
@@ -41,11 +44,13 @@ def plan_phase(
     poll_seconds: int,
     trace: Mapping[str, str],
     default_after: str | None = None,
+    notice_minutes: float = 0.0,
 ) -> Generator[Any, Any, list[WorkspacePlan]]:
-    """Every workspace listed and decided on (its ledger written); a WorkspacePlan each, in the given order."""
+    """Every workspace listed and decided on (its ledger written, stops due after their heads-up); a WorkspacePlan
+    each, in the given order."""
     run_id = context.instance_id
     job = {"run_id": run_id, "kind": kind, "at": at.isoformat(), "run": dict(run), "poll_seconds": poll_seconds}
-    job |= {"default_after": default_after, "trace": dict(trace)}
+    job |= {"default_after": default_after, "trace": dict(trace), "notice_minutes": notice_minutes}
     tasks = [
         context.call_sub_orchestrator(
             names.COMPUTE_PLAN_ORCHESTRATOR, {**job, "workspaces": group}, subscription_instance_id(run_id, sub, "plan")
@@ -57,23 +62,53 @@ def plan_phase(
     return [plans[ws] for ws in workspaces]
 
 
+def notice_phase(
+    context: df.DurableOrchestrationContext, minutes: float, dry_run: bool, error: str | None
+) -> Generator[Any, Any, NoticePlan]:
+    """The heads-up's lead time of the run (an activity checks the channels and link settings); no activity when
+    nothing can be announced (a dry run, or 0 minutes asked)."""
+    if dry_run or (minutes <= 0 and not error):
+        return NoticePlan(0.0)
+    request = {"minutes": minutes, "dry_run": dry_run, "error": error}
+    try:
+        plan = yield context.call_activity_with_retry(names.PLAN_COMPUTE_NOTICE, NOTICE_RETRY, request)
+    except Exception as err:  # the stops go on without a heads-up; the report says why
+        return NoticePlan(0.0, f"no heads-up was sent: {brief(err)}")
+    return NoticePlan.from_dict(plan)
+
+
 def execute_phase(
-    context: df.DurableOrchestrationContext, *, kind: str, plans: Sequence[WorkspacePlan], trace: Mapping[str, str]
-) -> Generator[Any, Any, Tally]:
-    """Every workspace run to its end (subscriptions in parallel); the merged tally."""
+    context: df.DurableOrchestrationContext,
+    *,
+    kind: str,
+    plans: Sequence[WorkspacePlan],
+    trace: Mapping[str, str],
+    notice: NoticePlan | None = None,
+) -> Generator[Any, Any, tuple[Tally, dict[str, Any] | None]]:
+    """Every workspace run to its end (subscriptions in parallel), and beside them the notify phase when the run
+    announces its stops (it never holds them up: they are due at their own times); the merged tally and the notify
+    phase's summary (None without one)."""
     run_id = context.instance_id
     groups = by_subscription([p.workspace for p in plans])
     by_ws = {p.workspace: p for p in plans}
+    announce = notice is not None and notice.minutes > 0
+    job = {"run_id": run_id, "kind": kind, "trace": dict(trace), "notices": announce}
     tasks = [
         context.call_sub_orchestrator(
             names.COMPUTE_SUBSCRIPTION_ORCHESTRATOR,
-            {"run_id": run_id, "kind": kind, "workspaces": [by_ws[ws].to_dict() for ws in group], "trace": dict(trace)},
+            {**job, "workspaces": [by_ws[ws].to_dict() for ws in group]},
             subscription_instance_id(run_id, sub, "run"),
         )
         for sub, group in groups.items()
     ]
-    outputs = (yield context.task_all(tasks)) if tasks else []
-    return merge(Tally.from_dict(output) for output in outputs)
+    acting = [p.workspace for p in plans if p.to_act]
+    if announce and acting:
+        # Its activity never raises (a failure is its summary's `error`), so task_all never fails on its account.
+        request = {"run_id": run_id, "workspaces": acting, "trace": dict(trace)}
+        tasks.insert(0, context.call_activity(names.SEND_COMPUTE_NOTICES, request))
+    outputs = list((yield context.task_all(tasks))) if tasks else []
+    summary = outputs.pop(0) if announce and acting else None
+    return merge(Tally.from_dict(output) for output in outputs), summary
 
 
 def report_phase(

@@ -32,9 +32,11 @@ from orchestrations.compute_run import (
     report_phase,
 )
 from shared import names
+from shared.compute.notices import NoticePlan
 from shared.compute.reconcile import ReconcileRun
 from shared.compute.reconcile_open import Opened
 from shared.compute.report import WorkspaceResult, report_blob_name
+from shared.compute.run_notices import heads_up
 from shared.compute.run_summary import Tally, report_head
 
 bp = df.Blueprint()
@@ -64,9 +66,11 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
         poll_seconds=run.poll_seconds,
         trace=run.trace,
         default_after=opened.default_after,
+        notice_minutes=opened.notice_minutes,
     )
     context.set_custom_status(progress("acting", plans, planned_outcomes(plans), "to_act"))
-    tally = yield from execute_phase(context, kind="reconcile", plans=plans, trace=run.trace)
+    notice = NoticePlan(opened.notice_minutes, opened.notice_error)
+    tally, sent = yield from execute_phase(context, kind="reconcile", plans=plans, trace=run.trace, notice=notice)
     workspaces = [WorkspaceResult(p.workspace, p.instances, p.error) for p in plans]
     head = report_head(
         instance_id=context.instance_id,
@@ -81,6 +85,7 @@ def reconcile_orchestrator(context: df.DurableOrchestrationContext) -> Generator
             "window": {"after": opened.after or at.isoformat(), "at": at.isoformat()},
             "schedules_error": opened.schedules_error,
             "state_errors": list(opened.state_errors),
+            "heads_up": heads_up(notice, sent),
         },
     )
     blob_name = None if _eventless(run, opened, tally) else report_blob_name(context.instance_id, at, "reconcile")
@@ -99,6 +104,8 @@ def _open(context: df.DurableOrchestrationContext, run: ReconcileRun, at: dateti
         "dry_run": run.dry_run,
         "trigger": run.trigger,
         "trace": dict(run.trace),
+        "notice_minutes": run.notice_minutes,
+        "notice_error": run.notice_error,
     }
     opened = Opened.from_dict((yield context.call_activity_with_retry(names.OPEN_RECONCILE, REPORT_RETRY, request)))
     if not context.is_replaying:

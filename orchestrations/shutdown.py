@@ -14,9 +14,17 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.compute_run import execute_phase, plan_phase, planned_outcomes, progress, report_phase
+from orchestrations.compute_run import (
+    execute_phase,
+    notice_phase,
+    plan_phase,
+    planned_outcomes,
+    progress,
+    report_phase,
+)
 from shared import names
 from shared.compute.report import WorkspaceResult, all_workspaces_failed_message, report_blob_name
+from shared.compute.run_notices import heads_up
 from shared.compute.run_summary import report_head
 from shared.compute.shutdown_run import ShutdownRun
 from shared.errors import ComputeError
@@ -40,6 +48,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             run.trigger,
         )
     context.set_custom_status({"phase": "listing", "workspaces": len(run.workspaces)})
+    notice = yield from notice_phase(context, run.notice_minutes, run.dry_run, run.notice_error)
     plans = yield from plan_phase(
         context,
         kind="shutdown",
@@ -48,9 +57,10 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         at=started,
         poll_seconds=run.poll_seconds,
         trace=run.trace,
+        notice_minutes=notice.minutes,
     )
     context.set_custom_status(progress("stopping", plans, planned_outcomes(plans), "to_stop"))
-    tally = yield from execute_phase(context, kind="shutdown", plans=plans, trace=run.trace)
+    tally, sent = yield from execute_phase(context, kind="shutdown", plans=plans, trace=run.trace, notice=notice)
     workspaces = [WorkspaceResult(p.workspace, p.instances, p.error) for p in plans]
     head = report_head(
         instance_id=context.instance_id,
@@ -61,6 +71,7 @@ def shutdown_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         finished_at=context.current_utc_datetime,
         workspaces=workspaces,
         tally=tally,
+        extra={"heads_up": heads_up(notice, sent)},
     )
     context.set_custom_status(progress("saving report", plans, tally.outcomes, "to_stop"))
     blob_name = report_blob_name(context.instance_id, started)

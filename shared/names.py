@@ -11,8 +11,13 @@ COMPUTE_WORKSPACE_ORCHESTRATOR: Final = "compute_workspace_orchestrator"  # one 
 SCORING_ORCHESTRATOR: Final = "scoring_orchestrator"
 SCORING_WAVE_ORCHESTRATOR: Final = "scoring_wave_orchestrator"
 
+# External events
+NOTICE_EVENT: Final = "notice"  # raised on a workspace orchestration after a heads-up link changed its record
+
 # Activities (verb_noun)
 OPEN_RECONCILE: Final = "open_reconcile"
+PLAN_COMPUTE_NOTICE: Final = "plan_compute_notice"  # the heads-up's lead time of a shutdown run (issue 23)
+SEND_COMPUTE_NOTICES: Final = "send_compute_notices"  # the notify phase: one message per owner per run
 PLAN_COMPUTE_WORKSPACE: Final = "plan_compute_workspace"
 STEP_COMPUTE_WORKSPACE: Final = "step_compute_workspace"
 FINISH_COMPUTE_WORKSPACE: Final = "finish_compute_workspace"

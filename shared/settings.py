@@ -460,9 +460,16 @@ class ShutdownSettings:
     schedule_tag: str = "compute-schedule"
     shutdown_schedule: str = "0 0 22 * * *"
     notice_minutes: float = 30.0
+    # A malformed NOTICE_MINUTES only costs the heads-up: the runs stop without one and report this (never a
+    # nightly shutdown refused over the lead time of its notices).
+    notice_error: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ShutdownSettings:
+        try:
+            notice_minutes, notice_error = NOTICE_MINUTES.get(env), None
+        except SettingsError as err:
+            notice_minutes, notice_error = 0.0, f"no heads-up was sent: {err}"
         return cls(
             workspaces=AML_WORKSPACES.get(env),
             mode=SHUTDOWN_MODE.get(env),
@@ -473,7 +480,8 @@ class ShutdownSettings:
             poll_seconds=SHUTDOWN_POLL_SECONDS.get(env),
             schedule_tag=SCHEDULE_TAG.get(env),
             shutdown_schedule=SHUTDOWN_SCHEDULE.get(env),
-            notice_minutes=NOTICE_MINUTES.get(env),
+            notice_minutes=notice_minutes,
+            notice_error=notice_error,
         )
 
 

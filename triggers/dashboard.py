@@ -84,6 +84,8 @@ async def _page(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         _instance_statuses(client, now),
         asyncio.to_thread(schedules_overview, now),
     )
+    live_runs = {str(s.get("instanceId")) for s in statuses if s.get("name") != names.SCORING_ORCHESTRATOR}
+    pending = await asyncio.to_thread(_pending, live_runs, now)
     page = dashboard.Page(
         reports=loaded.reports,
         selected=loaded.selected,
@@ -93,12 +95,25 @@ async def _page(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         schedules=schedules,
         now=now,
         live_shutdowns=[s for s in statuses if s.get("name") != names.SCORING_ORCHESTRATOR],
-        notes=loaded.notes,
+        notes=[*loaded.notes, *pending.notes],
         total_runs=loaded.total,
         runs_since=loaded.since,
+        pending=pending.stops,
+        orphaned_notices=pending.orphaned,
     )
     link = dashboard.page_link({"code": req.params.get("code", ""), "month": req.params.get("month", "")})
     return func.HttpResponse(dashboard.render_page(page, link), mimetype="text/html", charset="utf-8")
+
+
+def _pending(live_runs: set[str], now: datetime) -> Any:
+    """The announced stops of the running runs (a storage failure is a note; the rest of the page still shows)."""
+    from shared.web.dashboard_data import PendingStops, pending_stops
+
+    try:
+        return pending_stops(live_runs, now)
+    except AppError as err:
+        log.error("dashboard: pending stops not shown: %s", err)
+        return PendingStops([], notes=[f"the announced stops could not be read: {err}"])
 
 
 async def _instance_statuses(client: df.DurableOrchestrationClient, now: datetime) -> list[dict[str, Any]]:

@@ -12,13 +12,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.errors import AppError
+from shared.names import NOTICE_EVENT
 from shared.telemetry import trigger_span
 
 bp = df.Blueprint()
 
 log = logging.getLogger(__name__)
-
-NOTICE_EVENT = "notice"
 
 
 @bp.function_name("notice_link")
@@ -30,9 +29,11 @@ async def notice_link(
     from shared.web import notice_page
 
     with trigger_span("notice_link", context):
-        token = req.route_params.get("token", "")
+        token, now = req.route_params.get("token", ""), datetime.now(UTC)
         try:
-            page = await asyncio.to_thread(notice_page.answer, req.method, token, req.get_body(), datetime.now(UTC))
+            run = await asyncio.to_thread(notice_page.run_of, token, now)
+            gone = run is not None and await _gone(client, run)
+            page = await asyncio.to_thread(notice_page.answer, req.method, token, req.get_body(), now, run_gone=gone)
         except AppError as err:  # settings or storage: nothing was changed, the visitor may try again
             log.error("notice link not answered: %s", err)
             page = notice_page.refusal(503, "the app cannot answer this link right now; please try again shortly")
@@ -41,6 +42,18 @@ async def notice_link(
         return func.HttpResponse(
             page.html, status_code=page.status, mimetype="text/html", charset="utf-8", headers=dict(page.headers)
         )
+
+
+async def _gone(client: df.DurableOrchestrationClient, run_id: str) -> bool:
+    """Whether the link's run no longer runs: ended, or unknown to the task hub (lost with a host that keeps its
+    orchestrations in memory, as devhost does). When the question cannot be answered, the run is taken as running."""
+    try:
+        status = await client.get_status(run_id)
+    except Exception as err:  # df raises plain Exceptions for unexpected answers
+        log.warning("status of run %s not read (the link is answered as if it runs): %s", run_id, err)
+        return False
+    runtime = getattr(status.runtime_status, "value", status.runtime_status)
+    return runtime is None or runtime in ("Completed", "Failed", "Terminated", "Canceled")
 
 
 async def _wake(client: df.DurableOrchestrationClient, instance_id: str) -> None:

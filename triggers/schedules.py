@@ -36,6 +36,8 @@ def _run(dry_run: bool, trigger: str) -> ReconcileRun:
         timeout_seconds=settings.stop_timeout_seconds,
         trigger=trigger,
         trace=current_trace_carrier(),
+        notice_minutes=settings.notice_minutes,
+        notice_error=settings.notice_error,
     )
 
 

@@ -9,6 +9,7 @@ addresses (webhook URLs are credentials): only the channel's name, the HTTP stat
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ BACKOFF_SECONDS = 1.0  # 1, 2, 4 s between attempts
 MAX_WAIT_SECONDS = 30.0  # a Retry-After beyond this is cut to it
 TIMEOUT_SECONDS = 10.0
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+BREAK_AFTER = 3  # messages in a row a channel failed (each after its retries) before the rest go unsent
 # A fixed namespace: the same (run, channel, owner) gives the same ACS Operation-Id, so a repeated send is one mail.
 _OPERATIONS = uuid.UUID("4f6f2b8e-6a49-4c8e-9f5c-2a3c0e1d7b55")
 
@@ -174,6 +176,23 @@ def deliver(
     return post_json(channel, BODIES[channel.kind](message), attempts=attempts, backoff=backoff)
 
 
+class _Breaker:
+    """Per channel: after BREAK_AFTER messages in a row failed (each retried already), the run's other messages to
+    that channel fail at once, so a dead channel costs a run seconds, not (messages x retries x timeout)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failed: dict[str, int] = {}
+
+    def open_for(self, channel: str) -> bool:
+        with self.lock:
+            return self.failed.get(channel, 0) >= BREAK_AFTER
+
+    def record(self, delivery: Delivery) -> None:
+        with self.lock:
+            self.failed[delivery.channel] = 0 if delivery.ok else self.failed.get(delivery.channel, 0) + 1
+
+
 def deliver_all(
     jobs: Sequence[tuple[Channel, OwnerMessage, str]], *, workers: int = 8, **options: Any
 ) -> list[Delivery]:
@@ -182,5 +201,17 @@ def deliver_all(
 
     if not jobs:
         return []
+    breaker = _Breaker()
+
+    def one(job: tuple[Channel, OwnerMessage, str]) -> Delivery:
+        channel = job[0]
+        if breaker.open_for(channel.name):
+            return Delivery(
+                channel.name, False, 0, f"channel {channel.name}: not sent, {BREAK_AFTER} messages in a row failed"
+            )
+        delivery = deliver(*job, **options)
+        breaker.record(delivery)
+        return delivery
+
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(lambda job: deliver(*job, **options), jobs))
+        return list(pool.map(one, jobs))

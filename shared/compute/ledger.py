@@ -53,7 +53,10 @@ class LedgerItem(Payload):
     created_by: dict[str, str] | None = None  # ARM's createdBy (the heads-up notice's fallback recipient)
     tags: dict[str, str] = field(default_factory=dict)  # the instance's tags (the owner tag of the heads-up notice)
     boundary: str | None = None  # reconcile: the schedule boundary this action is for
-    due_at: str | None = None  # when it may be sent (the heads-up notice moves it later)
+    due_at: str | None = None  # when it may be sent: the plan's time (the run's start + the heads-up, a boundary)
+    # reconcile: the schedule's next start after this stop; a stop still waiting then (postponed past it) is not
+    # sent: the schedule wants the instance running again
+    not_after: str | None = None
     status: str = "planned"
     requests: int = 0  # POSTs sent (a re-send after a 409 or a 429/5xx counts)
     sent_at: str | None = None  # when the last POST was about to go out
@@ -66,9 +69,9 @@ class LedgerItem(Payload):
     note: str | None = None
     seconds: float = 0.0
     arm_outage: bool = False  # ended failed because ARM kept answering 429/5xx: the boundary is retried later
-    postponed_until: str | None = None
+    postponed_until: str | None = None  # the owner's choice through the heads-up's link (copied by the step)
     postponed_by: str | None = None
-    notice: dict[str, Any] | None = None
+    notice: dict[str, Any] | None = None  # the report's `notice` as the step last read it from the notice record
 
     @property
     def open(self) -> bool:
@@ -96,6 +99,7 @@ class Ledger(Payload):
     error: str | None = None  # the workspace could not be listed
     schedule_tag: str = "compute-schedule"
     shutdown_schedule: str = "0 0 22 * * *"
+    notice_minutes: float = 0.0  # the heads-up's lead time (0: none; the step then reads no notice record)
     claims: dict[str, str] = field(default_factory=dict)  # reconcile: schedule (lower case) -> through (ISO)
     lease_until: str | None = None  # reconcile: until when this run's claims are known to be its own
     last_listed_at: str | None = None

@@ -64,10 +64,22 @@ class NoticeSummary(Payload):
     error: str | None = None
 
 
-def notice_plan(requested_minutes: float, dry_run: bool, env: Mapping[str, str] | None = None) -> NoticePlan:
+def notice_plan(
+    requested_minutes: float,
+    dry_run: bool,
+    env: Mapping[str, str] | None = None,
+    *,
+    setting_error: str | None = None,
+    quiet: bool = False,
+) -> NoticePlan:
     """The run's heads-up lead time. Settings are checked here, at plan time, so a mistake is reported once per run
-    and never delays or skips a stop."""
-    if dry_run or requested_minutes <= 0:
+    and never delays or skips a stop (`setting_error`: NOTICE_MINUTES itself could not be read; `quiet`: the caller
+    logs the error if it reports it)."""
+    if dry_run:
+        return NoticePlan(0.0)
+    if setting_error:
+        return NoticePlan(0.0, setting_error)
+    if requested_minutes <= 0:
         return NoticePlan(0.0)
     try:
         if not configured_channels(env):
@@ -76,7 +88,8 @@ def notice_plan(requested_minutes: float, dry_run: bool, env: Mapping[str, str] 
         links.link_base(env)
         POSTPONE_MAX_HOURS.get(env)
     except AppError as err:
-        log.error("no heads-up in this run: %s", err)
+        if not quiet:
+            log.error("no heads-up in this run: %s", err)
         return NoticePlan(0.0, f"no heads-up was sent: {err}")
     return NoticePlan(requested_minutes)
 
@@ -124,6 +137,19 @@ def _record_planned(run_id: str, messages: Iterable[OwnerMessage], env: Mapping[
     return held
 
 
+def _not_spent(messages: Sequence[OwnerMessage], held: Mapping[str, Any]) -> list[OwnerMessage]:
+    """The messages without the instances the run stopped (or is stopping) already: a heads-up that comes after its
+    stop (a sender retried, or slower than a very short notice) announces nothing that was done."""
+    out = []
+    for message in messages:
+        kept = tuple(
+            n for n in message.notices if not getattr(held.get(n.workspace, {}).get(n.instance), "spent", False)
+        )
+        if kept:
+            out.append(OwnerMessage(message.owner, kept))
+    return out
+
+
 def _jobs(
     run_id: str, messages: Sequence[OwnerMessage], channels: Sequence[Channel], held: Mapping[str, Any]
 ) -> tuple[list[tuple[Channel, OwnerMessage, str]], int]:
@@ -166,6 +192,7 @@ def send_notices(
         return NoticeSummary(instances=len(stops))
     messages = _messages(run_id, stops, owner_tag, key, base, max_hours)
     held = _record_planned(run_id, messages, env)
+    messages = _not_spent(messages, held)
     jobs, skipped = _jobs(run_id, messages, channels, held)
     results = channel_send.deliver_all(jobs, **delivery)
     _record_sent(run_id, jobs, results, now, env)

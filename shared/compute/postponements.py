@@ -136,11 +136,14 @@ def update_record(
     workspace: str,
     change: Callable[[NoticeRecord], NoticeRecord | None],
     env: Mapping[str, str] | None = None,
+    *,
+    create: bool = True,
 ) -> NoticeRecord | None:
     """Read the record (or start an empty one), apply `change`, write it back only if nobody wrote it meanwhile.
 
     `change` returns the new record, or None to write nothing; on a lost race it is applied again to a fresh read,
     so it must decide from the record alone. Returns what was written (or the unchanged record when nothing was).
+    Without `create`, a record that does not exist (its run finished and dropped it) stays so: None.
     """
     from shared import blobs
 
@@ -149,6 +152,8 @@ def update_record(
     name = record_blob(run_id, ws12)
     for attempt in range(WRITE_ATTEMPTS):
         found = read_record(run_id, ws12, env)
+        if found is None and not create:
+            return None
         record, etag = found if found is not None else (NoticeRecord.empty(run_id, workspace), None)
         changed = change(record)
         if changed is None:
@@ -207,7 +212,8 @@ def record_sent(
                 )
         return replace(record, instances=instances)
 
-    return update_record(run_id, workspace, change, env)
+    # A run whose stops were all made before its heads-up was delivered may have dropped the record: leave it so.
+    return update_record(run_id, workspace, change, env, create=False)
 
 
 # --- the link's POST -----------------------------------------------------------------------------------------
@@ -322,46 +328,100 @@ class DueDecision:
         return min(self.waiting.values(), default=None)
 
 
+def decide_due(
+    record: NoticeRecord, planned: Mapping[str, datetime], now: datetime, *, announced: bool = False
+) -> tuple[DueDecision, NoticeRecord | None]:
+    """take_due's decision on one version of the record: what is due, and the record with the due ones spent (None
+    when nothing changed). Pure."""
+    due: list[str] = []
+    waiting: dict[str, datetime] = {}
+    instances = dict(record.instances)
+    for name, stop_at in planned.items():
+        notice = instances.get(name)
+        when = stop_at if notice is None else notice.due_at()
+        if when <= now:
+            due.append(name)
+            if notice is not None and not notice.spent:
+                instances[name] = replace(notice, spent=True)
+            elif notice is None and announced:
+                instances[name] = InstanceNotice(owner=None, stop_at=iso_time(stop_at) or "", spent=True)
+        else:
+            waiting[name] = when
+    changed = instances != dict(record.instances)
+    return DueDecision(tuple(due), waiting, instances), (replace(record, instances=instances) if changed else None)
+
+
 def take_due(
     run_id: str,
     workspace: str,
     planned: Mapping[str, datetime],
     now: datetime,
     env: Mapping[str, str] | None = None,
+    *,
+    announced: bool = False,
 ) -> DueDecision:
     """Which of the planned stops (name -> planned stop time) are due at `now`, with the owners' choices applied;
     the due ones are marked spent in the same conditional write (a click that raced it is seen, not lost).
 
     Instances without a notice (none was sent, or the record does not exist) are due at their planned time: a
-    heads-up that failed never blocks a stop.
+    heads-up that failed never blocks a stop. `announced`: the run's heads-up may still be on its way (its sender
+    has not written the record yet): a due instance gets a spent line of its own, so the sender, if it comes after
+    the stop, does not announce a stop that was made.
     """
     result: dict[str, DueDecision] = {}
 
     def change(record: NoticeRecord) -> NoticeRecord | None:
-        due: list[str] = []
-        waiting: dict[str, datetime] = {}
-        instances = dict(record.instances)
-        for name, stop_at in planned.items():
-            notice = instances.get(name)
-            when = stop_at if notice is None else notice.due_at()
-            if when <= now:
-                due.append(name)
-                if notice is not None and not notice.spent:
-                    instances[name] = replace(notice, spent=True)
-            else:
-                waiting[name] = when
-        result["r"] = DueDecision(tuple(due), waiting, instances)
-        marked = instances != dict(record.instances)
-        return replace(record, instances=instances) if marked else None
+        result["r"], changed = decide_due(record, planned, now, announced=announced)
+        return changed
 
     if not planned:
         return DueDecision((), {}, {})
     ws12 = workspace_key_hash(workspace)
-    if read_record(run_id, ws12, env) is None:  # no heads-up in this workspace: the plan's times hold, nothing to mark
+    due_now = any(t <= now for t in planned.values())
+    if read_record(run_id, ws12, env) is None and not (announced and due_now):
+        # No heads-up in this workspace (or nothing due yet): the plan's times hold, nothing to mark.
         due = tuple(n for n, t in planned.items() if t <= now)
         return DueDecision(due, {n: t for n, t in planned.items() if t > now}, {})
     update_record(run_id, workspace, change, env)
     return result["r"]
+
+
+def carry_over(
+    dead_run: str, run_id: str, workspace: str, names: Iterable[str], env: Mapping[str, str] | None = None
+) -> dict[str, InstanceNotice]:
+    """Take the owners' choices of a run that died (its claims were taken over by `run_id`) into this run's record:
+    each of `names` the dead run announced and did not stop keeps its planned stop, postponement and stop-now (not
+    its delivery: this run announces it again, with links of its own). The dead run's record is deleted (its links
+    answer 410). Returns the choices this run's record holds for `names` (again on a repeated call)."""
+    from shared import blobs
+
+    wanted = set(names)
+    found = read_record(dead_run, workspace_key_hash(workspace), env)
+    taken = {
+        name: InstanceNotice(
+            owner=n.owner,
+            stop_at=n.stop_at,
+            postponed_until=n.postponed_until,
+            postponed_by=n.postponed_by,
+            stop_now=n.stop_now,
+            posts=n.posts,
+        )
+        for name, n in (found[0].instances.items() if found is not None else ())
+        if name in wanted and not n.spent and (n.postponed_until or n.stop_now)
+    }
+
+    def change(record: NoticeRecord) -> NoticeRecord | None:
+        new = {name: n for name, n in taken.items() if name not in record.instances}
+        return replace(record, instances={**record.instances, **new}) if new else None
+
+    record = update_record(run_id, workspace, change, env) if taken else None
+    if found is not None:
+        blobs.delete_blob(REPORTS_CONTAINER.get(env), record_blob(dead_run, workspace_key_hash(workspace)), env)
+    if record is None:
+        own = read_record(run_id, workspace_key_hash(workspace), env)
+        record = own[0] if own is not None else None
+    held = record.instances if record is not None else {}
+    return {name: n for name, n in held.items() if name in wanted and (n.postponed_until or n.stop_now)}
 
 
 def mark_spent(run_id: str, workspace: str, names: Iterable[str], env: Mapping[str, str] | None = None) -> None:

@@ -35,6 +35,8 @@ class ReconcileRun(Payload):
     trigger: str = "timer"
     retry_attempts: int = 3
     trace: Mapping[str, str] = field(default_factory=dict)
+    notice_minutes: float = 0.0  # NOTICE_MINUTES: stop boundaries are announced (and claimed) this long ahead
+    notice_error: str | None = None  # why NOTICE_MINUTES could not be read (then no heads-up)
 
 
 def load_schedules(text: str) -> tuple[dict[str, Schedule] | None, str | None]:

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.compute.ledger import iso, parse_time
+from shared.compute.notices import NoticePlan
 from shared.compute.reconcile_state import Opening, ReadState, open_workspace, state_blob
 from shared.compute.schedules import Schedule
 from shared.payloads import Payload
@@ -32,6 +33,8 @@ class OpenRequest(Payload):
     dry_run: bool = False
     trigger: str = "timer"
     trace: Mapping[str, str] = field(default_factory=dict)
+    notice_minutes: float = 0.0  # NOTICE_MINUTES as the run was given it
+    notice_error: str | None = None  # why NOTICE_MINUTES could not be read
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Opened(Payload):
     after: str | None = None  # the earliest start of a claimed window (the report's window)
     schedules_error: str | None = None
     state_errors: tuple[dict[str, str], ...] = ()
+    notice_minutes: float = 0.0  # the heads-up's lead time of this run (0: none; see shared.compute.notices)
+    notice_error: str | None = None
 
 
 def _open_all(
@@ -54,12 +59,15 @@ def _open_all(
     schedules: Mapping[str, Schedule],
     at: datetime,
     default_after: datetime,
+    notice: timedelta,
 ) -> list[tuple[str, Opening, ReadState]]:
     from shared.compute.reconcile_state import update_state
 
     def one(workspace: str) -> tuple[str, Opening, ReadState]:
         def change(read: ReadState) -> tuple[Opening, bool]:
-            opening = open_workspace(read, schedules, run_id=request.run_id, at=at, dry_run=request.dry_run)
+            opening = open_workspace(
+                read, schedules, run_id=request.run_id, at=at, dry_run=request.dry_run, notice=notice
+            )
             return opening, opening.changed
 
         opening, read = update_state(container, workspace, at, default_after, change, write=not request.dry_run)
@@ -90,7 +98,8 @@ def open_run(request: OpenRequest) -> Opened:
             log.error("reconcile %s: COMPUTE_SCHEDULES is malformed: %s", request.run_id, config_error)
         workspaces = request.workspaces if report else ()
         return Opened(not report, workspaces, default_after=iso(default_after), schedules_error=config_error)
-    opened = _open_all(container, request, schedules, at, default_after)
+    notice = _notice(request)
+    opened = _open_all(container, request, schedules, at, default_after, timedelta(minutes=notice.minutes))
     claimed = [(ws, opening, read) for ws, opening, read in opened if opening.claimed]
     if legacy_error and any(opening.started for _, opening, _ in opened):
         errors.append({"workspace": "", "error": legacy_error})  # it gave the start of a new window
@@ -100,15 +109,28 @@ def open_run(request: OpenRequest) -> Opened:
             log.error("reconcile %s: %s", request.run_id, message)
             errors.append({"workspace": ws, "error": message})
     afters = [read.state.schedules[key].done_through for _, opening, read in claimed for key in opening.claimed]
+    quiet = not http and not claimed and not errors
+    if notice.error and not quiet:
+        log.error("reconcile %s: %s", request.run_id, notice.error)
     return Opened(
-        quiet=not http and not claimed and not errors,
+        quiet=quiet,
         workspaces=request.workspaces if http else tuple(ws for ws, _, _ in claimed),
         claimed=sum(len(opening.claimed) for _, opening, _ in opened),
         busy=sum(len(opening.busy) for _, opening, _ in opened),
         default_after=iso(default_after),
         after=iso(min(afters)) if afters else None,
         state_errors=tuple(_bounded(errors)),
+        notice_minutes=notice.minutes,
+        notice_error=notice.error,
     )
+
+
+def _notice(request: OpenRequest) -> NoticePlan:
+    """The heads-up's lead time: stop boundaries that close are claimed this far ahead (checked every minute, logged
+    only by the runs that act, so a malformed NOTIFY_CHANNELS is not logged by every quiet minute)."""
+    from shared.compute.notices import notice_plan
+
+    return notice_plan(request.notice_minutes, request.dry_run, setting_error=request.notice_error, quiet=True)
 
 
 def _bounded(errors: Sequence[dict[str, str]]) -> list[dict[str, str]]:

@@ -48,20 +48,24 @@ class DamagedStateError(ValueError):
 @dataclass
 class Claim:
     run: str
-    through: datetime
+    through: datetime  # the window's end: `at`, or a stop boundary ahead of it (claimed early for its heads-up)
     lease_until: datetime
     at: datetime
+    taken_from: str | None = None  # the run whose expired claim this one took over (its heads-up is carried over)
 
     def live(self, now: datetime) -> bool:
         return self.lease_until > now
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        out = {
             "run": self.run,
             "through": iso(self.through),
             "lease_until": iso(self.lease_until),
             "at": iso(self.at),
         }
+        if self.taken_from:
+            out["taken_from"] = self.taken_from
+        return out
 
 
 @dataclass
@@ -127,11 +131,13 @@ def _claim(raw: Any, what: str, at: datetime) -> Claim | None:
         return None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("run"), str) or not raw["run"]:
         raise DamagedStateError(f"{what} is not a claim {{run, through, lease_until, at}}")
+    taken_from = raw.get("taken_from")
     return Claim(
         run=raw["run"],
         through=_moment(raw.get("through"), f"{what}.through", at),
         lease_until=_moment(raw.get("lease_until"), f"{what}.lease_until", at),
         at=_moment(raw.get("at"), f"{what}.at", at),
+        taken_from=taken_from if isinstance(taken_from, str) and taken_from else None,
     )
 
 
@@ -220,11 +226,29 @@ class Opening:
     changed: bool = False
 
 
+def stop_ahead(schedule: Schedule, done_through: datetime, at: datetime, notice: timedelta) -> datetime | None:
+    """The stop boundary to claim ahead of time, so that its heads-up goes out `notice` before it: the schedule's
+    next transition after `at` when it is a stop within (at, at + notice] and the window (done_through, at] holds
+    no transition of its own (that one is acted on now; the stop is claimed by a later run). Starts are never
+    claimed ahead: they are not announced and never wait."""
+    if notice <= timedelta(0) or schedule.transitions(done_through, at):
+        return None
+    upcoming = schedule.transitions(max(done_through, at), at + notice)
+    return upcoming[0].at if upcoming and upcoming[0].action == "stop" else None
+
+
 def open_workspace(
-    read: ReadState, schedules: Mapping[str, Schedule], *, run_id: str, at: datetime, dry_run: bool
+    read: ReadState,
+    schedules: Mapping[str, Schedule],
+    *,
+    run_id: str,
+    at: datetime,
+    dry_run: bool,
+    notice: timedelta = timedelta(0),
 ) -> Opening:
-    """Claim every schedule that needs work in (done_through, at] (a boundary in it, or enforced) and has no live
-    claim; a dry run claims nothing (it acts on nothing)."""
+    """Claim every schedule that needs work in (done_through, at] (a boundary in it, or enforced), or whose next
+    stop boundary is within `notice` (claimed through that boundary: `stop_ahead`), and has no live claim; a dry
+    run claims nothing (it acts on nothing)."""
     opening = Opening(changed=read.repaired)
     for key, schedule in sorted(schedules.items()):
         progress = read.state.schedules.get(key)
@@ -237,7 +261,8 @@ def open_workspace(
             opening.claimed.append(key)  # this run's own claim: the activity ran again
             continue
         live = claim is not None and claim.live(at)
-        if not (schedule.enforced or schedule.transitions(progress.done_through, at)):
+        ahead = stop_ahead(schedule, progress.done_through, at, notice)
+        if not (schedule.enforced or ahead or schedule.transitions(progress.done_through, at)):
             if progress.done_through < at - IDLE_ADVANCE and not live:
                 progress.done_through, opening.changed = at, True  # nothing in the window: keep it short
             continue
@@ -245,14 +270,20 @@ def open_workspace(
             assert claim is not None
             opening.busy[key] = claim.run
         elif not dry_run:
-            progress.claim = Claim(run_id, at, at + LEASE, at)
+            # A claim that expired was a run that died (a host lost with it): its heads-up is carried over.
+            taken_from = claim.run if claim is not None else None
+            progress.claim = Claim(run_id, ahead or at, at + LEASE, at, taken_from)
             opening.claimed.append(key)
             opening.changed = True
     return opening
 
 
-def renew(state: WorkspaceState, claims: Mapping[str, str], run_id: str, now: datetime) -> tuple[bool, dict[str, str]]:
-    """Extend this run's leases that are less than LEASE/2 from their end; (changed, schedules lost to other runs)."""
+def renew(
+    state: WorkspaceState, claims: Mapping[str, str], run_id: str, now: datetime, until: datetime | None = None
+) -> tuple[bool, dict[str, str]]:
+    """Extend this run's leases that are less than LEASE/2 from their end (to now + LEASE), or end before `until`
+    (to `until`: a run waiting for a heads-up's due time holds its claims through the wait without waking to renew
+    them); (changed, schedules lost to other runs)."""
     changed = False
     lost: dict[str, str] = {}
     for key in claims:
@@ -260,8 +291,10 @@ def renew(state: WorkspaceState, claims: Mapping[str, str], run_id: str, now: da
         claim = progress.claim if progress else None
         if claim is None or claim.run != run_id:
             lost[key] = claim.run if claim else "another run"
-        elif claim.lease_until - now < LEASE / 2:
-            claim.lease_until = now + LEASE
+            continue
+        wanted = max(now + LEASE, until) if until is not None else now + LEASE
+        if claim.lease_until - now < LEASE / 2 or (until is not None and claim.lease_until < until):
+            claim.lease_until = wanted
             changed = True
     return changed, lost
 

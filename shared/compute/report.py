@@ -38,6 +38,8 @@ class InstanceResult(Payload):
     price_source: str | None = None
     estimated_hours_saved: float | None = None
     estimated_savings: float | None = None
+    # The heads-up (issue 23): {sent_at, channels, postponed_until, postponed_by, error}; None when none was sent.
+    notice: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -61,15 +61,20 @@ def with_savings(
     schedules: Mapping[str, Schedule] | None,
     tag: str,
     shutdown_schedule: str,
+    acted_at: Mapping[tuple[str, str], datetime] | None = None,
 ) -> list[InstanceResult]:
-    """Each stopped/started result with vm_size, hourly_price, currency, price_source, hours and savings."""
+    """Each stopped/started result with vm_size, hourly_price, currency, price_source, hours and savings; hours count
+    from when the instance was acted on (`acted_at`: a stop that waited for its heads-up), else from `at`."""
     out = []
     for r in results:
         instance = instances.get((r.workspace, r.name))
         if r.outcome not in ("stopped", "started") or instance is None:
             out.append(r)
             continue
-        hours = hours_saved(instance, r.outcome, at, schedules=schedules, tag=tag, shutdown_schedule=shutdown_schedule)
+        since = (acted_at or {}).get((r.workspace, r.name), at)
+        hours = hours_saved(
+            instance, r.outcome, since, schedules=schedules, tag=tag, shutdown_schedule=shutdown_schedule
+        )
         price = prices.get(instance.size or "")
         if not isinstance(price, Mapping):
             why = price if isinstance(price, str) else "no price was read" if instance.size else "VM size unknown"

@@ -9,14 +9,17 @@ The rules:
   either as `estimated_savings_by_currency` ({"USD": 12.5, "EUR": 3.1}; then `estimated_savings` and `currency`
   are null when there are several) or, in reports saved before that field, as `estimated_savings` + `currency`;
   a report without either (saved before savings were estimated) counts as stopping instances without estimate;
-- only each report's head is read, never its instances (shared.compute.run_reports, which keeps them).
+- only each report's head is read, never its instances (shared.compute.run_reports, which keeps them);
+- measured savings (shared.compute.measured: when each instance the app stopped was seen running again) come first,
+  next to the estimate, from the same call (`with_measured`), so the page and the API show the same measurement.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.compute.run_reports import KINDS, UNREADABLE, MonthHeads, month_heads
@@ -110,11 +113,13 @@ class MonthSavings:
     started: int = 0
     without_estimate: int = 0
     unreadable: list[str] = field(default_factory=list)
+    measured: dict[str, Any] | None = None  # shared.compute.measured.MeasuredMonth, or {"error": ...}
 
     def to_dict(self) -> dict[str, Any]:
-        """The answer of `GET /api/savings` (README: "Savings")."""
+        """The answer of `GET /api/savings` (README: "Savings"): what was measured first, then the estimate."""
         amount, currency = _single(self.by_currency)
         return {
+            "measured": self.measured,
             "month": self.month,
             "estimated_savings": amount,
             "currency": currency,
@@ -158,6 +163,21 @@ def savings_of(month: MonthHeads) -> MonthSavings:
     return summarize(month.month, runs, month.unreadable)
 
 
-def month_savings(month: str, env: Mapping[str, str] | None = None) -> MonthSavings:
-    """`GET /api/savings?month=YYYY-MM`: the month's reports by their heads, summed."""
-    return savings_of(month_heads(REPORTS_CONTAINER.get(env), month, env))
+def with_measured(savings: MonthSavings, now: datetime, env: Mapping[str, str] | None = None) -> MonthSavings:
+    """The month's estimate with what was measured in it (a storage failure is said in `measured.error`, and the
+    estimate still answers)."""
+    from shared.compute.measured import measured_month
+    from shared.errors import AppError
+
+    year, month = (int(part) for part in savings.month.split("-"))
+    try:
+        measured: dict[str, Any] = measured_month(year, month, now, env).to_dict()
+    except AppError as err:
+        measured = {"error": f"measured savings not read: {err}"}
+    return replace(savings, measured=measured)
+
+
+def month_savings(month: str, env: Mapping[str, str] | None = None, now: datetime | None = None) -> MonthSavings:
+    """`GET /api/savings?month=YYYY-MM`: what was measured in the month, and its reports by their heads, summed."""
+    estimate = savings_of(month_heads(REPORTS_CONTAINER.get(env), month, env))
+    return with_measured(estimate, now or datetime.now(UTC), env)

@@ -34,6 +34,7 @@ class ShutdownRun(Payload):
     # NOTICE_MINUTES, or the body's notice_minutes: the heads-up before each stop (shared.compute.notices decides
     # whether one is sent at all: not in a dry run, not without channels)
     notice_minutes: float = 30.0
+    notice_error: str | None = None  # why NOTICE_MINUTES could not be read (the run then has no heads-up)
 
 
 def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownRun:
@@ -50,4 +51,5 @@ def default_run(settings: ShutdownSettings, trigger: str = "timer") -> ShutdownR
         schedule_tag=settings.schedule_tag,
         shutdown_schedule=settings.shutdown_schedule,
         notice_minutes=settings.notice_minutes,
+        notice_error=settings.notice_error,
     )

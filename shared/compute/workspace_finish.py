@@ -1,5 +1,6 @@
-"""The end of a run in one workspace: each instance's report entry (with its savings estimate) written as the
-workspace's part of the report, the reconciler's progress moved on (or not), and a compact tally returned."""
+"""The end of a run in one workspace: each instance's report entry (with its savings estimate and its heads-up)
+written as the workspace's part of the report, the reconciler's progress moved on (or not), the measured-savings
+intervals of its stops opened, the heads-up's record dropped, and a compact tally returned."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,9 +38,11 @@ def _instance(ledger: Ledger, item: LedgerItem) -> ComputeInstance:
     return ComputeInstance(ledger.workspace, item.name, item.state_before, tags, size=item.vm_size)
 
 
-def entries(ledger: Ledger, aborted: str | None) -> list[InstanceResult]:
-    """One report entry per instance (the same fields as ever), sorted by name; an item without an outcome (the
-    workspace's steps ended early) is `failed`, saying why."""
+def entries(
+    ledger: Ledger, aborted: str | None, notices: Mapping[str, dict[str, Any]] | None = None
+) -> list[InstanceResult]:
+    """One report entry per instance (the same fields as ever, and its heads-up's `notice`, null without one),
+    sorted by name; an item without an outcome (the workspace's steps ended early) is `failed`, saying why."""
     out: list[InstanceResult] = []
     for item in sorted(ledger.items, key=lambda i: i.name):
         if item.open:
@@ -48,8 +51,53 @@ def entries(ledger: Ledger, aborted: str | None) -> list[InstanceResult]:
             ending: dict[str, Any] = {"outcome": "failed", "error": f"no outcome ({sent}): {why}", "seconds": 0.0}
         else:
             ending = {"outcome": item.outcome, "error": item.error, "note": item.note, "seconds": item.seconds}
-        out.append(acted_result(_instance(ledger, item), item.decision, item.reason, ending))
+        result = acted_result(_instance(ledger, item), item.decision, item.reason, ending)
+        notice = (notices or {}).get(item.name, item.notice)
+        out.append(replace(result, notice=dict(notice)) if notice else result)
     return out
+
+
+def notice_entries(ledger: Ledger) -> dict[str, dict[str, Any]]:
+    """Each announced instance's `notice`, from the run's notice record (what the sender delivered and the owner
+    chose); the step's copy in the ledger when the record is gone (a repeated finish) or unreadable."""
+    from shared.compute.postponements import RecordError, report_entries
+
+    if ledger.notice_minutes <= 0:
+        return {}
+    try:
+        return report_entries(ledger.run_id, ledger.workspace)
+    except RecordError as err:
+        log.error("heads-up record of %s in run %s unreadable: %s", ledger.workspace, ledger.run_id, err)
+        return {}
+
+
+def acted_times(ledger: Ledger) -> dict[tuple[str, str], datetime]:
+    """When each stop that waited for its heads-up was sent (its savings count from then, not from the run's start)."""
+    at = parse_time(ledger.at)
+    out = {}
+    for item in ledger.items:
+        sent, due = parse_time(item.sent_at), parse_time(item.due_at)
+        if at is not None and sent is not None and due is not None and due > at:
+            out[(ledger.workspace, item.name)] = sent
+    return out
+
+
+def record_measured(ledger: Ledger, results: Sequence[InstanceResult]) -> None:
+    """Open a measured-savings interval for each stop the run made and saw confirmed (shared.compute.measured);
+    a storage failure is logged, never the run's failure (measurements are a report)."""
+    from shared.compute.measured import StoppedInstance, record_stops
+    from shared.errors import AppError
+
+    sent = {item.name: item.sent_at for item in ledger.items}
+    stops = [
+        StoppedInstance(r.name, sent[r.name] or ledger.at, r.hourly_price, r.currency)
+        for r in results
+        if r.outcome == "stopped" and r.name in sent
+    ]
+    try:
+        record_stops(ledger.workspace, stops)
+    except AppError as err:
+        log.error("measured savings of %s: the stops of run %s not recorded: %s", ledger.workspace, ledger.run_id, err)
 
 
 def _prices(sizes: Sequence[str]) -> tuple[dict[str, Any], str | None]:
@@ -90,6 +138,7 @@ def priced(
             schedules=schedules,
             tag=ledger.schedule_tag,
             shutdown_schedule=ledger.shutdown_schedule,
+            acted_at=acted_times(ledger),
         ),
         error,
     )
@@ -152,7 +201,7 @@ def finish_workspace(request: FinishRequest, now: datetime | None = None) -> Tal
     if ledger is None:
         raise ComputeError(f"the ledger of run {request.run_id} in {request.workspace} does not exist")
     schedules, _ = load_schedules(COMPUTE_SCHEDULES.get())
-    results, savings_error = priced(ledger, entries(ledger, request.aborted), schedules)
+    results, savings_error = priced(ledger, entries(ledger, request.aborted, notice_entries(ledger)), schedules)
     part = part_blob(request.run_id, request.workspace)
     blobs.upload(container, part, part_json(results), content_type="application/json")
     if ledger.kind == "reconcile" and ledger.claims and not ledger.dry_run:
@@ -163,4 +212,10 @@ def finish_workspace(request: FinishRequest, now: datetime | None = None) -> Tal
             return None, release(read.state, ledger.claims, ledger.run_id, outcomes)
 
         update_state(container, ledger.workspace, moment, moment, change)
+    if not ledger.dry_run:
+        record_measured(ledger, results)
+    if ledger.notice_minutes > 0:
+        from shared.compute.postponements import delete_record
+
+        delete_record(ledger.run_id, ledger.workspace)  # last: its links answer 410 from now (the run is over)
     return tally(ledger, results, part, savings_error)

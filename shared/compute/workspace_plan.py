@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.compute.arm import ComputeInstance
@@ -20,7 +20,7 @@ from shared.compute.ledger import Ledger, LedgerItem, iso, parse_time
 from shared.compute.policy import Decision, decide
 from shared.compute.reconcile import Decider, ReconcileRun, unknown_schedule_note
 from shared.compute.reconcile_state import ReadState
-from shared.compute.schedules import Schedule, schedule_tag_value
+from shared.compute.schedules import Schedule, next_start, schedule_tag_value
 from shared.compute.shutdown_run import ShutdownRun
 from shared.payloads import Payload
 
@@ -40,6 +40,7 @@ class PlanRequest(Payload):
     default_after: str | None = None  # reconcile: where a schedule without progress starts
     requests_before: dict[str, int] = field(default_factory=dict)  # of the earlier, failed listing attempts
     trace: Mapping[str, str] = field(default_factory=dict)
+    notice_minutes: float = 0.0  # the heads-up's lead time (shared.compute.notices.notice_plan; 0: none)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,10 @@ def shutdown_items(
     now: datetime,
     schedules: Mapping[str, Schedule] | None,
     unknown_policy: str,
+    notice: timedelta = timedelta(0),
 ) -> list[LedgerItem]:
-    """The nightly policy's decision on every listed instance (those that follow a schedule are the reconciler's)."""
+    """The nightly policy's decision on every listed instance (those that follow a schedule are the reconciler's);
+    a stop is due `notice` after the run's start (its heads-up goes out meanwhile)."""
     items: list[LedgerItem] = []
     for instance in instances:
         tagged = schedule_tag_value(instance.tags, run.schedule_tag)
@@ -118,7 +121,7 @@ def shutdown_items(
             elif decision.action != "already_stopped":
                 decision = Decision("skip", note)
         item = _item(instance, decision.action, decision.reason, "stop" if decision.stops else "none", tagged)
-        item.due_at = iso(now)
+        item.due_at = iso(now + notice if item.action == "stop" else now)
         items.append(item)
     return items
 
@@ -132,9 +135,14 @@ def reconcile_items(
     decider: Decider,
     read: ReadState,
     dry_run: bool,
+    notice: timedelta = timedelta(0),
 ) -> tuple[list[LedgerItem], dict[str, str]]:
     """The decision on every instance that follows a schedule, and the claims of this run it acts for (schedule ->
-    the end of its window). A schedule claimed by another run is left to it; one not claimed is only reported."""
+    the end of its window). A schedule claimed by another run is left to it; one not claimed is only reported.
+
+    When: a start at once (never announced, never delayed); a stop at its boundary (claimed ahead of time when the
+    heads-up is on: shared.compute.reconcile_state.stop_ahead), or, for an enforced schedule's stop without a
+    boundary, `notice` from now, unless the schedule starts again before then (then it is left running)."""
     items: list[LedgerItem] = []
     claims: dict[str, str] = {}
     for instance in instances:
@@ -142,15 +150,43 @@ def reconcile_items(
         if name is None:
             continue
         decision, reason, boundary = _reconcile_decision(instance, name, run_id, at, decider, read, claims, dry_run)
+        due, not_after = at, None
+        if decision == "stop" and not dry_run:
+            schedule = decider.schedule(name)
+            assert schedule is not None  # a stop is decided only for a known schedule
+            due, not_after, why_not = _stop_timing(schedule, at, boundary, notice)
+            if why_not is not None:
+                decision, reason = "none", f"{reason}; {why_not}"
         if decision != "none" and dry_run:
             item = _item(instance, f"would_{decision}", f"dry run: would {reason}", "none", name)
         elif decision != "none":
             item = _item(instance, decision, reason, decision, name)
         else:
             item = _item(instance, "skip", reason, "none", name)
-        item.boundary, item.due_at = boundary, iso(at)
+        item.boundary, item.due_at, item.not_after = boundary, iso(due), not_after
         items.append(item)
     return items, claims
+
+
+def _stop_timing(
+    schedule: Schedule, at: datetime, boundary: str | None, notice: timedelta
+) -> tuple[datetime, str | None, str | None]:
+    """(when a schedule's stop is due, the schedule's next start (a stop postponed past it is not made), why it is
+    not made at all)."""
+    restart = next_start(schedule, at)
+    not_after = iso(restart) if restart is not None else None
+    moment = parse_time(boundary)
+    if moment is not None:
+        return max(moment, at), not_after, None
+    due = at + notice
+    if notice > timedelta(0) and restart is not None and restart <= due:
+        why = f"not stopped: the schedule starts again at {iso(restart)}, before a heads-up of {_minutes(notice)} ends"
+        return at, not_after, why
+    return due, not_after, None
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} min"
 
 
 def _reconcile_decision(
@@ -198,6 +234,7 @@ def new_ledger(request: PlanRequest, listed: int, error: str | None, requests: M
             kind="reconcile",
             workspace=request.workspace,
             at=iso(at),
+            notice_minutes=request.notice_minutes,
             dry_run=run.dry_run,
             poll_seconds=run.poll_seconds,
             timeout_seconds=run.timeout_seconds,
@@ -213,6 +250,7 @@ def new_ledger(request: PlanRequest, listed: int, error: str | None, requests: M
         kind="shutdown",
         workspace=request.workspace,
         at=iso(at),
+        notice_minutes=request.notice_minutes,
         dry_run=shutdown.dry_run,
         poll_seconds=shutdown.poll_seconds,
         timeout_seconds=shutdown.stop_timeout_seconds,
@@ -234,8 +272,10 @@ def _decide(request: PlanRequest, instances: Sequence[ComputeInstance], ledger: 
     policy = UNKNOWN_SCHEDULE_POLICY.get()
     at = parse_time(ledger.at)
     assert at is not None
+    notice = timedelta(minutes=ledger.notice_minutes)
     if request.kind != "reconcile":
-        ledger.items = tuple(shutdown_items(instances, ShutdownRun.from_dict(request.run), at, schedules, policy))
+        shutdown = ShutdownRun.from_dict(request.run)
+        ledger.items = tuple(shutdown_items(instances, shutdown, at, schedules, policy, notice))
         return
     run = ReconcileRun.from_dict(request.run)
     default_after = parse_time(request.default_after) or at
@@ -248,6 +288,7 @@ def _decide(request: PlanRequest, instances: Sequence[ComputeInstance], ledger: 
         decider=Decider(schedules, config_error, run.schedule_tag, policy),
         read=read,
         dry_run=run.dry_run,
+        notice=notice,
     )
     # Every window this run holds here, followed by instances or not: the finish releases each.
     ours = {k: p.claim for k, p in read.state.schedules.items() if p.claim and p.claim.run == request.run_id}
@@ -255,6 +296,27 @@ def _decide(request: PlanRequest, instances: Sequence[ComputeInstance], ledger: 
     ledger.items, ledger.claims = tuple(items), claims
     leases = [claim.lease_until for claim in ours.values()]
     ledger.lease_until = iso(min(leases)) if leases else None
+    dead = sorted({c.taken_from for c in ours.values() if c.taken_from and c.taken_from != request.run_id})
+    if dead and not run.dry_run:
+        carry_over_notices(ledger, dead)
+
+
+def carry_over_notices(ledger: Ledger, dead_runs: Sequence[str]) -> None:
+    """A run that took over the claims of runs that died (a host lost with them) keeps the choices their owners
+    made through the dead runs' links: each waiting stop is due when the owner chose (the step reads it from this
+    run's record; the due time here tells the heads-up to announce it again, with a link of this run), and the dead
+    runs' records are dropped (their links answer 410)."""
+    from shared.compute import postponements
+
+    stops = {item.name: item for item in ledger.items if item.action == "stop" and item.open}
+    for dead in dead_runs:
+        chosen = postponements.carry_over(dead, ledger.run_id, ledger.workspace, list(stops))
+        for name, notice in chosen.items():
+            planned = parse_time(stops[name].due_at)
+            if planned is not None and notice.due_at() > planned:
+                stops[name].due_at = iso(notice.due_at())
+        if chosen:
+            log.info("run %s carries %d choice(s) of run %s in %s", ledger.run_id, len(chosen), dead, ledger.workspace)
 
 
 def plan_workspace(request: PlanRequest) -> WorkspacePlan:

@@ -14,6 +14,12 @@ The rules of the previous per-run monitor, per item:
   took the request).
 An item found `sending` (its POST may have gone out before a crash) is sent again only if the listing shows its
 state unchanged and no `lastOperation` of that action since it was sent: never twice for one request.
+
+With the heads-up (issue 23; the ledger's `notice_minutes` > 0), a stop waits for its due time as the owner chose it
+through the link (shared.compute.postponements.take_due: postponed, or stop-now); a stop that waited is checked
+against a listing before it is sent (deleted, stopped by someone, a job started: not sent), one listing per step
+for all of them, no request per instance. Every listing the step makes also closes the measured-savings intervals
+of instances seen running again (shared.compute.measured.observe).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from shared.arm_budget import pacing_offsets
 from shared.compute.arm import TRANSITIONAL_STATES, ComputeInstance, StopOutcome
 from shared.compute.arm_batch import Post
 from shared.compute.ledger import AWAITING, DONE_OUTCOME, TARGET, Ledger, LedgerItem, iso, parse_time
+from shared.compute.postponements import DueDecision
 from shared.compute.reconcile_state import LEASE
 from shared.payloads import Payload
 
@@ -37,6 +44,10 @@ MAX_REQUESTS = 3  # a stop/start re-sent after a 409 (in transition) at most thi
 WRITE_BATCH = 200  # POSTs per step: ARM's write burst per subscription
 MAX_ERROR_CHARS = 500
 CLOCK_SKEW = timedelta(seconds=5)  # ARM's clock against ours when comparing its operation times with sent_at
+# A run holding reconcile claims that waits (a heads-up, a postponement) wakes at least this often, its claims' lease
+# extended over the wait: a day's postponement is 24 steps of history, and a run that died with the host leaves its
+# claims to another run within this (plus LEASE/2).
+HOLD = timedelta(hours=1)
 
 
 def brief(err: BaseException | str) -> str:
@@ -61,8 +72,16 @@ class StepPorts(Protocol):
     def save(self, ledger: Ledger) -> None:
         """Write the ledger if nobody else did since it was read (raises otherwise)."""
 
-    def lost_claims(self, ledger: Ledger, now: datetime) -> dict[str, str]:
-        """Reconcile: schedules whose claim another run took over (schedule -> run); renews this run's lease."""
+    def lost_claims(self, ledger: Ledger, now: datetime, until: datetime | None = None) -> dict[str, str]:
+        """Reconcile: schedules whose claim another run took over (schedule -> run); renews this run's lease (at
+        least until `until` when given)."""
+
+    def due_stops(self, ledger: Ledger, planned: Mapping[str, datetime], now: datetime) -> DueDecision:
+        """The heads-up's record: which of the planned stops (name -> planned time) are due now (marked spent),
+        when the others are, and each one's notice."""
+
+    def observe(self, ledger: Ledger, instances: Sequence[ComputeInstance], now: datetime) -> None:
+        """Measured savings: a listing the step made closes the intervals of instances seen running again."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,12 @@ class _Step:
     requests: dict[str, int] = field(default_factory=lambda: {"reads": 0, "writes": 0})
     sent_from: str | None = None  # `sent_at` of the batch this step sent
     sent_until: datetime | None = None  # when its last POST was answered
+    listed: list[ComputeInstance] | None = None  # this step's listing (one at most)
+    tried_listing: bool = False
+    # The heads-up's decision (stops the record knows): due now, and when the others are
+    decided: frozenset[str] = frozenset()
+    due_now: frozenset[str] = frozenset()
+    waiting: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def poll(self) -> timedelta:
@@ -93,6 +118,15 @@ class _Step:
         self.ledger.count(int(requests.get("reads", 0)), int(requests.get("writes", 0)))
 
     # --- claims (reconcile) -------------------------------------------------------------------------------------
+    def hold_claims(self, wake: datetime) -> datetime:
+        """When to wake so that the claims stay this run's: a short wait within the lease (renewed by every step),
+        a longer one (a heads-up, a postponement) with the lease extended over it, at most HOLD at a time."""
+        if wake <= self.now + LEASE / 3:
+            return wake
+        wake = min(wake, self.now + HOLD)
+        self.ports.lost_claims(self.ledger, self.now, wake + LEASE / 2)  # a claim lost now is dropped next step
+        return wake
+
     def drop_lost_claims(self) -> None:
         lost = self.ports.lost_claims(self.ledger, self.now)
         for item in self.ledger.open_items():
@@ -113,12 +147,22 @@ class _Step:
         first = parse_time(item.first_sent_at) or self.now
         return first + timedelta(seconds=self.ledger.timeout_seconds)
 
+    def listing(self) -> list[ComputeInstance] | None:
+        """The workspace's instances, listed once per step (None: the listing failed; the caller decides)."""
+        if not self.tried_listing:
+            self.tried_listing = True
+            instances, _, requests = self.ports.listing()
+            self.count(requests)
+            if instances is not None:
+                self.listed = instances
+                self.ledger.last_listed_at = iso(self.now)
+                self.ports.observe(self.ledger, instances, self.now)
+        return self.listed
+
     def confirm(self) -> None:
-        instances, _, requests = self.ports.listing()
-        self.count(requests)
+        instances = self.listing()
         if instances is None:
             return  # not listed this time (the error is transient or not, the deadline decides): look again later
-        self.ledger.last_listed_at = iso(self.now)
         listed = {i.name.lower(): i for i in instances}
         for item in self.ledger.items:
             if item.status == "sending":
@@ -181,11 +225,63 @@ class _Step:
                     error = f"not {target} within {self.ledger.timeout_seconds} s (last seen {seen})"
                     item.end("timed_out", self.now, error=error)
 
+    # --- the heads-up --------------------------------------------------------------------------------------------
+    def merge_notices(self) -> None:
+        """The owners' choices: which waiting stops are due now (they are spent in the record), when the others are;
+        each item keeps its notice for the report. A stop still waiting at its schedule's next start is not made."""
+        from shared.compute.postponements import RecordError
+
+        waiting = [i for i in self.ledger.items if i.action == "stop" and i.status == "planned"]
+        planned = {item.name: parse_time(item.due_at) or self.now for item in waiting}
+        if not planned:
+            return
+        try:
+            decision = self.ports.due_stops(self.ledger, planned, self.now)
+        except RecordError as err:  # a damaged record cannot hold a stop back: the planned times stand
+            log.error(
+                "heads-up of %s in run %s unreadable, stops at their planned times: %s",
+                self.ledger.workspace,
+                self.ledger.run_id,
+                err,
+            )
+            return
+        self.decided, self.due_now = frozenset(planned), frozenset(decision.due)
+        self.waiting = dict(decision.waiting)
+        for item in waiting:
+            notice = decision.notices.get(item.name)
+            if notice is not None:
+                item.notice = notice.report_entry()
+                item.postponed_until, item.postponed_by = notice.postponed_until, notice.postponed_by
+            restart = parse_time(item.not_after)
+            if item.name in self.waiting and restart is not None and restart <= self.now:
+                note = f"not stopped: postponed past the schedule's next start ({iso(restart)}); left running"
+                item.end("skipped", self.now, note=note)
+
+    def refresh(self, batch: list[LedgerItem]) -> None:
+        """Stops that waited for their heads-up are checked against a listing (one for all) before they are sent:
+        one deleted, stopped by someone, or running a job meanwhile is not stopped by us."""
+        at = parse_time(self.ledger.at) or self.now
+        waited = [i for i in batch if i.action == "stop" and (parse_time(i.due_at) or at) > at]
+        if not waited or self.listing() is None:
+            return  # nothing waited, or no listing now: ARM's answer to the POST settles it as without a heads-up
+        listed = {i.name.lower(): i for i in self.listed or []}
+        for item in waited:
+            instance = listed.get(item.name.lower())
+            if instance is None:
+                item.end("skipped", self.now, note="not found (deleted during the heads-up)")
+            elif instance.state == "JobRunning":
+                item.end("skipped", self.now, note="a job started during the heads-up (JobRunning); not interrupted")
+            else:
+                item.last_state = instance.state  # Stopped or Stopping: no POST (shared.compute.arm.begin_stop)
+
     # --- sending ------------------------------------------------------------------------------------------------
     def due(self) -> list[LedgerItem]:
         out = []
         for item in self.ledger.items:
-            due = item.status == "planned" and (parse_time(item.due_at) or self.now) <= self.now
+            if item.status == "planned" and item.name in self.decided:
+                due = item.name in self.due_now
+            else:
+                due = item.status == "planned" and (parse_time(item.due_at) or self.now) <= self.now
             retry = item.status == "retryable" and (parse_time(item.sent_at) or self.now) + self.poll <= self.now
             if due or retry:
                 out.append(item)
@@ -241,7 +337,9 @@ class _Step:
         listed = parse_time(self.ledger.last_listed_at)
         for item in self.ledger.open_items():
             if item.status == "planned":
-                times.append(max(self.now, parse_time(item.due_at) or self.now))
+                when = self.waiting.get(item.name) or parse_time(item.due_at) or self.now
+                restart = parse_time(item.not_after) if item.name in self.waiting else None
+                times.append(max(self.now, min(when, restart) if restart is not None else when))
             elif item.status == "retryable":
                 times.append((parse_time(item.sent_at) or self.now) + self.poll)
             else:
@@ -263,9 +361,17 @@ def run_step(ledger: Ledger, ports: StepPorts) -> StepAnswer:
     if step.needs_listing():
         step.confirm()
     step.expire()
+    if ledger.notice_minutes > 0 and not ledger.dry_run:
+        step.merge_notices()
     batch = step.due()
     if batch and not ledger.dry_run:
+        step.refresh(batch)
+        batch = [item for item in batch if item.open]
+    if batch and not ledger.dry_run:
         step.send(batch)
+    wake = step.wake_at()
+    if wake is not None and ledger.claims and not ledger.dry_run:
+        wake = step.hold_claims(wake)
     ports.save(ledger)
     for item in opened:
         if not item.open:
@@ -279,9 +385,6 @@ def run_step(ledger: Ledger, ports: StepPorts) -> StepAnswer:
                 item.seconds,
                 detail,
             )
-    wake = step.wake_at()
-    if wake is not None and ledger.claims and not ledger.dry_run:
-        wake = min(wake, step.now + LEASE / 3)  # a long wait (a heads-up notice) still renews the claims in time
     return StepAnswer(ledger.progress(), None if wake is None else iso(wake), step.requests)
 
 
@@ -326,15 +429,15 @@ class _BlobPorts:
     def save(self, ledger: Ledger) -> None:
         self.store.write(self.blob, ledger)
 
-    def lost_claims(self, ledger: Ledger, now: datetime) -> dict[str, str]:
+    def lost_claims(self, ledger: Ledger, now: datetime, until: datetime | None = None) -> dict[str, str]:
         from shared.compute.reconcile_state import LEASE, ReadState, renew, update_state
 
         lease = parse_time(ledger.lease_until)
-        if lease is not None and now < lease - LEASE / 2:
+        if lease is not None and now < lease - LEASE / 2 and (until is None or lease >= until):
             return {}  # renewed not long ago: nobody can have taken a live claim
 
         def change(read: ReadState) -> tuple[dict[str, str], bool]:
-            changed, lost = renew(read.state, ledger.claims, ledger.run_id, now)
+            changed, lost = renew(read.state, ledger.claims, ledger.run_id, now, until)
             return lost, changed
 
         lost, read = update_state(self.store.container, self.workspace, now, now, change)
@@ -342,6 +445,20 @@ class _BlobPorts:
         leases = [claim.lease_until for claim in ours if claim is not None]
         ledger.lease_until = iso(min(leases)) if leases else None
         return lost
+
+    def due_stops(self, ledger: Ledger, planned: Mapping[str, datetime], now: datetime) -> DueDecision:
+        from shared.compute.postponements import take_due
+
+        return take_due(ledger.run_id, ledger.workspace, planned, now, announced=True)
+
+    def observe(self, ledger: Ledger, instances: Sequence[ComputeInstance], now: datetime) -> None:
+        from shared.compute.measured import observe
+        from shared.errors import AppError
+
+        try:
+            observe(ledger.workspace, instances, now)
+        except AppError as err:  # measurements are a report: a storage hiccup never holds a stop back
+            log.warning("measured savings of %s not observed: %s", ledger.workspace, err)
 
 
 def step_workspace(run_id: str, workspace: str, trace: Mapping[str, str] | None) -> StepAnswer:

@@ -1,4 +1,5 @@
-"""The operator's dashboard page: shutdown and reconcile runs, savings, schedules and scoring runs as one HTML page.
+"""The operator's dashboard page: shutdown and reconcile runs (with their heads-up), the stops announced and not made
+yet, savings (measured and estimated), schedules and scoring runs as one HTML page.
 
 Pure rendering over plain data (saved reports, Durable status dicts, schedule overviews), so it is tested without a
 host. Everything shown comes from user data (instance names, tags, file names): it goes through `_e` (HTML escape)
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from shared.compute.postponements import PendingStop
 from shared.compute.savings_month import MonthSavings, savings_by_currency
 from shared.web.contract import YEARS
 
@@ -160,6 +162,8 @@ class Page:
     total_runs: int = 0  # runs saved since `runs_since` (the page reads the months back to the recent runs)
     runs_since: str = ""  # YYYY-MM
     savings: MonthSavings | None = None  # the month's (shared.compute.savings_month); None: nothing saved
+    pending: Sequence[PendingStop] = ()  # stops announced by running runs and not made yet, soonest first
+    orphaned_notices: int = 0  # heads-up records of runs that no longer run (lost with the host)
 
 
 LinkFn = Callable[[Mapping[str, str]], str]
@@ -238,7 +242,7 @@ progress{width:8rem}code{font-size:.9em}
 
 def render_page(page: Page, link: LinkFn) -> str:
     """The whole HTML document."""
-    live = any(r.live for r in page.scoring) or bool(page.live_shutdowns)
+    live = any(r.live for r in page.scoring) or bool(page.live_shutdowns) or bool(page.pending)
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
@@ -256,6 +260,7 @@ def render_page(page: Page, link: LinkFn) -> str:
     ]
     parts += [f"<p class=note>{_e(n)}</p>" for n in page.notes]
     parts.append(_runs_section(page, link))
+    parts.append(_pending_section(page))
     parts.append(_selected_section(page, link))
     parts.append(_savings_section(page, link))
     parts.append(_schedules_section(page.schedules))
@@ -278,10 +283,12 @@ def _runs_section(page: Page, link: LinkFn) -> str:
         out.append("<p class=muted>No shutdown or reconcile run has saved a report yet.</p></section>")
         return "".join(out)
     has_arm = any(isinstance(r.totals.get("arm_requests"), Mapping) for r in page.reports)
+    has_notice = any(isinstance(r.data.get("heads_up"), Mapping) for r in page.reports)
     out.append(
         "<table><thead><tr><th>When (start)</th><th>Kind</th><th>Trigger</th><th>Stopped</th><th>Started</th>"
         "<th>Skipped</th><th>Already stopped</th><th>Failed</th><th>Estimated savings</th>"
         + ("<th>ARM requests</th>" if has_arm else "")
+        + ("<th>Heads-up</th>" if has_notice else "")
         + "<th>Duration</th><th></th></tr></thead><tbody>"
     )
     selected = page.selected.report.run_id if page.selected else None
@@ -305,7 +312,8 @@ def _runs_section(page: Page, link: LinkFn) -> str:
             f"<td class=n>{report.count('skipped')}</td><td class=n>{report.count('already_stopped')}</td>"
             f"<td class=n{' bad' if failed else ''}>{failed}</td>"
             f"<td class=n>{_e(_amounts(report.savings))}</td>{arm_cell}"
-            f"<td class=n>{'' if seconds is None else f'{seconds:.1f} s'}</td>"
+            + (_heads_up_cell(report.data.get("heads_up")) if has_notice else "")
+            + f"<td class=n>{'' if seconds is None else f'{seconds:.1f} s'}</td>"
             f"<td><a href='{_e(link({'run': report.run_id}))}'>details</a></td></tr>"
         )
     out.append("</tbody></table>")
@@ -313,6 +321,63 @@ def _runs_section(page: Page, link: LinkFn) -> str:
     if total > page.max_runs:
         since = f" saved since {_e(page.runs_since)}" if page.runs_since else ""
         out.append(f"<p class=muted>The {page.max_runs} most recent of {total} runs{since}.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _heads_up_cell(heads_up: Any) -> str:
+    """A run's heads-up in a word: the messages sent (and failed), or why there was none."""
+    if not isinstance(heads_up, Mapping):
+        return "<td class=muted>—</td>"
+    if heads_up.get("error") and not _int(heads_up.get("messages_sent")):
+        return f"<td class=bad>none: {_e(heads_up['error'])}</td>"
+    failed = _int(heads_up.get("messages_failed"))
+    text = (
+        f"{_int(heads_up.get('messages_sent'))} message(s) to {_int(heads_up.get('owners'))} owner(s), "
+        f"{_e(heads_up.get('minutes'))} min ahead"
+    )
+    return f"<td>{text}" + (f", <span class=bad>{failed} failed</span>" if failed else "") + "</td>"
+
+
+def _countdown(due: datetime, now: datetime) -> str:
+    seconds = (due - now).total_seconds()
+    if seconds <= 0:
+        return "now"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"in {hours} h {minutes:02d} min" if hours else f"in {minutes} min {secs:02d} s"
+
+
+def _pending_section(page: Page) -> str:
+    """The stops announced and not made yet: when each comes (a countdown), whose it is, what its owner chose."""
+    if not page.pending and not page.orphaned_notices:
+        return ""
+    out = ["<section id=pending><h2>Announced stops, not made yet</h2>"]
+    if page.pending:
+        out.append(
+            "<table><thead><tr><th>Stop</th><th>Instance</th><th>Workspace</th><th>Owner</th><th>Planned</th>"
+            "<th>Owner's choice</th><th>Run</th></tr></thead><tbody>"
+        )
+        for stop in page.pending:
+            due = datetime.fromisoformat(stop.due_at.replace("Z", "+00:00"))
+            if stop.stop_now:
+                choice = f"stop now (by {_e(stop.postponed_by)})"
+            elif stop.postponed_until:
+                choice = f"postponed to {_e(_when(stop.postponed_until))} by {_e(stop.postponed_by)}"
+            else:
+                choice = "<span class=muted>none</span>"
+            out.append(
+                f"<tr><td>{_e(_countdown(due, page.now))}<br><span class=muted>{_e(_when(stop.due_at))}</span></td>"
+                f"<td>{_e(stop.instance)}</td><td>{_e(stop.workspace)}</td><td>{_e(stop.owner or '')}</td>"
+                f"<td>{_e(_when(stop.planned_stop))}</td><td>{choice}</td><td><code>{_e(stop.run)}</code></td></tr>"
+            )
+        out.append("</tbody></table>")
+    if page.orphaned_notices:
+        out.append(
+            f"<p class=note>{page.orphaned_notices} heads-up record(s) in <code>notices/</code> belong to runs that "
+            "no longer run (lost with the host: devhost keeps orchestrations in memory). Nothing will make those "
+            "stops and their links answer 410; the records may be deleted.</p>"
+        )
     out.append("</section>")
     return "".join(out)
 
@@ -359,6 +424,14 @@ def _selected_section(page: Page, link: LinkFn) -> str:
     for problem in state_errors if isinstance(state_errors, list) else []:  # the reconciler's progress, repaired
         if isinstance(problem, Mapping) and problem.get("error"):
             out.append(f"<p class=note>{_e(problem['error'])}</p>")
+    heads_up = data.get("heads_up")
+    if isinstance(heads_up, Mapping):
+        if heads_up.get("error"):
+            out.append(f"<p class=note>Heads-up: {_e(heads_up['error'])}</p>")
+        failures = heads_up.get("failures")
+        for failure in failures if isinstance(failures, list) else []:
+            if isinstance(failure, Mapping):
+                out.append(f"<p class=note>Heads-up not delivered: {_e(failure.get('error'))}</p>")
     counts = [f"{_e(o.replace('_', ' '))}: {report.count(o)}" for o in OUTCOMES if report.count(o)]
     if counts:
         out.append(f"<p>Instances by outcome: {' · '.join(counts)}.</p>")
@@ -366,6 +439,8 @@ def _selected_section(page: Page, link: LinkFn) -> str:
         out.append("<p class=muted>No compute instances in this run.</p></section>")
         return "".join(out)
     extra = [(k, label) for k, label in SAVINGS_COLUMNS if any(k in i for i in instances)]
+    if any(isinstance(i.get("notice"), Mapping) for i in instances):
+        extra.append(("notice", "Heads-up"))
     columns = INSTANCE_COLUMNS + tuple(extra)
     out.append("<table><thead><tr>" + "".join(f"<th>{_e(label)}</th>" for _, label in columns) + "</tr></thead><tbody>")
     out += ["<tr>" + "".join(_instance_cell(entry, key) for key, _ in columns) + "</tr>" for entry in instances]
@@ -391,7 +466,27 @@ def _instance_cell(entry: Mapping[str, Any], key: str) -> str:
     if key == "estimated_hours_saved":
         number = _float(value)
         return f"<td class=n>{'—' if number is None else f'{number:.1f}'}</td>"
+    if key == "notice":
+        return f"<td>{_notice_text(value)}</td>"
     return f"<td>{_e(value if value is not None else '')}</td>"
+
+
+def _notice_text(notice: Any) -> str:
+    """An instance's heads-up: when and where it went, what its owner chose, what failed."""
+    if not isinstance(notice, Mapping):
+        return "<span class=muted>—</span>"
+    raw = notice.get("channels")
+    channels: list[Any] = raw if isinstance(raw, list) else []
+    parts = []
+    if notice.get("sent_at"):
+        parts.append(f"sent {_e(_when(str(notice['sent_at'])))} ({_e(', '.join(map(str, channels)))})")
+    if notice.get("postponed_until"):
+        parts.append(f"postponed to {_e(_when(str(notice['postponed_until'])))} by {_e(notice.get('postponed_by'))}")
+    elif notice.get("postponed_by"):
+        parts.append(f"stop now, by {_e(notice['postponed_by'])}")
+    if notice.get("error"):
+        parts.append(f"<span class=bad>{_e(notice['error'])}</span>")
+    return "; ".join(parts) or "<span class=muted>not sent</span>"
 
 
 def month_days(month: str) -> list[str]:
@@ -471,8 +566,10 @@ def _savings_section(page: Page, link: LinkFn) -> str:
     neighbours = [m for m in (_shift_month(page.month, -1), _shift_month(page.month, 1)) if m]
     nav = " · ".join(f"<a href='{_e(link({'month': m}))}'>{_e(m)}</a>" for m in neighbours)
     out = [
-        f"<section id=savings><h2>Estimated savings in {_e(page.month)}</h2>",
-        f"<p>Total: <strong>{_e(_amounts(savings.by_currency))}</strong> <span class=muted>({nav})</span></p>",
+        f"<section id=savings><h2>Savings in {_e(page.month)}: measured and estimated</h2>",
+        _measured_text(savings.measured),
+        f"<p>Estimated savings in {_e(page.month)} (from the runs' reports). "
+        f"Total: <strong>{_e(_amounts(savings.by_currency))}</strong> <span class=muted>({nav})</span></p>",
     ]
     # One chart per currency: amounts in different currencies are never added or drawn on one axis.
     for currency in sorted(savings.by_currency) or [""]:
@@ -485,6 +582,24 @@ def _savings_section(page: Page, link: LinkFn) -> str:
         )
     out.append("</section>")
     return "".join(out)
+
+
+def _measured_text(measured: Mapping[str, Any] | None) -> str:
+    """What was measured: hours the app's stops really lasted (until each instance ran again), and their worth."""
+    if not isinstance(measured, Mapping):
+        return ""
+    if measured.get("error"):
+        return f"<p class=note>{_e(measured['error'])}</p>"
+    by_currency = measured.get("savings_by_currency")
+    amounts = _amounts(by_currency if isinstance(by_currency, Mapping) else {})
+    hours = _float(measured.get("stopped_hours")) or 0.0
+    unpriced = _float(measured.get("unpriced_hours")) or 0.0
+    return (
+        f"<p>Measured: <strong>{_e(amounts)}</strong> over {hours:,.1f} stopped hours of "
+        f"{_int(measured.get('instances'))} instance(s), {_int(measured.get('still_stopped'))} still stopped"
+        + (f"; {unpriced:,.1f} h without a price" if unpriced else "")
+        + " <span class=muted>(from when the app stopped each one until it was seen running again)</span></p>"
+    )
 
 
 def _schedules_section(schedules: Sequence[Mapping[str, Any]] | None) -> str:

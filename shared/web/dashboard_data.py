@@ -1,5 +1,6 @@
 """What the dashboard shows, read from storage: the runs by their reports' heads, the selected run's first rows,
-the month's savings, the whole report of a run, and files to download.
+the month's savings (measured and estimated), the stops announced and not made yet, the whole report of a run, and
+files to download.
 
 Heads come from shared.compute.run_reports (kept in the process and in a per-month index): after the first view a
 page costs the listings of a few months by name; the selected run costs one or two ranged reads. A run of 10,000
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from shared import blobs, settings
 from shared.compute import run_reports
+from shared.compute.postponements import PendingStop
 from shared.compute.report_head import ReportFormatError, read_head
 from shared.compute.run_reports import UNREADABLE, MonthHeads
-from shared.compute.savings_month import MonthSavings, savings_of
+from shared.compute.savings_month import MonthSavings, savings_of, with_measured
 from shared.errors import NotFoundError, RequestFieldError
 from shared.web.contract import MAX_BLOB_NAME
 from shared.web.dashboard import SavedReport, SelectedRun
@@ -81,7 +83,8 @@ def load_reports(
     """The recent runs by their heads, the savings of `month`, and the run of `run_id` (NotFoundError when no
     report has it; the latest run without it) with its first rows."""
     container = settings.REPORTS_CONTAINER.get(env)
-    months = _recent_months(container, now or datetime.now(UTC), recent, env)
+    now = now or datetime.now(UTC)
+    months = _recent_months(container, now, recent, env)
     shown = next((m for m in months if m.month == month), None) or run_reports.month_heads(container, month, env)
     saved = _saved(months)
     chosen = _chosen(container, saved, run_id, env)
@@ -95,7 +98,12 @@ def load_reports(
     ]
     selected = _selected(container, chosen, env) if chosen is not None else None
     return LoadedReports(
-        reports, selected, savings_of(shown), sum(len(m.reports) for m in months), months[-1].month, sorted(set(notes))
+        reports,
+        selected,
+        with_measured(savings_of(shown), now, env),
+        sum(len(m.reports) for m in months),
+        months[-1].month,
+        sorted(set(notes)),
     )
 
 
@@ -193,3 +201,23 @@ def full_report(run_id: str | None, env: Mapping[str, str] | None = None, *, now
             raise NotFoundError(f"no saved shutdown or reconcile report has run id {run_id!r}")
         blob = found.blob
     return Download(container, blob, blobs.read_blob(container, blob, env), "application/json")
+
+
+@dataclass(frozen=True)
+class PendingStops:
+    """The announced stops of the runs in progress, and how many belong to runs that no longer run."""
+
+    stops: list[PendingStop]
+    orphaned: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def pending_stops(live_runs: set[str], now: datetime, env: Mapping[str, str] | None = None) -> PendingStops:
+    """Every stop announced by a run still running and not made yet, soonest first (shared.compute.postponements).
+    A record whose run no longer runs (lost with a host that keeps orchestrations in memory, as devhost does) is
+    counted, not listed: nothing will make its stops."""
+    from shared.compute.postponements import pending_stops as announced
+
+    found = announced(now, env)
+    kept = [p for p in found if p.run in live_runs]
+    return PendingStops(kept, len({(p.run, p.workspace) for p in found if p.run not in live_runs}))

@@ -77,7 +77,7 @@ def parse_shutdown_body(body: bytes | str | None, settings: ShutdownSettings) ->
     if "exclude" in given:
         run = replace(run, exclude=tuple(contract.strip_blank(p) for p in request.exclude))
     if "notice_minutes" in given:
-        run = replace(run, notice_minutes=float(request.notice_minutes))
+        run = replace(run, notice_minutes=float(request.notice_minutes), notice_error=None)
     return run
 
 

@@ -175,15 +175,41 @@ def parse_form(body: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items()}
 
 
-def answer(method: str, token: str, body: bytes, now: datetime, env: Mapping[str, str] | None = None) -> PageAnswer:
-    """The page for a GET or POST of one link. Settings errors and storage failures raise (the trigger answers 500);
-    everything a visitor can cause is a page."""
+GONE = (
+    "the run that announced this stop is no longer running (its host was restarted?): it will not stop this "
+    "instance, and there is nothing to change"
+)
+
+
+def run_of(token: str, now: datetime, env: Mapping[str, str] | None = None) -> str | None:
+    """The run a genuine, unexpired link belongs to (None for any other link: `answer` says why). Settings errors
+    raise."""
+    try:
+        return links.verify(token, links.signing_key(env), now).run_id
+    except links.LinkError:
+        return None
+
+
+def answer(
+    method: str,
+    token: str,
+    body: bytes,
+    now: datetime,
+    env: Mapping[str, str] | None = None,
+    *,
+    run_gone: bool = False,
+) -> PageAnswer:
+    """The page for a GET or POST of one link. Settings errors and storage failures raise (the trigger answers 503);
+    everything a visitor can cause is a page. `run_gone`: the link's run no longer runs (the trigger asked the
+    Durable client), so nothing would act on a choice: 410, and nothing is written."""
     from shared.settings import POSTPONE_MAX_HOURS
 
     try:
         claims = links.verify(token, links.signing_key(env), now)
     except links.LinkError as err:
         return refusal(err.status, str(err))
+    if run_gone:
+        return refusal(410, GONE)
     max_hours = POSTPONE_MAX_HOURS.get(env)
     if method == "POST":
         try:

@@ -228,7 +228,12 @@ OPERATIONS: dict[str, Operation] = {
     "month_savings": Operation(
         "Savings of a month, summed from the reports",
         {
-            "200": _json(OBJECT, "Totals per currency (never added across currencies), by kind and by day."),
+            "200": _json(
+                OBJECT,
+                "`measured` first (stopped hours and savings per currency from when the app stopped each instance "
+                "until it was seen running again), then the estimate from the reports: totals per currency (never "
+                "added across currencies), by kind and by day.",
+            ),
             "400": _error("`month` is missing or not a month YYYY-MM of the years the API takes."),
             "500": BAD_SETTINGS,
             "502": STORAGE_FAILED,
@@ -253,7 +258,11 @@ OPERATIONS: dict[str, Operation] = {
             "200": _text("GET: the instance, its planned stop and the choices; POST: the confirmation.", "text/html"),
             "400": _text("POST: a choice outside the rules (minutes not 1 .. POSTPONE_MAX_HOURS x 60).", "text/html"),
             "403": _text("A link the app did not sign.", "text/html"),
-            "410": _text("A link expired, or spent (its instance is stopped or being stopped).", "text/html"),
+            "410": _text(
+                "A link expired, or spent (its instance is stopped or being stopped, or its run is over or no longer "
+                "runs).",
+                "text/html",
+            ),
             "429": _text("POST: too many choices for this instance in a short time (Retry-After).", "text/html"),
             "503": _text("The app cannot read its settings or storage right now; nothing changed.", "text/html"),
         },

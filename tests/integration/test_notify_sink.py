@@ -1,13 +1,12 @@
-"""`make run`'s heads-up offline: with local.settings.sample.json's channels and DEVHOST_NOTIFY_SINK=on, every channel
-kind reaches devhost's notification stand-in (webhook, Teams and Slack through devhost's HTTPS proxy at
-*.devhost.invalid; email through the real ACS SDK with the managed-identity stand-in), and devhost shows it."""
+"""`make run`'s heads-up offline: with local.settings.sample.json as it is (its fleet on devhost's ARM stand-in, its
+channels of every kind, DEVHOST_NOTIFY_SINK=on), a shutdown's heads-up reaches devhost's notification stand-in on
+every channel (webhook, Teams and Slack through devhost's HTTPS proxy at *.devhost.invalid; email through the real ACS
+SDK with the managed-identity stand-in), devhost shows it with its links, and the link's page answers."""
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,23 +18,11 @@ SAMPLE = json.loads((APP_ROOT / "local.settings.sample.json").read_text())["Valu
 
 
 def test_the_samples_channels_all_reach_devhosts_sink_and_devhost_shows_them(tmp_path) -> None:
-    settings = {
-        "DATA_STORAGE": "UseDevelopmentStorage=true",
-        "NOTIFY_CHANNELS": SAMPLE["NOTIFY_CHANNELS"],
-        "DEVHOST_NOTIFY_SINK": SAMPLE["DEVHOST_NOTIFY_SINK"],
-    }
-    host = start_devhost(tmp_path, settings, script_root=APP_ROOT / "tests" / "notice_app", workers=1)
+    settings = {**SAMPLE, "SHUTDOWN_SCHEDULE": "0 0 0 1 1 *", "RECONCILE_TIMER": "false"}  # no run of their own
+    host = start_devhost(tmp_path, settings, workers=1)
     try:
         assert "notification sink" in host.log_text()
-        stop_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
-        body = {
-            "run_id": f"run-{uuid.uuid4().hex[:8]}",
-            "workspace": "sub-1/rg-ml/ws-research",
-            "stops": [
-                {"name": "ci-alice", "stop_at": stop_at, "reason": "stop", "tags": {"owner": "alice@contoso.com"}}
-            ],
-        }
-        started = host.request("POST", "/api/test/notice-run", data=json.dumps(body))
+        started = host.request("POST", "/api/shutdown", json={"notice_minutes": 0.1, "include": ["ci-alice"]})
         assert started.status_code == 202, started.text
         deadline = time.monotonic() + 60
         kinds: set[str] = set()
@@ -45,12 +32,17 @@ def test_the_samples_channels_all_reach_devhosts_sink_and_devhost_shows_them(tmp
             time.sleep(0.3)
         assert kinds == {"webhook", "teams", "slack", "email"}, host.log_text()[-4000:]
         email = next(m for m in recorded if m["kind"] == "email")
-        assert email["body"]["recipients"]["to"] == [{"address": "alice@contoso.com"}]
+        assert email["body"]["recipients"]["to"] == [{"address": "ml-team@contoso.com"}]  # alice is no address
         page = host.request("GET", "/devhost/notifications")
         assert page.status_code == 200 and "Notifications the app sent (4)" in page.text
         assert f"{host.base_url}/api/notices/v1." in page.text  # the links, pointing at devhost itself
         assert host.request("GET", "/devhost/notifications", key=False).status_code == 401
         link = next(m for m in recorded if m["kind"] == "webhook")["body"]["notices"][0]["links"]["review"]
-        assert host.request("GET", link, key=False).status_code == 200
+        review = host.request("GET", link, key=False)
+        assert review.status_code == 200 and "ci-alice" in review.text
+        done = host.wait_for_completion(started.json()["statusQueryGetUri"], timeout=60)
+        heads_up = done["output"]["heads_up"]
+        assert (heads_up["messages_sent"], heads_up["messages_failed"]) == (4, 0)  # one message per channel
+        assert done["output"]["totals"]["stopped"] == 1
     finally:
         host.stop()

@@ -6,6 +6,7 @@ No engine and no host: each test replays the orchestrator the way the Durable ex
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -45,6 +46,7 @@ def shutdown_input(workspaces: list[str], **overrides: Any) -> dict[str, Any]:
         "stop_timeout_seconds": 600,
         "poll_seconds": 5,
         "trigger": "http",
+        "notice_minutes": 0,  # no heads-up unless a test asks for one
         **overrides,
     }
 
@@ -171,3 +173,143 @@ def test_the_plan_lists_again_on_a_durable_timer_only_what_failed(handles: dict[
     run = OrchestrationReplay(handles[names.COMPUTE_PLAN_ORCHESTRATOR], start).run_to_end(respond)
     assert planned == [("s/rg/a", False), ("s/rg/b", False), ("s/rg/b", False), ("s/rg/b", True)]
     assert [p["workspace"] for p in run.output] == ["s/rg/a", "s/rg/b"]
+
+
+# --- the heads-up (issue 23) ---------------------------------------------------------------------------------------
+
+
+def _ws_job(notices: bool) -> dict[str, Any]:
+    plan = {"workspace": "sub/rg/ws", "instances": 2, "to_act": 2}
+    return {"run_id": "run", "kind": "shutdown", "plan": plan, "trace": {}, "notices": notices}
+
+
+def _answer(wake: timedelta | None) -> dict[str, Any]:
+    return {"progress": {"workspace": "sub/rg/ws", "done": 0}, "wake_at": (START + wake).isoformat() if wake else None}
+
+
+def _steps(scheduled: list[Any]) -> list[Any]:
+    return [t for t in scheduled if t.name == names.STEP_COMPUTE_WORKSPACE]
+
+
+def test_a_workspace_announcing_its_stops_waits_on_a_timer_raced_with_the_notice_event(
+    handles: dict[str, Callable[..., Any]],
+) -> None:
+    """A click (the event `notice`) wakes the workspace at once; the timer is cancelled. An event raised while a step
+    runs (nobody waits) is not lost, even after waits the timer won: df gives an event to the newest task waiting for
+    its name, so the orchestration keeps one event task across its waits (a fresh one per wait left the old ones to
+    swallow the event, and the click waited for the next timer: up to the whole heads-up)."""
+    run = OrchestrationReplay(handles[names.COMPUTE_WORKSPACE_ORCHESTRATOR], _ws_job(True), instance_id="run:ws:1")
+    [step] = run.step()
+    run.complete(step, _answer(timedelta(minutes=30)))
+    [timer] = run.step()
+    assert (timer.kind, timer.fire_at) == ("timer", START + timedelta(minutes=30))
+    run.raise_event(names.NOTICE_EVENT, None)  # an owner clicks: the step runs now, not in 30 minutes
+    [step] = _steps(run.step())
+    run.complete(step, _answer(timedelta(minutes=20)))
+    [timer] = run.step()
+    run.fire(timer)  # the timer wins this time (the event task stays open)
+    [step] = _steps(run.step())
+    run.raise_event(names.NOTICE_EVENT, None)  # a click while the step runs
+    run.complete(step, _answer(timedelta(minutes=40)))
+    scheduled = run.step()
+    assert _steps(scheduled), f"the click was lost: {scheduled}"  # the next wait ends at once with it
+    run.complete(_steps(scheduled)[0], _answer(None))
+    [finish] = run.step()
+    assert finish.name == names.FINISH_COMPUTE_WORKSPACE
+
+
+def test_a_workspace_without_a_heads_up_waits_on_timers_only(handles: dict[str, Callable[..., Any]]) -> None:
+    run = OrchestrationReplay(handles[names.COMPUTE_WORKSPACE_ORCHESTRATOR], _ws_job(False), instance_id="run:ws:1")
+    [step] = run.step()
+    run.complete(step, _answer(timedelta(seconds=5)))
+    [timer] = run.step()
+    run.raise_event(names.NOTICE_EVENT, None)  # nobody listens: the timer alone ends the wait
+    assert run.step() == []
+    run.fire(timer)
+    assert _steps(run.step())
+
+
+def test_a_shutdown_with_a_heads_up_announces_beside_its_workspaces_and_reports_it(
+    handles: dict[str, Callable[..., Any]],
+) -> None:
+    calls: list[str] = []
+    plans: list[Any] = []
+
+    def respond(name: str, payload: Any) -> Any:
+        calls.append(name)
+        if name == names.PLAN_COMPUTE_NOTICE:
+            assert payload == {"minutes": 2.5, "dry_run": False, "error": None}
+            return {"minutes": 2.5, "error": None}
+        if name == names.PLAN_COMPUTE_WORKSPACE:
+            plans.append(payload)
+            return {"workspace": payload["workspace"], "instances": 2, "to_act": 1}
+        if name == names.SEND_COMPUTE_NOTICES:
+            assert payload["workspaces"] == ["sub/rg/ws-a"]
+            return {"owners": 1, "instances": 1, "messages_sent": 2, "failures": []}
+        if name == names.STEP_COMPUTE_WORKSPACE:
+            return _answer(None)
+        if name == names.FINISH_COMPUTE_WORKSPACE:
+            return tally(payload["workspace"], stopped=1, skipped=1)
+        return "reports/shutdown/run.json"
+
+    job = shutdown_input(["sub/rg/ws-a"], notice_minutes=2.5)
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], job, instance_id="run").run_to_end(respond, handles)
+    assert calls[:2] == [names.PLAN_COMPUTE_NOTICE, names.PLAN_COMPUTE_WORKSPACE]
+    assert plans[0]["notice_minutes"] == 2.5  # the plan makes its stops due after the heads-up
+    ws_inputs = [json.loads(c.input or "{}") for c in run.tree() if c.instance_id.startswith("run:ws:")]
+    assert ws_inputs and all(i["notices"] for i in ws_inputs)
+    heads_up = run.output["heads_up"]
+    assert (heads_up["minutes"], heads_up["messages_sent"], heads_up["error"]) == (2.5, 2, None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "calls_plan"),
+    [({"dry_run": True, "notice_minutes": 30}, False), ({"notice_minutes": 0}, False), ({"notice_minutes": 30}, True)],
+)
+def test_a_run_without_channels_a_dry_run_or_no_minutes_announces_nothing_and_waits_for_nothing(
+    handles: dict[str, Callable[..., Any]], overrides: dict[str, Any], calls_plan: bool
+) -> None:
+    calls: list[str] = []
+
+    def respond(name: str, payload: Any) -> Any:
+        calls.append(name)
+        if name == names.PLAN_COMPUTE_NOTICE:
+            return {"minutes": 0, "error": None}  # no channel configured
+        if name == names.PLAN_COMPUTE_WORKSPACE:
+            assert payload["notice_minutes"] == 0
+            return {"workspace": payload["workspace"], "instances": 1, "to_act": 1}
+        if name == names.STEP_COMPUTE_WORKSPACE:
+            return _answer(None)
+        if name == names.FINISH_COMPUTE_WORKSPACE:
+            return tally(payload["workspace"], stopped=1)
+        return "reports/shutdown/run.json"
+
+    job = shutdown_input(["sub/rg/ws-a"], **overrides)
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], job, instance_id="run").run_to_end(respond, handles)
+    assert (names.PLAN_COMPUTE_NOTICE in calls) == calls_plan
+    assert names.SEND_COMPUTE_NOTICES not in calls
+    assert run.output["heads_up"] is None
+    assert all(
+        not json.loads(c.input or "{}").get("notices") for c in run.tree() if c.instance_id.startswith("run:ws:")
+    )
+
+
+def test_a_malformed_notice_setting_is_reported_and_the_stops_do_not_wait(
+    handles: dict[str, Callable[..., Any]],
+) -> None:
+    def respond(name: str, payload: Any) -> Any:
+        if name == names.PLAN_COMPUTE_NOTICE:
+            return {"minutes": 0, "error": "no heads-up was sent: setting NOTIFY_CHANNELS[1].kind is 'fax'"}
+        if name == names.PLAN_COMPUTE_WORKSPACE:
+            assert payload["notice_minutes"] == 0
+            return {"workspace": payload["workspace"], "instances": 1, "to_act": 1}
+        if name == names.STEP_COMPUTE_WORKSPACE:
+            return _answer(None)
+        if name == names.FINISH_COMPUTE_WORKSPACE:
+            return tally(payload["workspace"], stopped=1)
+        return "reports/shutdown/run.json"
+
+    job = shutdown_input(["sub/rg/ws-a"], notice_minutes=30)
+    run = OrchestrationReplay(handles[names.SHUTDOWN_ORCHESTRATOR], job, instance_id="run").run_to_end(respond, handles)
+    assert run.output["heads_up"]["error"].endswith("NOTIFY_CHANNELS[1].kind is 'fax'")
+    assert run.output["totals"]["stopped"] == 1

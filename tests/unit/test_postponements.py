@@ -219,3 +219,17 @@ def test_pending_stops_show_countdowns_and_choices_until_the_record_is_dropped(r
     pp.delete_record(run, WS, env)
     assert [p for p in pp.pending_stops(STOP, env) if p.run == run] == []
     assert pp.apply_choice(run, WS12, "ci-alice", "stop-now", 0, STOP, env).status == 410
+
+
+def test_a_run_that_takes_over_a_dead_runs_claims_keeps_its_owners_choices(run, env) -> None:
+    """The reconciler's takeover after a host was lost mid-wait (devhost keeps orchestrations in memory): the choice
+    made through the dead run's link holds in the run that takes over; the dead run's links answer 410."""
+    pp.apply_choice(run, WS12, "ci-alice", "postpone", 90, NOW, env)
+    chosen = pp.carry_over(run, "next-run", WS, ["ci-alice", "ci-alice-2"], env)
+    assert list(chosen) == ["ci-alice"]  # ci-alice-2 had no choice: the new run announces it afresh
+    assert chosen["ci-alice"].due_at() == STOP + timedelta(minutes=90)
+    assert chosen["ci-alice"].channels == () and chosen["ci-alice"].sent_at is None  # announced again, new links
+    assert pp.read_record(run, WS12, env) is None  # the dead run's links: 410
+    assert pp.carry_over(run, "next-run", WS, ["ci-alice"], env) == chosen  # a repeated plan: the same answer
+    decision = pp.take_due("next-run", WS, {"ci-alice": STOP}, STOP + timedelta(minutes=5), env)
+    assert decision.due == () and decision.waiting["ci-alice"] == STOP + timedelta(minutes=90)

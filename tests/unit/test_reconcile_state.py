@@ -21,6 +21,7 @@ from shared.compute.reconcile_state import (
     read_state,
     release,
     renew,
+    stop_ahead,
 )
 
 NOW = datetime(2026, 11, 30, 7, 0, 20, tzinfo=UTC)  # Monday 08:00:20 in Berlin: the office's start is 20 s ago
@@ -195,3 +196,68 @@ def test_an_unknown_schedule_tag_names_the_tag_and_the_policy() -> None:
     )
     skip = unknown_schedule_note("compute-schedule", "offfice", {}, "skip")
     assert skip.endswith("(known: none defined); left alone (UNKNOWN_SCHEDULE_POLICY=skip)")
+
+
+# --- the heads-up: stop boundaries claimed ahead (issue 23) ------------------------------------------------------
+
+EVENING = datetime(2026, 11, 30, 17, 40, 10, tzinfo=UTC)  # Monday 18:40:10 in Berlin: the office closes at 19:00
+
+
+def test_a_stop_boundary_within_the_notice_is_claimed_ahead_through_the_boundary() -> None:
+    read = read_state(None, WS, EVENING, EVENING - TICK)
+    opening = open_workspace(read, SCHEDULES, run_id="run-1", at=EVENING, dry_run=False, notice=timedelta(minutes=30))
+    assert "office" in opening.claimed
+    claim = read.state.schedules["office"].claim
+    assert claim is not None and claim.through == datetime(2026, 11, 30, 18, 0, tzinfo=UTC)  # 19:00 in Berlin
+    # Without a heads-up (or with one too short) nothing is claimed before the boundary.
+    for notice in (timedelta(0), timedelta(minutes=10)):
+        later = read_state(None, WS, EVENING, EVENING - TICK)
+        assert (
+            "office"
+            not in open_workspace(later, SCHEDULES, run_id="r", at=EVENING, dry_run=False, notice=notice).claimed
+        )
+
+
+def test_runs_during_the_heads_up_find_the_boundary_held_and_after_it_nothing_is_claimed_twice() -> None:
+    read = read_state(None, WS, EVENING, EVENING - TICK)
+    open_workspace(read, SCHEDULES, run_id="run-1", at=EVENING, dry_run=False, notice=timedelta(minutes=30))
+    minute = EVENING + timedelta(minutes=1)
+    during = open_workspace(read, SCHEDULES, run_id="run-2", at=minute, dry_run=False, notice=timedelta(minutes=30))
+    assert during.busy["office"] == "run-1" and "office" not in during.claimed
+    boundary = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
+    release(read.state, {"office": ""}, "run-1", {"office": None})  # run-1 stopped everything at the boundary
+    assert read.state.schedules["office"].done_through == boundary
+    after = open_workspace(
+        read, SCHEDULES, run_id="run-3", at=boundary + TICK, dry_run=False, notice=timedelta(minutes=30)
+    )
+    assert "office" not in after.claimed  # the boundary was acted on: never again
+
+
+def test_a_window_with_a_transition_of_its_own_is_acted_on_now_and_the_next_stop_claimed_later() -> None:
+    """A period shorter than the heads-up: its start is acted on at once (starts never wait), its stop is claimed
+    by a later run; one window never holds both (its verdict would be the stop alone, and the start lost)."""
+    assert stop_ahead(SCHEDULES["office"], NOW - TICK, NOW, timedelta(hours=12)) is None  # the start just passed
+    assert stop_ahead(SCHEDULES["office"], NOW, NOW + TICK, timedelta(hours=12)) == datetime(
+        2026, 11, 30, 18, tzinfo=UTC
+    )
+    morning = datetime(2026, 11, 30, 6, 30, tzinfo=UTC)  # 07:30: the next transition is the start, not a stop
+    assert stop_ahead(SCHEDULES["office"], morning - TICK, morning, timedelta(hours=12)) is None
+
+
+def test_a_claim_taken_over_from_a_dead_run_names_it() -> None:
+    read = fresh()
+    open_workspace(read, SCHEDULES, run_id="dead", at=NOW, dry_run=False)
+    later = NOW + LEASE + timedelta(seconds=1)
+    open_workspace(read, SCHEDULES, run_id="next", at=later, dry_run=False)
+    claim = read.state.schedules["office"].claim
+    assert claim is not None and claim.taken_from == "dead"
+    assert read_state(read.state.to_json(), WS, later, NOW).state.schedules["office"].claim == claim  # stored
+
+
+def test_a_lease_is_held_over_a_wait() -> None:
+    state = WorkspaceState(WS, {"office": Progress(NOW - TICK, Claim("run-1", NOW, NOW + LEASE, NOW))})
+    until = NOW + timedelta(minutes=40)
+    assert renew(state, {"office": ""}, "run-1", NOW, until) == (True, {})
+    claim = state.schedules["office"].claim
+    assert claim is not None and claim.lease_until == until
+    assert renew(state, {"office": ""}, "run-1", NOW + timedelta(minutes=1), until) == (False, {})

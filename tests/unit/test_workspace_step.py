@@ -6,8 +6,8 @@ run those): here each rule of confirming, re-sending and recovering after a cras
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,8 @@ from shared.arm_budget import FULL_BUCKET_LAG_SECONDS, PACING_MARGIN, pacing_off
 from shared.compute.arm import ComputeInstance, StopOutcome
 from shared.compute.arm_batch import Post
 from shared.compute.ledger import Ledger, LedgerItem, iso
-from shared.compute.workspace_step import WRITE_BATCH, run_step
+from shared.compute.postponements import DueDecision, NoticeRecord, decide_due
+from shared.compute.workspace_step import HOLD, WRITE_BATCH, run_step
 
 START = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 WS = "sub/rg/ws"
@@ -41,6 +42,10 @@ class World:
     crash: str | None = None  # "before" / "after": the next send dies before or after its POSTs reach ARM
     lost: dict[str, str] = field(default_factory=dict)
     saved: bytes = b""
+    held_until: datetime | None = None
+    record: NoticeRecord = field(default_factory=lambda: NoticeRecord("run-1", WS, "run-1:ws:x"))
+    record_reads: int = 0
+    observed: list[datetime] = field(default_factory=list)
 
     # --- the ports ---
     def listing(self) -> tuple[list[ComputeInstance] | None, str | None, dict[str, int]]:
@@ -61,6 +66,10 @@ class World:
             raise Crash
         outcomes = []
         for post in posts:
+            done = {"stop": ("Stopped", "already_stopped"), "start": ("Running", "already_running")}[post.action]
+            if post.state == done[0]:  # shared.compute.arm.begin_stop/start: no request for what is done already
+                outcomes.append(StopOutcome(done[1], post.state, f"already {post.state}"))  # type: ignore[arg-type]
+                continue
             self.posts.append((post.name, post.action))
             status = (self.answers.get(post.name) or ["accepted"]).pop(0) if self.answers.get(post.name) else "accepted"
             if status == "accepted":
@@ -80,8 +89,27 @@ class World:
     def save(self, ledger: Ledger) -> None:
         self.saved = ledger.to_json()
 
-    def lost_claims(self, ledger: Ledger, now: datetime) -> dict[str, str]:
+    def lost_claims(self, ledger: Ledger, now: datetime, until: datetime | None = None) -> dict[str, str]:
+        self.held_until = until or self.held_until
         return self.lost
+
+    def due_stops(self, ledger: Ledger, planned: Mapping[str, datetime], now: datetime) -> DueDecision:
+        """The heads-up's record, kept here: the same decision as the blob's (postponements.decide_due)."""
+        self.record_reads += 1
+        decision, changed = decide_due(self.record, planned, now, announced=True)
+        if changed is not None:
+            self.record = changed
+        return decision
+
+    def observe(self, ledger: Ledger, instances: Sequence[ComputeInstance], now: datetime) -> None:
+        self.observed.append(now)
+
+    def choose(self, name: str, *, postponed_until: datetime | None = None, stop_now: bool = False) -> None:
+        """The owner's click through the link (what apply_choice writes into the record)."""
+        notice = self.record.instances[name]
+        until = iso(postponed_until) if postponed_until else None
+        chosen = replace(notice, postponed_until=until, postponed_by=notice.owner, stop_now=stop_now)
+        self.record = replace(self.record, instances={**self.record.instances, name: chosen})
 
     # --- the test's hands ---
     def settle(self, name: str, state: str, op_status: str = "Succeeded") -> None:
@@ -279,12 +307,141 @@ def test_the_shared_bucket_refills_at_arms_rate_and_paces_the_posts() -> None:
     assert take_from({"tokens": float("nan"), "at": 0.0}, 1, 0.0)[1] == 200.0
 
 
-def test_a_run_holding_claims_wakes_in_time_to_renew_them_however_far_its_next_item() -> None:
+@pytest.mark.parametrize(
+    ("due_in", "wake_in"), [(timedelta(minutes=20), timedelta(minutes=20)), (timedelta(hours=30), HOLD)]
+)
+def test_a_run_holding_claims_holds_them_over_its_wait_and_wakes_at_least_every_hold(
+    due_in: timedelta, wake_in: timedelta
+) -> None:
+    """A heads-up's wait (or a postponement of many hours) keeps the claims: their lease is extended over the wait
+    (at most HOLD at a time) instead of a step every LEASE/3 to renew them (a day of steps every minute would make
+    a history of 1,440 steps)."""
     from shared.compute.reconcile_state import LEASE
 
     world, book = World({"a": "Running"}), ledger("a", schedule="office")
-    book.items[0].due_at = iso(START + timedelta(hours=1))  # e.g. after a heads-up notice's wait
+    book.items[0].due_at = iso(START + due_in)
     book.claims = {"office": iso(START)}
     answer = step(world, book)
     assert world.posts == []
-    assert answer.wake_at == iso(START + LEASE / 3)
+    assert answer.wake_at == iso(START + wake_in)
+    assert world.held_until == START + wake_in + LEASE / 2
+
+
+def test_a_run_holding_claims_renews_them_by_its_steps_when_it_waits_less_than_a_third_of_the_lease() -> None:
+    world, book = World({"a": "Running"}), ledger("a", schedule="office")
+    book.claims = {"office": iso(START)}
+    assert step(world, book).wake_at == iso(START + timedelta(seconds=5))  # the next poll
+    assert world.held_until is None
+
+
+# --- the heads-up (issue 23) ---------------------------------------------------------------------------------------
+
+NOTICE = timedelta(minutes=30)
+DUE = START + NOTICE
+
+
+def announced(*names: str, states: dict[str, str] | None = None) -> tuple[World, Ledger]:
+    """A shutdown whose stops are due 30 minutes after its start, each announced to its owner (the record)."""
+    from shared.compute.postponements import InstanceNotice
+
+    world, book = World(states or dict.fromkeys(names, "Running")), ledger(*names)
+    book.notice_minutes = NOTICE.total_seconds() / 60
+    for item in book.items:
+        item.due_at = iso(DUE)
+    notices = {n: InstanceNotice("ana", iso(DUE), ("hook",), sent_at=iso(START)) for n in names}
+    world.record = NoticeRecord("run-1", WS, "run-1:ws:x", notices)
+    return world, book
+
+
+def test_stops_wait_for_their_heads_up_and_a_postponed_one_alone_waits_for_its_new_time() -> None:
+    world, book = announced("a", "b")
+    first = step(world, book)
+    assert world.posts == [] and world.lists == 0  # waiting lists nothing: no ARM request while the heads-up runs
+    assert first.wake_at == iso(DUE)
+    world.choose("a", postponed_until=DUE + timedelta(hours=1))  # ana keeps `a` an hour longer
+    world.now = DUE
+    at_due = step(world, book)
+    assert world.posts == [("b", "stop")]  # b at its time, a not
+    assert world.lists == 1 and at_due.arm_requests == {"reads": 1, "writes": 1}  # one listing for the waited stops
+    assert world.record.instances["b"].spent and not world.record.instances["a"].spent  # b's link answers 410 now
+    assert at_due.wake_at == iso(DUE + timedelta(seconds=5))  # b's confirmation first
+    world.later(5)
+    world.settle("b", "Stopped")
+    confirmed = step(world, book)
+    assert outcomes(book)["b"] == ("stopped", None)
+    assert confirmed.wake_at == iso(DUE + timedelta(hours=1))  # then a's new time
+    world.now = DUE + timedelta(hours=1)
+    step(world, book)
+    assert world.posts == [("b", "stop"), ("a", "stop")]
+    world.later(5)
+    world.settle("a", "Stopped")
+    assert step(world, book).wake_at is None
+    a = book.items[0]
+    assert (a.outcome, a.postponed_until, a.postponed_by) == ("stopped", iso(DUE + timedelta(hours=1)), "ana")
+    assert a.notice is not None and a.notice["channels"] == ["hook"] and a.notice["sent_at"] == iso(START)
+
+
+def test_stop_now_sends_before_the_planned_time() -> None:
+    world, book = announced("a", "b")
+    step(world, book)
+    world.choose("a", stop_now=True)
+    world.later(60)  # the click's event wakes the workspace: a step long before DUE
+    answer = step(world, book)
+    assert world.posts == [("a", "stop")]
+    assert answer.wake_at == iso(START + timedelta(seconds=65))  # a's confirmation; b still waits for DUE
+
+
+def test_a_waited_stop_is_checked_against_one_listing_before_it_is_sent() -> None:
+    states = {"gone": "Running", "job": "Running", "done": "Running", "go": "Running"}
+    world, book = announced(*states, states=states)
+    step(world, book)
+    del world.states["gone"]  # deleted during the heads-up
+    world.states["job"] = "JobRunning"  # a job started
+    world.states["done"] = "Stopped"  # its owner stopped it
+    world.now = DUE
+    step(world, book)
+    assert world.posts == [("go", "stop")] and world.lists == 1  # one listing for all four, no request per instance
+    assert outcomes(book) == {
+        "gone": ("skipped", "not found (deleted during the heads-up)"),
+        "job": ("skipped", "a job started during the heads-up (JobRunning); not interrupted"),
+        "done": ("already_stopped", "already Stopped"),
+        "go": (None, None),
+    }
+
+
+def test_a_stop_postponed_past_its_schedules_next_start_is_not_made() -> None:
+    world, book = announced("a")
+    book.items[0].not_after = iso(DUE + timedelta(hours=2))  # the schedule starts again then
+    step(world, book)
+    world.choose("a", postponed_until=DUE + timedelta(hours=3))
+    world.now = DUE
+    assert step(world, book).wake_at == iso(DUE + timedelta(hours=2))
+    world.now = DUE + timedelta(hours=2)
+    assert step(world, book).wake_at is None
+    assert world.posts == []
+    assert outcomes(book)["a"][0] == "skipped" and "postponed past the schedule's next start" in str(
+        outcomes(book)["a"]
+    )
+
+
+def test_a_stop_made_before_its_heads_up_was_recorded_is_marked_so_the_late_heads_up_skips_it() -> None:
+    world, book = announced("a")
+    world.record = NoticeRecord("run-1", WS, "run-1:ws:x")  # the sender has not written it yet
+    world.now = DUE
+    step(world, book)
+    assert world.posts == [("a", "stop")]
+    assert world.record.instances["a"].spent  # shared.compute.notices leaves spent instances out of its messages
+
+
+def test_without_a_heads_up_no_record_is_read_and_nothing_is_listed_before_sending() -> None:
+    world, book = World({"a": "Running"}), ledger("a")
+    step(world, book)
+    assert (world.posts, world.lists, world.record_reads) == ([("a", "stop")], 0, 0)
+
+
+def test_every_listing_of_a_step_is_an_observation_of_measured_savings() -> None:
+    world, book = World({"a": "Running"}), ledger("a")
+    step(world, book)
+    world.later(5)
+    step(world, book)
+    assert world.observed == [START + timedelta(seconds=5)]  # the confirmation's listing, no listing of its own
