@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 SUB = "0a1b2c3d-0000-4000-8000-0000000023a1"
 WS = f"{SUB}/rg-ml/ws-heads-up"
 SCREENSHOT = APP_ROOT / "reports" / "notice-confirmation.png"
+DURABLE = "/runtime/webhooks/durabletask"
 
 
 def _instance(
@@ -133,9 +134,18 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
 
 @pytest.fixture
 def fresh(bench: Bench) -> Bench:
+    _end_runs(bench.host)  # a run a failed test left waiting would stop instances in the next test's fleet
     bench.arm.reload(FLEET)
     bench.hook.clear()
     return bench
+
+
+def _end_runs(host: RunningHost) -> None:
+    """Terminate every orchestration still running (sub-orchestrations included: the API lists them all)."""
+    listed = host.request("GET", f"{DURABLE}/instances?runtimeStatus=Running,Pending&top=1000")
+    assert listed.status_code == 200, listed.text
+    for instance in listed.json():
+        host.request("POST", f"{DURABLE}/instances/{instance['instanceId']}/terminate?reason=test+cleanup")
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -183,6 +193,20 @@ def _record_etag(host: RunningHost, run_id: str) -> str:
     return str(blob.get_blob_properties().etag)
 
 
+def _record_once_sent(host: RunningHost, run_id: str, names: set[str], timeout: float = 15) -> str:
+    """The record's ETag once the sender recorded its delivery of `names` (it writes after the channels took them:
+    a message can arrive before that write)."""
+    blob = blob_service(host).get_blob_client("reports", record_blob(run_id, workspace_key_hash(WS)))
+    deadline = time.monotonic() + timeout
+    while True:
+        downloaded = blob.download_blob()
+        instances = json.loads(downloaded.readall())["instances"]
+        if all(instances.get(name, {}).get("sent_at") for name in names):
+            return str(downloaded.properties.etag)
+        assert time.monotonic() < deadline, f"the sender never recorded its delivery: {instances}"
+        time.sleep(0.1)
+
+
 def _forged(link: str) -> str:
     head, signature = link.rsplit(".", 1)
     return f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
@@ -213,7 +237,7 @@ def test_owners_are_told_before_the_stop_and_a_postponed_instance_alone_is_stopp
     assert owners == {"ana": ["ci-go", "ci-keep"], "bob": ["ci-bob"], "carol@contoso.com": ["ci-carol"]}
     assert len(set(links.values())) == 4 and not any("code=" in link for link in links.values())
 
-    before = _record_etag(host, run_id)
+    before = _record_once_sent(host, run_id, STOPPED)
     page = requests.get(links["ci-keep"], timeout=10)
     assert page.status_code == 200 and "ci-keep" in page.text and WS in page.text and "ana" in page.text
     assert _record_etag(host, run_id) == before  # a GET (a mail scanner, a link preview) changes nothing
