@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -67,7 +69,8 @@ async def _press(url: str, button: str, screenshot: Path | None) -> Visit:
     import aiohttp
 
     assert CHROMIUM
-    with tempfile.TemporaryDirectory() as profile:
+    # A scratch profile: Chromium's helpers (crashpad, utility processes) may still be writing to it as it goes.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [
                 CHROMIUM,
@@ -82,6 +85,7 @@ async def _press(url: str, button: str, screenshot: Path | None) -> Visit:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: ending it ends Chromium's helpers too
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -97,8 +101,20 @@ async def _press(url: str, button: str, screenshot: Path | None) -> Visit:
                 async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                     return await _visit(_Session(ws), url, button, screenshot)
         finally:
-            proc.terminate()
+            _end_group(proc)
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to Chromium and its helpers, then SIGKILL to whatever of the group is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
             proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 async def _visit(session: _Session, url: str, button: str, screenshot: Path | None) -> Visit:
