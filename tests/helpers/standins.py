@@ -3,7 +3,9 @@ or in a devhost's settings (integration tests)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,16 @@ def compute_settings(
         "AML_ARM_ENDPOINT": arm.base_url + "/",
         "REQUESTS_CA_BUNDLE": str(ca_bundle),
     }
+
+
+def stop_times(arm: ArmStandin) -> dict[str, list[float]]:
+    """Each instance's stop POSTs as the ARM stand-in received them (its monotonic clock), in order."""
+    out: dict[str, list[float]] = {}
+    for r in arm.requests("POST", r"/stop$"):
+        out.setdefault(r.path.rsplit("/", 2)[-2], []).append(r.at)
+    return out
+
+
+def on_standin_clock(moment: datetime) -> float:
+    """`moment` on this process's monotonic clock, which the ARM stand-in stamps its requests with."""
+    return time.monotonic() + (moment - datetime.now(UTC)).total_seconds()

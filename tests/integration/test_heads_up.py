@@ -31,7 +31,7 @@ from shared.compute.postponements import record_blob
 from shared.compute.run_ids import workspace_key_hash
 from tests.devhost_runner import APP_ROOT, RunningHost, start_devhost
 from tests.helpers.browser import CHROMIUM, INSTALL, press_button
-from tests.helpers.standins import ca_bundle_with, compute_settings
+from tests.helpers.standins import ca_bundle_with, compute_settings, on_standin_clock, stop_times
 from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
@@ -169,18 +169,6 @@ def _notices(hook: NotifySink, expected: set[str], timeout: float = 30) -> list[
     raise AssertionError(f"no heads-up for {expected}: {hook.snapshot()}")
 
 
-def _monotonic(moment: datetime) -> float:
-    """`moment` on this process's monotonic clock (the ARM stand-in stamps its requests with it)."""
-    return time.monotonic() + (moment - datetime.now(UTC)).total_seconds()
-
-
-def _stops(arm: ArmStandin) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for r in arm.requests("POST", r"/stop$"):
-        out.setdefault(r.path.rsplit("/", 2)[-2], []).append(r.at)
-    return out
-
-
 def _report(host: RunningHost, status: dict[str, Any]) -> dict[str, Any]:
     blob = status["output"]["report_blob"].split("/", 1)[1]
     data = blob_service(host).get_blob_client("reports", blob).download_blob().readall()
@@ -267,15 +255,15 @@ def test_owners_are_told_before_the_stop_and_a_postponed_instance_alone_is_stopp
     assert spent.status_code == 410 and "spent" in spent.text
     kept = requests.get(links["ci-keep"], timeout=10)
     assert kept.status_code == 200 and "Kept running until" in kept.text
-    assert set(_stops(arm)) == {"ci-go", "ci-bob", "ci-carol"}  # ci-keep waits alone
+    assert set(stop_times(arm)) == {"ci-go", "ci-bob", "ci-carol"}  # ci-keep waits alone
 
     done = host.wait_for_completion(status_url, timeout=150, interval=0.5)
     assert done["runtimeStatus"] == "Completed", done
-    stops = _stops(arm)
+    stops = stop_times(arm)
     assert {name: len(times) for name, times in stops.items()} == dict.fromkeys(STOPPED, 1)  # one POST each
     for name in ("ci-go", "ci-bob", "ci-carol"):
-        assert _monotonic(planned) - 1 <= stops[name][0] < _monotonic(planned) + 15, name  # at its time
-    assert stops["ci-keep"][0] >= _monotonic(planned + timedelta(minutes=1)) - 1  # after its new time
+        assert on_standin_clock(planned) - 1 <= stops[name][0] < on_standin_clock(planned) + 15, name  # at its time
+    assert stops["ci-keep"][0] >= on_standin_clock(planned + timedelta(minutes=1)) - 1  # after its new time
     assert arm.states()[(WS, "ci-keep")] == "Stopped"
 
     report = _report(host, done)
@@ -312,7 +300,7 @@ def test_a_person_opens_the_link_in_chromium_presses_stop_now_and_the_run_stops_
     entries = {e["name"]: e for e in _report(fresh.host, done)["instances"]}
     assert entries["ci-go"]["outcome"] == "stopped" and entries["ci-go"]["notice"]["postponed_by"] == "ana"
     assert datetime.now(UTC) < planned  # stopped long before its planned time: the click woke the run
-    assert _stops(fresh.arm).keys() == {"ci-go"}
+    assert stop_times(fresh.arm).keys() == {"ci-go"}
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=f"needs Chromium: {INSTALL}")
@@ -328,15 +316,15 @@ def test_a_person_keeps_an_instance_longer_with_a_preset_button_in_chromium(fres
     assert "postponed to" in pending and "by bob" in pending  # who postponed what, on the page
     requests.post(notice["links"]["review"], data={"action": "stop-now"}, timeout=10)  # end the run now
     done = fresh.host.wait_for_completion(status_url, timeout=60, interval=0.5)
-    assert done["runtimeStatus"] == "Completed" and _stops(fresh.arm).keys() == {"ci-bob"}
+    assert done["runtimeStatus"] == "Completed" and stop_times(fresh.arm).keys() == {"ci-bob"}
 
 
 def test_a_failing_channel_is_retried_and_reported_and_never_holds_a_stop_back(fresh: Bench) -> None:
     fresh.hook.fail(r"^/hook$", 500, count=100)
     started = datetime.now(UTC)
     done = fresh.host.wait_for_completion(_start(fresh.host, {"notice_minutes": 0.25, "include": ["ci-go"]}), 90)
-    stops = _stops(fresh.arm)
-    assert list(stops) == ["ci-go"] and stops["ci-go"][0] < _monotonic(started + timedelta(seconds=30))
+    stops = stop_times(fresh.arm)
+    assert list(stops) == ["ci-go"] and stops["ci-go"][0] < on_standin_clock(started + timedelta(seconds=30))
     entry = {e["name"]: e for e in _report(fresh.host, done)["instances"]}["ci-go"]
     assert entry["outcome"] == "stopped"
     assert entry["notice"]["sent_at"] is None
@@ -362,7 +350,7 @@ def test_a_dry_run_or_no_notice_announces_nothing_and_waits_for_nothing(fresh: B
     assert done["output"]["heads_up"] is None
     assert all(e["notice"] is None for e in _report(fresh.host, done)["instances"])
     if not body.get("dry_run"):
-        assert set(_stops(fresh.arm)) == STOPPED and time.monotonic() - started < 20  # at once, as before
+        assert set(stop_times(fresh.arm)) == STOPPED and time.monotonic() - started < 20  # at once, as before
 
 
 def test_a_malformed_notify_channels_is_reported_and_every_stop_is_made_without_waiting(bench: Bench) -> None:
@@ -373,7 +361,7 @@ def test_a_malformed_notify_channels_is_reported_and_every_stop_is_made_without_
     done = host.wait_for_completion(_start(host, {"notice_minutes": 30}), 60)
     assert done["runtimeStatus"] == "Completed"
     assert time.monotonic() - started < 30  # not 30 minutes: nothing waits for a heads-up that cannot be sent
-    assert set(_stops(bench.bad_arm)) == STOPPED  # no stop skipped
+    assert set(stop_times(bench.bad_arm)) == STOPPED  # no stop skipped
     error = done["output"]["heads_up"]["error"]
     assert "NOTIFY_CHANNELS[1].kind is 'fax': expected one of webhook, teams, slack, email" in error
     assert bench.hook.received() == []  # nothing sent, not even on the well-formed channel

@@ -23,7 +23,7 @@ from devhost.standins.identity import IdentityStandin
 from devhost.standins.notify import NotifySink
 from devhost.standins.tls import make_local_tls
 from tests.devhost_runner import RunningHost, start_devhost
-from tests.helpers.standins import ca_bundle_with, compute_settings
+from tests.helpers.standins import ca_bundle_with, compute_settings, on_standin_clock, stop_times
 from tests.helpers.storage import blob_service
 
 pytestmark = pytest.mark.integration
@@ -118,17 +118,6 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             host.stop()
 
 
-def _monotonic(moment: datetime) -> float:
-    return time.monotonic() + (moment - datetime.now(UTC)).total_seconds()
-
-
-def _stops(arm: ArmStandin) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for r in arm.requests("POST", r"/stop$"):
-        out.setdefault(r.path.rsplit("/", 2)[-2], []).append(r.at)
-    return out
-
-
 def _wait_until(moment: datetime) -> None:
     while datetime.now(UTC) < moment:
         time.sleep(0.2)
@@ -155,17 +144,17 @@ def test_a_schedule_stop_is_announced_notice_minutes_ahead_and_made_at_the_bound
     assert chose.status_code == 200, chose.text
 
     _wait_until(boundary + timedelta(seconds=12))
-    stops = _stops(arm)
+    stops = stop_times(arm)
     assert set(stops) == {"ci-a", "ci-b"}  # at the boundary; ci-late kept running as ana chose
-    assert all(_monotonic(boundary) - 1 <= times[0] for times in stops.values())
+    assert all(on_standin_clock(boundary) - 1 <= times[0] for times in stops.values())
     assert arm.states()[(WS, "ci-late")] == "Running"
 
     now = requests.post(late, data={"action": "stop-now"}, timeout=10)
     assert now.status_code == 200 and "will be stopped within a minute" in now.text
     stopped_late = time.monotonic() + 30
-    while "ci-late" not in _stops(arm) and time.monotonic() < stopped_late:
+    while "ci-late" not in stop_times(arm) and time.monotonic() < stopped_late:
         time.sleep(0.2)
-    assert "ci-late" in _stops(arm)
+    assert "ci-late" in stop_times(arm)
 
     # The run that claimed the boundary ends; its report carries each heads-up; the progress is past the boundary.
     run = _claiming_run(host, boundary)
@@ -188,7 +177,7 @@ def test_a_schedule_stop_is_announced_notice_minutes_ahead_and_made_at_the_bound
     again = host.request("POST", "/api/reconcile", json={})
     assert again.status_code == 202
     assert host.wait_for_completion(again.json()["statusQueryGetUri"], timeout=60)["runtimeStatus"] == "Completed"
-    assert {name: len(times) for name, times in _stops(arm).items()} == dict.fromkeys(SCHEDULED, 1)
+    assert {name: len(times) for name, times in stop_times(arm).items()} == dict.fromkeys(SCHEDULED, 1)
     assert len(hook.received("webhook")) == 2  # ana's message and bob's, once each
 
 
