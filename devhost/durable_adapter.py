@@ -448,7 +448,7 @@ def execute_orchestrator(
             episode.failed = str(missing)
             actions = [failed_action("Exception", str(missing))]
         if episode.failed is not None:
-            invocation.fail(f"Result: Failure\nException: {episode.failed}")
+            invocation.fail(episode.failed)
             log.error(
                 "%s: Function '%s (Orchestrator)' failed with an error. Reason: %s",
                 request.instanceId,

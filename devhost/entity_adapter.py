@@ -96,7 +96,7 @@ def execute_entity_batch(
         try:
             answer = function.handle(batch_json(request, infos))
         except Exception as err:  # df raises only for what it cannot run at all (no operation name, ...)
-            invocation.fail(f"Result: Failure\nException: {type(err).__name__}: {err}")
+            invocation.fail(f"{type(err).__name__}: {err}")
             return _failed_batch(request, infos, f"{type(err).__name__}: {err}")
         result = batch_result(infos, str(answer))
         failures = [r.failure.failureDetails.errorMessage for r in result.results if r.HasField("failure")]

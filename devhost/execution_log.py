@@ -37,8 +37,9 @@ class Invocation:
     failure: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
-    def fail(self, text: str) -> None:
-        self.failure = text
+    def fail(self, exception: str) -> None:
+        """Failed without raising: `exception` is `<Type>: <message>` (its line breaks escaped)."""
+        self.failure = f"Result: Failure\nException: {one_line(exception)}"
 
     @property
     def duration_ms(self) -> float:
@@ -48,8 +49,13 @@ class Invocation:
 def failure_text(err: BaseException) -> str:
     """What the worker reports of an exception: `Result: Failure`, the exception and its stack."""
     stack = "".join(traceback.format_tb(err.__traceback__)).rstrip()
-    message = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(err))  # a message cannot forge a line
-    return f"Result: Failure\nException: {type(err).__name__}: {message}\nStack: {stack}"
+    return f"Result: Failure\nException: {type(err).__name__}: {one_line(str(err))}\nStack: {stack}"
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped: an exception's message (a blob name, an event field) cannot
+    forge a line of the log."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @contextmanager

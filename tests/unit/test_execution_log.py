@@ -44,3 +44,16 @@ def test_the_failure_keeps_its_lines_in_the_apps_process_and_a_message_cannot_fo
         "Exception: ValueError: bad name\\x0aExecuted 'Functions.forged' (Succeeded, Id=x, Duration=0ms)",
     ]
     assert failed[3].startswith("Stack: ")
+
+
+def test_an_orchestrators_failure_without_a_raise_is_logged_on_lines_of_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An orchestrator or entity batch fails without raising in devhost (df reports it): the same lines, its message
+    escaped."""
+    caplog.set_level(logging.INFO, logger="devhost.functions")
+    with execution("E1_Hello") as invocation:
+        invocation.fail("Exception: bad\nExecuted 'Functions.forged' (Succeeded)")
+    failed = caplog.records[-1].getMessage().splitlines()
+    assert re.fullmatch(r"Executed 'Functions.E1_Hello' \(Failed, Id=[0-9a-f-]{36}, Duration=\d+ms\)", failed[0])
+    assert failed[1:] == ["Result: Failure", "Exception: Exception: bad\\x0aExecuted 'Functions.forged' (Succeeded)"]
