@@ -13,17 +13,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 
-# azd runs hooks with the environment's values exported; outside a hook (CI, by hand), read what is
-# missing from `azd env get-values`, never overriding a variable that is already set.
-if command -v azd >/dev/null 2>&1; then
-  while IFS='=' read -r key value; do
-    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-    [[ -n "${!key:-}" ]] && continue
-    value="${value#\"}"
-    value="${value%\"}"
-    export "$key=$value"
-  done < <(azd env get-values 2>/dev/null || true)
-fi
+# shellcheck disable=SC1091  # azd-env.sh is linted on its own, like every hook
+source "$(dirname "$0")/azd-env.sh"  # the azd environment's values, when not exported already
 
 : "${AZURE_RESOURCE_GROUP:?set by azd from infra outputs}"
 : "${AZURE_FUNCTION_APP_NAME:?set by azd from infra outputs}"

@@ -10,15 +10,8 @@
 # retries such a 403 itself.
 set -euo pipefail
 
-if command -v azd >/dev/null 2>&1; then
-  while IFS='=' read -r key value; do
-    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-    [[ -n "${!key:-}" ]] && continue
-    value="${value#\"}"
-    value="${value%\"}"
-    export "$key=$value"
-  done < <(azd env get-values 2>/dev/null || true)
-fi
+# shellcheck disable=SC1091  # azd-env.sh is linted on its own, like every hook
+source "$(dirname "$0")/azd-env.sh"  # the azd environment's values, when not exported already
 if [[ "${PROVISION_PREVIEW:-}" == "true" || -z "${HOST_STORAGE_ACCOUNT_NAME:-}" ]]; then
   # `azd provision --preview` runs this hook too, before anything exists: nothing was assigned, nothing to wait for.
   echo "postprovision: nothing provisioned yet (a preview?): no role assignment to wait for"

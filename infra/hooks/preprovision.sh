@@ -18,16 +18,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 
-# azd exports the environment's values to hooks; by hand or from CI, read what is missing from azd.
-if command -v azd >/dev/null 2>&1; then
-  while IFS='=' read -r key value; do
-    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-    [[ -n "${!key:-}" ]] && continue
-    value="${value#\"}"
-    value="${value%\"}"
-    export "$key=$value"
-  done < <(azd env get-values 2>/dev/null || true)
-fi
+# shellcheck disable=SC1091  # azd-env.sh is linted on its own, like every hook
+source "$(dirname "$0")/azd-env.sh"  # the azd environment's values, when not exported already
 
 if [[ "${PROVISION_PREVIEW:-}" == "true" ]]; then
   # `azd provision --preview` runs this hook too; a preview changes nothing (the what-if shows the role as it will be).
