@@ -13,7 +13,7 @@ from shared.compute.policy import Decision
 from shared.compute.prices import Price
 from shared.compute.reconcile import ReconcileRun
 from shared.compute.reconcile_open import Opened, OpenRequest
-from shared.compute.report import InstanceResult, ShutdownReport, WorkspaceResult
+from shared.compute.report import InstanceResult, WorkspaceResult
 from shared.compute.report_assembly import AssembleRequest
 from shared.compute.run_summary import Tally
 from shared.compute.schedules import ScheduleDecision
@@ -43,7 +43,6 @@ PAYLOADS = [
     ScheduleDecision,
     InstanceResult,
     WorkspaceResult,
-    ShutdownReport,
     ShutdownRun,
 ]
 

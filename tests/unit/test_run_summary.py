@@ -21,6 +21,25 @@ def test_savings_in_several_currencies_are_never_added() -> None:
     assert (none["estimated_savings"], none["currency"], none["estimated_savings_by_currency"]) == (0.0, None, {})
 
 
+def test_totals_count_every_outcome_instance_and_failed_workspace() -> None:
+    ws = [WorkspaceResult("s/rg/ws-a", 8), WorkspaceResult("s/rg/ws-b", 0, "ARM answered 500")]
+    outcomes = {"stopped": 1, "already_stopped": 1, "skipped": 3, "failed": 2, "timed_out": 1}
+    assert totals(outcomes, ws, {}) == {
+        "stopped": 1,
+        "started": 0,
+        "already_stopped": 1,
+        "skipped": 3,
+        "failed": 2,
+        "timed_out": 1,
+        "instances": 8,
+        "workspaces": 2,
+        "workspaces_failed": 1,
+        "estimated_savings": 0.0,
+        "currency": None,
+        "estimated_savings_by_currency": {},
+    }
+
+
 def test_merged_tallies_sum_counts_and_keep_a_bounded_sample_of_failures() -> None:
     failures = tuple({"name": f"ci-{i}", "outcome": "failed"} for i in range(15))
     parts = [
