@@ -345,53 +345,27 @@ def summarize(result: Result, runs: dict[str, dict[str, Any]], size: int, floor:
                 "while the run waited (one event each on its workspace's orchestration)."
             )
     result.goals = [
-        Goal(
-            f"shutdown within {FLOOR_FACTOR:g} x the floor ({floor:g} s)", "wall_shutdown", "<=", FLOOR_FACTOR * floor
-        ),
-        Goal(WRITES_GOAL + " (shutdown)", "writes_shutdown", "<=", 1.001),
-        Goal("no ARM read but list pages (shutdown)", "other_reads_shutdown", "<=", 0),
-        Goal(
-            f"no orchestration history above {HISTORY_LIMIT_KB} KiB (shutdown)",
-            "history_shutdown",
-            "<",
-            HISTORY_LIMIT_KB,
-        ),
-        Goal(f"no Durable message above {MESSAGE_LIMIT_KB} KiB (shutdown)", "message_shutdown", "<", MESSAGE_LIMIT_KB),
-        Goal(
-            f"reconcile within {FLOOR_FACTOR:g} x the floor ({floor:g} s)", "wall_reconcile", "<=", FLOOR_FACTOR * floor
-        ),
-        Goal(WRITES_GOAL + " (reconcile)", "writes_reconcile", "<=", 1.001),
-        Goal(
-            f"no orchestration history above {HISTORY_LIMIT_KB} KiB (reconcile)",
-            "history_reconcile",
-            "<",
-            HISTORY_LIMIT_KB,
-        ),
-        Goal(
-            f"no Durable message above {MESSAGE_LIMIT_KB} KiB (reconcile)", "message_reconcile", "<", MESSAGE_LIMIT_KB
-        ),
+        *_run_goals("shutdown", "shutdown", f"the floor ({floor:g} s)", floor),
+        *_run_goals("reconcile", "reconcile", f"the floor ({floor:g} s)", floor, list_pages_goal=False),
     ]
     if "shutdown_notice" in runs:
         notice_floor = floor + NOTICE_MINUTES * 60
-        result.goals += [
-            Goal(
-                f"shutdown with the heads-up within {FLOOR_FACTOR:g} x (the heads-up + the floor) ({notice_floor:g} s)",
-                "wall_shutdown_notice",
-                "<=",
-                FLOOR_FACTOR * notice_floor,
-            ),
-            Goal(WRITES_GOAL + " (shutdown with the heads-up)", "writes_shutdown_notice", "<=", 1.001),
-            Goal("no ARM read but list pages (shutdown with the heads-up)", "other_reads_shutdown_notice", "<=", 0),
-            Goal(
-                f"no orchestration history above {HISTORY_LIMIT_KB} KiB (shutdown with the heads-up)",
-                "history_shutdown_notice",
-                "<",
-                HISTORY_LIMIT_KB,
-            ),
-            Goal(
-                f"no Durable message above {MESSAGE_LIMIT_KB} KiB (shutdown with the heads-up)",
-                "message_shutdown_notice",
-                "<",
-                MESSAGE_LIMIT_KB,
-            ),
-        ]
+        floor_text = f"(the heads-up + the floor) ({notice_floor:g} s)"
+        result.goals += _run_goals("shutdown_notice", "shutdown with the heads-up", floor_text, notice_floor)
+
+
+def _run_goals(kind: str, label: str, floor_text: str, floor: float, list_pages_goal: bool = True) -> list[Goal]:
+    """One run's goals: its wall time against its floor, one write per instance, (list pages only,) and the sizes."""
+    goals = [
+        Goal(f"{label} within {FLOOR_FACTOR:g} x {floor_text}", f"wall_{kind}", "<=", FLOOR_FACTOR * floor),
+        Goal(f"{WRITES_GOAL} ({label})", f"writes_{kind}", "<=", 1.001),
+    ]
+    if list_pages_goal:
+        goals.append(Goal(f"no ARM read but list pages ({label})", f"other_reads_{kind}", "<=", 0))
+    return [
+        *goals,
+        Goal(
+            f"no orchestration history above {HISTORY_LIMIT_KB} KiB ({label})", f"history_{kind}", "<", HISTORY_LIMIT_KB
+        ),
+        Goal(f"no Durable message above {MESSAGE_LIMIT_KB} KiB ({label})", f"message_{kind}", "<", MESSAGE_LIMIT_KB),
+    ]
